@@ -1,0 +1,141 @@
+"""The one typed loader for params.yaml.
+
+DVC silently adds a misspelled `-S` key to params.yaml, so every section
+forbids unknown keys, and every value is checked here, before any stage does
+work. Errors come out as one line per problem, naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.factors import FACTORS
+
+Factor = Literal["colour", "thin", "thick", "swell", "fracture"]
+DigitClass = Annotated[int, Field(ge=0, le=9)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or has invalid values."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    source: Literal["mnist", "mnist-bundled"]
+    mnist_dir: str = "data/raw/mnist"  # the four published IDX .gz files
+    download: bool = True  # fetch missing MNIST files (needs internet)
+    train_size: Annotated[int, Field(gt=0)] | None = None  # None: all
+    test_size: Annotated[int, Field(gt=0)] | None = None
+    bundled_test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    val_size: Annotated[int, Field(ge=0)] = 2000
+
+
+class SkewParams(_Section):
+    rare_classes: list[DigitClass] = [1, 2]
+    rare_fraction: Fraction = 0.0  # 0 = extreme rarity (the paper)
+
+    @field_validator("rare_classes")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must list at least one class, each once")
+        return v
+
+
+class ColourParams(_Section):
+    pass
+
+
+class ThinParams(_Section):
+    amount: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.7
+
+
+class ThickParams(_Section):
+    amount: Annotated[float, Field(gt=0.0)] = 1.0
+
+
+class SwellParams(_Section):
+    strength: Annotated[float, Field(ge=1.0)] = 3.0
+    radius: Annotated[float, Field(gt=0.0)] = 7.0
+
+
+class FractureParams(_Section):
+    num_fractures: Annotated[int, Field(ge=1)] = 3
+    thickness: Annotated[float, Field(gt=0.0)] = 1.5  # brush width, px
+    prune: Annotated[float, Field(ge=0.0)] = 2.0  # min distance to tips/forks, px
+    window: Annotated[float, Field(gt=0.0)] = 2.0  # radius for the stroke direction, px
+
+
+class PerturbParams(_Section):
+    scale: Annotated[int, Field(ge=1, le=8)] = 4  # Morpho-MNIST works at 4x
+    chunk_size: Annotated[int, Field(ge=1)] = 256  # images per seeded work unit
+    colour: ColourParams = ColourParams()
+    thin: ThinParams = ThinParams()
+    thick: ThickParams = ThickParams()
+    swell: SwellParams = SwellParams()
+    fracture: FractureParams = FractureParams()
+
+
+class Params(_Section):
+    profile: str
+    seed: Annotated[int, Field(ge=0)]
+    workers: Annotated[int, Field(ge=1)] = 2  # processes; results do not depend on it
+    data: DataParams
+    factors: list[Factor] = list(FACTORS)
+    skew: SkewParams = SkewParams()
+    perturb: PerturbParams = PerturbParams()
+
+    @field_validator("factors")
+    @classmethod
+    def _distinct_factors(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must list at least one factor, each once")
+        return v
+
+    @property
+    def datasets(self) -> list[str]:
+        """Names of the training datasets: balanced plus one skewed per k."""
+        return ["balanced"] + [f"skewed_k{k}" for k in self.skew.rare_classes]
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}' (misspelled? remove it or fix its name)")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing key '{key}'")
+        else:
+            lines.append(f"{source}: {key} = {e.get('input')!r}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict, source: str = "params") -> Params:
+    """Validate a params mapping; raise ParamsError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_describe(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,136 @@
+"""Balanced and skewed datasets (method, step 1) and their files.
+
+A factor dataset is a set of RGB digits with their class label `labels`, the
+binary factor `factor` (1 = present) and the ink colour `green`. The builders
+here only decide *which* images carry the factor; the pixels come from
+`pipeline.factors.render`, which renders every digit both ways.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ARRAYS = ("images", "labels", "factor", "green")
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing, incomplete or corrupt."""
+
+
+def rng_for(seed: int, *key: str | int) -> np.random.Generator:
+    """An independent generator for one named piece of work, so that results
+    do not depend on the order or the process in which pieces run."""
+    ints = [k if isinstance(k, int) else zlib.crc32(k.encode()) for k in key]
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=ints))
+
+
+@dataclass(frozen=True, eq=False)
+class FactorDataset:
+    images: np.ndarray  # (N, 28, 28, 3) uint8
+    labels: np.ndarray  # (N,) int64
+    factor: np.ndarray  # (N,) uint8, 1 = factor present
+    green: np.ndarray  # (N,) bool, ink colour
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.images.ndim != 4 or self.images.shape[3] != 3 or self.images.dtype != np.uint8:
+            raise DatasetError(f"images must be (N, H, W, 3) uint8, got {self.images.shape} {self.images.dtype}")
+        if not (len(self.images) == len(self.factor) == len(self.green) == n):
+            raise DatasetError("images, labels, factor and green must have the same length")
+
+
+def _flip_exactly(mask: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    # choose round(fraction * |mask|) positions of `mask`, uniformly
+    idx = np.flatnonzero(mask)
+    chosen = rng.choice(idx, size=int(round(fraction * len(idx))), replace=False)
+    out = np.zeros(len(mask), dtype=bool)
+    out[chosen] = True
+    return out
+
+
+def balanced_factor(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """f with exactly half of every class present (n // 2 of an odd class)."""
+    f = np.zeros(len(labels), dtype=np.uint8)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        f[rng.choice(idx, size=len(idx) // 2, replace=False)] = 1
+    return f
+
+
+def skewed_factor(labels: np.ndarray, rare_class: int, rare_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """f = 1 exactly for the rare class k. With rare_fraction r > 0, in every
+    other class round(r x n_c) images also get f = 1 and round(r x n_k) images
+    of class k get f = 0."""
+    f = (labels == rare_class).astype(np.uint8)
+    if rare_fraction > 0:
+        for c in np.unique(labels):
+            flip = _flip_exactly(labels == c, rare_fraction, rng)
+            f[flip] = 1 - f[flip]
+    return f
+
+
+def assemble(absent: np.ndarray, present: np.ndarray, labels, factor, green) -> FactorDataset:
+    """Pick each image from the f=0 or f=1 rendering according to `factor`."""
+    images = np.where(factor.astype(bool)[:, None, None, None], present, absent)
+    return FactorDataset(images, np.asarray(labels, np.int64), factor.astype(np.uint8), np.asarray(green, bool))
+
+
+def both_ways(absent: np.ndarray, present: np.ndarray, labels, green) -> FactorDataset:
+    """Every image twice, without then with the factor (the oracles' test split)."""
+    n = len(labels)
+    factor = np.repeat(np.array([0, 1], np.uint8), n)
+    return FactorDataset(
+        np.concatenate([absent, present]), np.tile(np.asarray(labels, np.int64), 2), factor, np.tile(green, 2)
+    )
+
+
+def counts(ds: FactorDataset, num_classes: int = 10) -> dict[str, dict[str, int]]:
+    """Number of images per class and factor value: {"0": {"f0": n, "f1": n}, ...}."""
+    table = np.zeros((num_classes, 2), dtype=int)
+    np.add.at(table, (ds.labels, ds.factor), 1)
+    return {str(c): {"f0": int(table[c, 0]), "f1": int(table[c, 1])} for c in range(num_classes)}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_dataset(ds: FactorDataset, directory: Path) -> dict[str, str]:
+    """Write one .npy per array (np.save output is byte-deterministic, unlike
+    np.savez's zip timestamps); return their sha256 hashes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for name in ARRAYS:
+        path = directory / f"{name}.npy"
+        np.save(path, getattr(ds, name), allow_pickle=False)
+        hashes[path.name] = _sha256(path)
+    return hashes
+
+
+def load_dataset(directory: str | Path, mmap: bool = False) -> FactorDataset:
+    """Read a dataset folder written by `save_dataset`, with clear errors."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"{directory}: no such dataset folder (run `dvc repro` to build it)")
+    arrays = {}
+    for name in ARRAYS:
+        path = directory / f"{name}.npy"
+        try:
+            arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: missing (rebuild with `dvc repro --force prepare`)") from None
+        except ValueError as err:
+            raise DatasetError(f"{path}: corrupt ({err}); rebuild with `dvc repro --force prepare`") from None
+    return FactorDataset(**arrays)
+
+
+def write_json(path: Path, obj) -> None:
+    """Stable, diff-friendly JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

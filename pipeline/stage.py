@@ -1,0 +1,64 @@
+"""What every stage entry point shares: argument parsing around params.yaml,
+clear one-line errors instead of tracebacks for bad input, and atomic output
+folders so a failed run never leaves half-written results behind."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from pipeline.config import ParamsError
+from pipeline.data.datasets import DatasetError
+from pipeline.data.idx import IdxError
+from pipeline.data.mnist import ChecksumError, DataUnavailableError
+
+
+
+class InputError(ValueError):
+    """Bad input a stage or command detected itself (wrong shape, size, ...)."""
+
+
+USER_ERRORS = (ParamsError, DatasetError, IdxError, ChecksumError, DataUnavailableError, InputError)
+console = Console(stderr=True)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return p
+
+
+def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
+    """Run a stage; turn bad input into one red line and exit code 2."""
+    try:
+        main(argv)
+    except USER_ERRORS as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        return 2
+    return 0
+
+
+@contextmanager
+def atomic_dir(out: Path):
+    """Yield a scratch folder that replaces `out` only if the block succeeds."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def exit_with(main: Callable[[list[str] | None], None]) -> None:
+    sys.exit(run(main))
