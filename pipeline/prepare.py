@@ -38,7 +38,11 @@ def build(factor: str, params: Params, source: Path, workers: int, progress: Pro
     absent, present, green = render_split(factor, train.images, params.perturb, seed, "train", workers, progress)
     t_absent, t_present, t_green = render_split(factor, test.images, params.perturb, seed, "test", workers, progress)
 
-    out = {"balanced": assemble(absent, present, train.labels, balanced_factor(train.labels, rng_for(seed, "balanced", factor)), green)}
+    out = {
+        "balanced": assemble(
+            absent, present, train.labels, balanced_factor(train.labels, rng_for(seed, "balanced", factor)), green
+        )
+    }
     for k in params.skew.rare_classes:
         f = skewed_factor(train.labels, k, params.skew.rare_fraction, rng_for(seed, "skewed", factor, k))
         out[f"skewed_k{k}"] = assemble(absent, present, train.labels, f, green)

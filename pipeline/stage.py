@@ -19,13 +19,12 @@ from pipeline.data.idx import IdxError
 from pipeline.data.mnist import ChecksumError, DataUnavailableError
 
 
-
 class InputError(ValueError):
     """Bad input a stage or command detected itself (wrong shape, size, ...)."""
 
 
 USER_ERRORS = (ParamsError, DatasetError, IdxError, ChecksumError, DataUnavailableError, InputError)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # errors stay one grep-able line
 
 
 def parser(description: str) -> argparse.ArgumentParser:

