@@ -84,6 +84,36 @@ class PerturbParams(_Section):
     fracture: FractureParams = FractureParams()
 
 
+class OracleParams(_Section):
+    """The two oracle CNNs of section 5.2 (paper: SGD, 8 epochs, batch 64,
+    lr 0.01, momentum 0.5)."""
+
+    epochs: Annotated[int, Field(ge=1)] = 8
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    lr: Annotated[float, Field(gt=0.0)] = 0.01
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+    min_accuracy: Fraction = 0.92  # below this, evaluation of the factor stops
+
+
+Model = Literal["data-memorizer", "data-learner", "vae", "gan", "gan_sd", "ddpm"]
+CONTROLS = ("data-memorizer", "data-learner")
+
+
+class EvaluationParams(_Section):
+    models: list[Model] = list(CONTROLS)
+    num_samples: Annotated[int, Field(ge=1)] = 1000  # M, per trained model
+    test: Literal["one_sample", "two_proportion", "fisher"] = "one_sample"
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+    correction: Literal["none", "holm", "fdr_bh"] = "none"
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must list at least one model, each once")
+        return v
+
+
 class Params(_Section):
     profile: str
     seed: Annotated[int, Field(ge=0)]
@@ -92,6 +122,9 @@ class Params(_Section):
     factors: list[Factor] = list(FACTORS)
     skew: SkewParams = SkewParams()
     perturb: PerturbParams = PerturbParams()
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
+    oracle: OracleParams = OracleParams()
+    evaluation: EvaluationParams = EvaluationParams()
 
     @field_validator("factors")
     @classmethod
