@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.factors import FACTORS
 
@@ -120,6 +120,7 @@ class Params(_Section):
     workers: Annotated[int, Field(ge=1)] = 2  # processes; results do not depend on it
     data: DataParams
     factors: list[Factor] = list(FACTORS)
+    datasets: list[str] = ["balanced", "skewed_k1", "skewed_k2"]  # for dvc.yaml's matrix
     skew: SkewParams = SkewParams()
     perturb: PerturbParams = PerturbParams()
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
@@ -133,17 +134,22 @@ class Params(_Section):
             raise ValueError("must list at least one factor, each once")
         return v
 
-    @property
-    def datasets(self) -> list[str]:
-        """Names of the training datasets: balanced plus one skewed per k."""
-        return ["balanced"] + [f"skewed_k{k}" for k in self.skew.rare_classes]
+    @model_validator(mode="after")
+    def _datasets_follow_rare_classes(self) -> Params:
+        # dvc.yaml cannot compute names, so the list is spelled out; keep it honest
+        expected = ["balanced"] + [f"skewed_k{k}" for k in self.skew.rare_classes]
+        if self.datasets != expected:
+            raise ValueError(f"datasets must be {expected} to match skew.rare_classes {self.skew.rare_classes}")
+        return self
 
 
 def _describe(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
+        key = ".".join(str(p) for p in e["loc"])
+        if not key:  # a check across sections
+            lines.append(f"{source}: {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}' (misspelled? remove it or fix its name)")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing key '{key}'")

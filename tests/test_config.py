@@ -75,5 +75,10 @@ def test_missing_and_broken_files(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-def test_dataset_names_follow_the_rare_classes():
+def test_dataset_names_must_follow_the_rare_classes():
     assert parse_params(RAW).datasets == ["balanced", "skewed_k1", "skewed_k2"]
+    raw = _with("skew.rare_classes", [1, 3])
+    with pytest.raises(ParamsError, match=r"datasets must be \['balanced', 'skewed_k1', 'skewed_k3'\]"):
+        parse_params(raw)
+    raw["datasets"] = ["balanced", "skewed_k1", "skewed_k3"]
+    assert parse_params(raw).skew.rare_classes == [1, 3]

@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline import sample
+from pipeline.controls import control_samples, draw
+from pipeline.data.datasets import assemble, save_dataset
+from pipeline.evaluate import read_samples, skew_direction_of_total
+from pipeline.stage import InputError, run
+from tests.test_config import RAW
+
+
+def _dataset(n=100, value=0, f=None):
+    images = np.full((n, 28, 28, 3), value, np.uint8)
+    labels = np.arange(n) % 10
+    f = np.zeros(n, np.uint8) if f is None else f
+    return assemble(images, images + 1, labels, f, np.zeros(n, bool))
+
+
+def test_draw_is_without_replacement_when_possible():
+    rng = np.random.default_rng(0)
+    images = np.arange(50)[:, None]
+    out = draw(images, 50, rng)
+    assert sorted(out[:, 0].tolist()) == list(range(50))
+    assert len(draw(images, 80, rng)) == 80
+
+
+def test_memorizer_draws_from_its_training_set_and_learner_from_balanced():
+    trained_on, balanced = _dataset(value=10), _dataset(value=200)
+    rng = np.random.default_rng(0)
+    assert (control_samples("data-memorizer", trained_on, balanced, 30, rng) == 10).all()
+    assert (control_samples("data-learner", trained_on, balanced, 30, rng) == 200).all()
+    with pytest.raises(ValueError, match="not a control model"):
+        control_samples("gan", trained_on, balanced, 30, rng)
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    skew = (np.arange(100) % 10 == 1).astype(np.uint8)
+    save_dataset(_dataset(f=np.arange(100) % 2), tmp_path / "colour" / "balanced")
+    save_dataset(_dataset(f=skew), tmp_path / "colour" / "skewed_k1")
+    params = dict(RAW, evaluation=dict(RAW["evaluation"], num_samples=40))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_sample_stage_writes_images_meta_and_grid(data_dir):
+    out = data_dir / "samples" / "run"
+    argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-memorizer", "--factor", "colour"]
+    sample.main(argv + ["--dataset", "skewed_k1", "--data", str(data_dir / "colour"), "--out", str(out)])
+    images = read_samples(out, "data-memorizer", "colour", "skewed_k1")
+    assert images.shape == (40, 28, 28, 3)
+    assert json.loads((out / "meta.json").read_text())["run"] == "data-memorizer-colour-skewed_k1"
+    assert (out / "grid.png").stat().st_size > 0
+    with pytest.raises(InputError, match="expected {'model': 'data-memorizer', 'factor': 'thin'"):
+        read_samples(out, "data-memorizer", "thin", "skewed_k1")
+
+
+def test_sample_stage_rejects_unknown_dataset_and_model(data_dir, capsys):
+    base = ["--params", str(data_dir / "params.yaml"), "--factor", "colour", "--data", str(data_dir / "colour")]
+    assert run(sample.main, base + ["--model", "data-memorizer", "--dataset", "skewed_k7"]) == 2
+    assert "dataset 'skewed_k7' is not configured" in capsys.readouterr().err
+    assert run(sample.main, base + ["--model", "glow", "--dataset", "balanced"]) == 2
+    assert "model 'glow' has no sampler" in capsys.readouterr().err
+
+
+def test_missing_samples_are_reported(tmp_path):
+    with pytest.raises(InputError, match="missing or corrupt samples"):
+        read_samples(tmp_path, "data-learner", "colour", "balanced")
+
+
+def test_total_direction_follows_the_skewed_counts(tmp_path):
+    counts = {str(c): {"f0": 90, "f1": 10} for c in range(10)}
+    (tmp_path / "m.json").write_text(json.dumps({"datasets": {"skewed_k1": {"counts": counts}}}))
+    assert skew_direction_of_total(tmp_path / "m.json", "skewed_k1") == -1
+    counts = {str(c): {"f0": 10, "f1": 90} for c in range(10)}
+    (tmp_path / "m.json").write_text(json.dumps({"datasets": {"skewed_k1": {"counts": counts}}}))
+    assert skew_direction_of_total(tmp_path / "m.json", "skewed_k1") == 1
