@@ -95,23 +95,65 @@ class OracleParams(_Section):
     min_accuracy: Fraction = 0.92  # below this, evaluation of the factor stops
 
 
-Model = Literal["data-memorizer", "data-learner", "vae", "gan", "gan_sd", "ddpm"]
+Model = Literal["vae", "gan", "gan_sd", "ddpm", "data-memorizer", "data-learner"]
+GENERATIVE = ("vae", "gan", "gan_sd", "ddpm")
 CONTROLS = ("data-memorizer", "data-learner")
 
 
+class TrainParams(_Section):
+    """What every model family shares: the loop, checkpoints, threads."""
+
+    checkpoint_every: Annotated[int, Field(ge=1)] = 5  # epochs
+    threads: Annotated[int, Field(ge=1)] = 1  # torch CPU threads per training process
+    log_dir: str = "logs"  # TensorBoard runs (git-ignored)
+    sample_batch: Annotated[int, Field(ge=1)] = 500  # samples generated per forward pass
+
+
+class VaeParams(_Section):
+    epochs: Annotated[int, Field(ge=0)] = 20
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    latent_dim: Annotated[int, Field(ge=1)] = 16
+    width: Annotated[int, Field(ge=1)] = 32  # channels of the first conv layer
+
+
+class GanParams(_Section):
+    epochs: Annotated[int, Field(ge=0)] = 200
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    lr: Annotated[float, Field(gt=0.0)] = 2e-4
+    beta1: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+    latent_dim: Annotated[int, Field(ge=1)] = 100
+    architecture: Literal["mlp", "conv"] = "mlp"  # mlp: Goodfellow et al. 2014
+    width: Annotated[int, Field(ge=1)] = 32  # conv: base channels
+
+
+class GanSdParams(_Section):
+    """Spectral decoupling (Pezeshki et al. 2021) on top of `gan` (section 6.3)."""
+
+    sd_lambda: Annotated[float, Field(ge=0.0)] = 0.8
+    sd_epochs: Annotated[int, Field(ge=0)] = 80  # SD active for the first sd_epochs epochs
+
+
+class DdpmParams(_Section):
+    epochs: Annotated[int, Field(ge=0)] = 50
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    lr: Annotated[float, Field(gt=0.0)] = 2e-4
+    timesteps: Annotated[int, Field(ge=2)] = 1000
+    beta_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 1e-4
+    beta_end: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.02
+    target: Literal["eps", "x0", "v"] = "eps"  # eps: Ho et al. 2020
+    channels: list[Annotated[int, Field(ge=1)]] = [32, 64, 128]  # U-Net widths per level
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    sampling_steps: Annotated[int, Field(ge=1)] = 1000  # ddim only
+
+
 class EvaluationParams(_Section):
-    models: list[Model] = list(CONTROLS)
     num_samples: Annotated[int, Field(ge=1)] = 1000  # M, per trained model
     test: Literal["one_sample", "two_proportion", "fisher"] = "one_sample"
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
     correction: Literal["none", "holm", "fdr_bh"] = "none"
 
-    @field_validator("models")
-    @classmethod
-    def _distinct_models(cls, v: list[str]) -> list[str]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("must list at least one model, each once")
-        return v
 
 
 class Params(_Section):
@@ -120,18 +162,24 @@ class Params(_Section):
     workers: Annotated[int, Field(ge=1)] = 2  # processes; results do not depend on it
     data: DataParams
     factors: list[Factor] = list(FACTORS)
+    models: list[Model] = list(GENERATIVE + CONTROLS)
     datasets: list[str] = ["balanced", "skewed_k1", "skewed_k2"]  # for dvc.yaml's matrix
     skew: SkewParams = SkewParams()
     perturb: PerturbParams = PerturbParams()
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
     oracle: OracleParams = OracleParams()
+    train: TrainParams = TrainParams()
+    vae: VaeParams = VaeParams()
+    gan: GanParams = GanParams()
+    gan_sd: GanSdParams = GanSdParams()
+    ddpm: DdpmParams = DdpmParams()
     evaluation: EvaluationParams = EvaluationParams()
 
-    @field_validator("factors")
+    @field_validator("factors", "models")
     @classmethod
-    def _distinct_factors(cls, v: list[str]) -> list[str]:
+    def _distinct(cls, v: list[str]) -> list[str]:
         if not v or len(set(v)) != len(v):
-            raise ValueError("must list at least one factor, each once")
+            raise ValueError("must list at least one name, each once")
         return v
 
     @model_validator(mode="after")

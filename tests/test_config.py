@@ -76,7 +76,7 @@ def test_missing_and_broken_files(tmp_path):
 
 
 def test_dataset_names_must_follow_the_rare_classes():
-    assert parse_params(RAW).datasets == ["balanced", "skewed_k1", "skewed_k2"]
+    assert parse_params(RAW).datasets == ["balanced"] + [f"skewed_k{k}" for k in RAW["skew"]["rare_classes"]]
     raw = _with("skew.rare_classes", [1, 3])
     with pytest.raises(ParamsError, match=r"datasets must be \['balanced', 'skewed_k1', 'skewed_k3'\]"):
         parse_params(raw)
