@@ -3,6 +3,7 @@
     rgf perturb --factor thin --input digits.npy --output thin.npy --seed 0
     rgf download --dest data/raw/mnist
     rgf check-params [params.yaml]
+    rgf report [--metrics metrics]
 
 The stages themselves run through `dvc repro` (see dvc.yaml).
 """
@@ -59,6 +60,12 @@ def _check_params(args: argparse.Namespace) -> None:
     console.print(f"{args.path}: valid (profile {params.profile}, factors {', '.join(params.factors)})")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from pipeline.report import print_report
+
+    print_report(args.metrics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rgf", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -79,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("check-params", help="validate a params file")
     cp.add_argument("path", nargs="?", type=Path, default=Path("params.yaml"))
     cp.set_defaults(func=_check_params)
+
+    rp = sub.add_parser("report", help="print the study's tables (from metrics/) in the terminal")
+    rp.add_argument("--metrics", type=Path, default=Path("metrics"))
+    rp.set_defaults(func=_report)
     return p
 
 

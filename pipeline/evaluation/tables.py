@@ -1,0 +1,313 @@
+"""The paper's tables, built from the evaluate stage's metrics files.
+
+Every function takes the loaded metrics (a list of the JSON dicts written to
+metrics/<model>/<factor>/k<k>.json) and returns a pandas DataFrame; a model
+or factor without a file simply has no column. `to_markdown` renders any of
+them as a pipe table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.evaluation.stats import TESTS, VERDICTS, compare, false_positive_rate
+from pipeline.factors import FACTORS
+
+MODELS = ("vae", "gan", "gan_sd", "ddpm", "data-memorizer", "data-learner")
+MODEL_NAMES = {
+    "vae": "VAE",
+    "gan": "GAN",
+    "gan_sd": "GAN-SD",
+    "ddpm": "DM",
+    "data-memorizer": "Memorizer",
+    "data-learner": "Learner",
+}
+MARKS = {"learned": "L", "memorized": "M", "opposite": "O"}
+UNDEFINED = "–"
+_COUNTS = ("n_b", "k_b", "n_s", "k_s")
+
+
+class MetricsError(ValueError):
+    """A metrics file is unreadable or does not have the expected shape."""
+
+
+def _check_file(path: Path, data) -> None:
+    where = f"{path}"
+    if not isinstance(data, dict):
+        raise MetricsError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    for key in ("model", "factor", "rare_class", "test", "alpha", "classes"):
+        if key not in data:
+            raise MetricsError(f"{where}: missing key '{key}'")
+    if isinstance(data["rare_class"], bool) or not isinstance(data["rare_class"], int):
+        raise MetricsError(f"{where}: rare_class must be an integer, got {data['rare_class']!r}")
+    # The path is how the pipeline finds a file; a file under the wrong path
+    # would silently land in the wrong column.
+    expected = (path.parent.parent.name, path.parent.name, path.stem)
+    found = (data["model"], data["factor"], f"k{data['rare_class']}")
+    if expected != found:
+        raise MetricsError(f"{where}: holds model/factor/k {found}, its path says {expected}")
+    classes = data["classes"]
+    if not isinstance(classes, dict) or "total" not in classes:
+        raise MetricsError(f"{where}: 'classes' must map class names and 'total' to rows")
+    for name, row in classes.items():
+        if name != "total" and not name.isdigit():
+            raise MetricsError(f"{where}: class names must be digits or 'total', got {name!r}")
+        if not isinstance(row, dict) or any(not isinstance(row.get(c), int) for c in _COUNTS):
+            raise MetricsError(f"{where}: class {name}: needs integer counts {', '.join(_COUNTS)}")
+        if row.get("verdict") not in VERDICTS:
+            raise MetricsError(f"{where}: class {name}: verdict must be one of {VERDICTS}")
+
+
+def load_metrics(root: Path) -> list[dict]:
+    """Every metrics/<model>/<factor>/k<k>.json under `root` (oracles skipped),
+    in path order; a missing root gives []. Raises MetricsError (a ValueError)
+    naming the file that is not valid JSON or lacks the expected keys."""
+    root = Path(root)
+    out = []
+    for path in sorted(root.glob("*/*/k*.json")):
+        if path.parent.parent.name == "oracles":
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise MetricsError(f"{path}: not valid JSON ({err})") from None
+        _check_file(path, data)
+        out.append(data)
+    return out
+
+
+def ordered(values: Iterable[str], canonical: tuple[str, ...]) -> list[str]:
+    """The distinct `values` in canonical order, unknown names sorted after."""
+    values = set(values)
+    return [v for v in canonical if v in values] + sorted(values - set(canonical))
+
+
+def _ordered_index(factor: str) -> tuple[int, str]:
+    return (FACTORS.index(factor), "") if factor in FACTORS else (len(FACTORS), factor)
+
+
+def _class_keys(metrics: list[dict]) -> list[str]:
+    keys = {k for m in metrics for k in m["classes"] if k != "total"}
+    return sorted(keys, key=int) + ["total"]
+
+
+def _row_label(key: str) -> str:
+    return "Total" if key == "total" else key
+
+
+def _columns(metrics: list[dict]) -> list[tuple[str, str]]:
+    factors = ordered((m["factor"] for m in metrics), FACTORS)
+    models = ordered((m["model"] for m in metrics), MODELS)
+    present = {(m["factor"], m["model"]) for m in metrics}
+    return [(f, m) for f in factors for m in models if (f, m) in present]
+
+
+def _grid(metrics: list[dict], rare_class: int, cell) -> pd.DataFrame:
+    """Classes x (factor, model) of cell(row dict), for one rare class."""
+    chosen = [m for m in metrics if m["rare_class"] == rare_class]
+    if not chosen:
+        return pd.DataFrame()
+    by_col = {(m["factor"], m["model"]): m for m in chosen}
+    cols = _columns(chosen)
+    keys = _class_keys(chosen)
+    data = {
+        (f, MODEL_NAMES.get(model, model)): [
+            cell(by_col[f, model]["classes"][k]) if k in by_col[f, model]["classes"] else UNDEFINED for k in keys
+        ]
+        for f, model in cols
+    }
+    df = pd.DataFrame(data, index=pd.Index([_row_label(k) for k in keys], name="class"))
+    df.columns = pd.MultiIndex.from_tuples(list(data), names=["factor", "model"])
+    return df
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return UNDEFINED
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def z_cell(row: dict) -> str:
+    """'z (L|M|O)' for a defined row, '–' for an undefined one."""
+    if row["verdict"] == "undefined" or row.get("z") is None:
+        return UNDEFINED
+    return f"{_fmt(row['z'])} ({MARKS[row['verdict']]})"
+
+
+def z_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
+    """Tables 1 and 2: z per class (rows 0..9, Total) x (factor, model)."""
+    return _grid(metrics, rare_class, z_cell)
+
+
+def proportions_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
+    """P_c^u, the balanced model's fraction of f=1 samples per class."""
+    return _grid(metrics, rare_class, lambda row: _fmt(row.get("p_balanced")))
+
+
+def _verdict_counts(m: dict) -> dict[str, int]:
+    counts = dict.fromkeys(VERDICTS, 0)
+    for key, row in m["classes"].items():
+        if key != "total":
+            counts[row["verdict"]] += 1
+    return counts
+
+
+def _lm(counts: dict[str, int], paper_style: bool) -> str:
+    if paper_style:
+        # The paper counts a significant move against the skew as memorized.
+        return f"{counts['learned']}/{counts['memorized'] + counts['opposite']}"
+    return f"{counts['learned']}/{counts['memorized']}/{counts['opposite']}"
+
+
+def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame:
+    """Table 4: per (factor, k) and model, 'L/M' class counts (opposite
+    counted as M); 'L/M/O' without paper_style. A last row sums each column."""
+    if not metrics:
+        return pd.DataFrame()
+    models = ordered((m["model"] for m in metrics), MODELS)
+    by_key = {(m["factor"], m["rare_class"], m["model"]): _verdict_counts(m) for m in metrics}
+    rows = sorted({(m["factor"], m["rare_class"]) for m in metrics}, key=lambda r: (_ordered_index(r[0]), r[1]))
+    totals = {model: dict.fromkeys(VERDICTS, 0) for model in models}
+    data = []
+    for factor, k in rows:
+        line = []
+        for model in models:
+            counts = by_key.get((factor, k, model))
+            if counts is None:
+                line.append("")
+                continue
+            for v in VERDICTS:
+                totals[model][v] += counts[v]
+            line.append(_lm(counts, paper_style))
+        data.append(line)
+    data.append([_lm(totals[model], paper_style) for model in models])
+    index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
+    return pd.DataFrame(data, index=index, columns=pd.Index([MODEL_NAMES.get(m, m) for m in models], name="model"))
+
+
+def _count_tables(m: dict) -> tuple[np.ndarray, np.ndarray]:
+    keys = _class_keys([m])[:-1]
+    rows = [m["classes"][k] for k in keys]
+    balanced = np.array([[r["n_b"] - r["k_b"], r["k_b"]] for r in rows], dtype=np.int64)
+    skewed = np.array([[r["n_s"] - r["k_s"], r["k_s"]] for r in rows], dtype=np.int64)
+    return balanced, skewed
+
+
+def _recompute(m: dict, test: str) -> dict:
+    balanced, skewed = _count_tables(m)
+    return compare(
+        balanced,
+        skewed,
+        rare_class=int(m["rare_class"]),
+        test=test,
+        alpha=float(m["alpha"]),
+        correction=m.get("correction", "none"),
+        num_classes=len(balanced),
+    )
+
+
+def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
+    """Calibration on the controls, every test recomputed from the stored counts.
+
+    data-learner: each memorized/opposite class is a false positive by
+    construction, so flagged/defined is the test's false-positive rate.
+    data-memorizer: flagged counts memorized classes, the true-positive rate.
+    """
+    controls = (("data-learner", "false-positive rate"), ("data-memorizer", "true-positive rate"))
+    records = []
+    for control, measure in controls:
+        files = [m for m in metrics if m["model"] == control]
+        if not files:
+            continue
+        for test in TESTS:
+            results = [_recompute(m, test) for m in files]
+            if control == "data-learner":
+                flagged, defined = false_positive_rate(results)
+            else:
+                rows = [r for res in results for k, r in res.items() if k != "total" and r.verdict != "undefined"]
+                flagged, defined = sum(r.verdict == "memorized" for r in rows), len(rows)
+            records.append(
+                {
+                    "control": MODEL_NAMES[control],
+                    "test": test,
+                    "measure": measure,
+                    "files": len(files),
+                    "defined": defined,
+                    "flagged": flagged,
+                    "rate": flagged / defined if defined else float("nan"),
+                }
+            )
+    if not records:
+        return pd.DataFrame()
+    return pd.DataFrame.from_records(records).set_index(["control", "test"])
+
+
+def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.DataFrame:
+    """Per (model, factor, k): sample count, sample_confidence, the oracles'
+    accuracies and the defined classes; with min_accuracy, whether both
+    oracles reach it."""
+    if not metrics:
+        return pd.DataFrame()
+    order = {m: i for i, m in enumerate(ordered((m["model"] for m in metrics), MODELS))}
+    records = []
+    for m in sorted(metrics, key=lambda m: (order[m["model"]], _ordered_index(m["factor"]), m["rare_class"])):
+        oracle = m.get("oracle_accuracy") or {}
+        record = {
+            "model": MODEL_NAMES.get(m["model"], m["model"]),
+            "factor": m["factor"],
+            "k": m["rare_class"],
+            "num_samples": m.get("num_samples"),
+            "sample_confidence": m.get("sample_confidence"),
+            "label_oracle": oracle.get("label"),
+            "factor_oracle": oracle.get("factor"),
+            "defined_classes": len(_class_keys([m])) - 1 - _verdict_counts(m)["undefined"],
+        }
+        if min_accuracy is not None:
+            accs = (record["label_oracle"], record["factor_oracle"])
+            record["oracles_ok"] = all(a is not None and a >= min_accuracy for a in accs)
+        records.append(record)
+    return pd.DataFrame.from_records(records).set_index(["model", "factor", "k"])
+
+
+def cell_text(value) -> str:
+    """A table cell as text: floats to 3 decimals, missing values as '–'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return UNDEFINED
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def flatten(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and text rows of `df`: index levels become leading columns,
+    MultiIndex column levels are joined with ' / '."""
+    if isinstance(df.index, pd.RangeIndex) and df.index.name is None:
+        flat = df
+    else:
+        flat = df.reset_index()
+    headers = [" / ".join(str(p) for p in c if p != "") if isinstance(c, tuple) else str(c) for c in flat.columns]
+    rows = [[cell_text(v) for v in row] for row in flat.itertuples(index=False, name=None)]
+    return headers, rows
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table, columns padded so the raw text reads as a table."""
+    headers, rows = flatten(df)
+    if not headers:
+        return "_(empty)_"
+    rows = [[c.replace("|", "\\|") for c in row] for row in rows]
+    widths = [max(3, len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])

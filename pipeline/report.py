@@ -1,0 +1,236 @@
+"""Stage `report`: the paper's tables from metrics/, as Markdown and CSV.
+
+    python -m pipeline.report [--metrics metrics] [--out reports] [--params params.yaml]
+
+Writes <out>/README.md (every table, what L/M/O mean, which test produced
+them, the test's calibration on the controls and the runs' quality) and one
+CSV per table: z_k<k>, summary, proportions_k<k>, false_positives, quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import EvaluationParams, load_params
+from pipeline.evaluation.tables import (
+    MODEL_NAMES,
+    MODELS,
+    MetricsError,
+    false_positive_table,
+    flatten,
+    load_metrics,
+    ordered,
+    proportions_table,
+    quality_table,
+    summary_table,
+    to_markdown,
+    z_table,
+)
+from pipeline.data.datasets import write_json
+from pipeline.factors import FACTORS
+from pipeline.stage import InputError, atomic_dir, exit_with, parser
+
+LEGEND = """\
+For every class c the skewed model's fraction of samples with the factor, P_c^s, is tested against the
+balanced model's, P_c^u:
+
+- **L** learned: no significant difference; the model carried the factor over to this class.
+- **M** memorized: a significant difference in the direction the skew pushes (towards f=1 for the rare
+  class k, towards f=0 for every other class).
+- **O** opposite: a significant difference against the skew.
+- **–** undefined: no samples in the class, or P_c^u is 0 or 1 (no variance to test against)."""
+
+
+def _rare_classes(metrics: list[dict], wanted: list[int] | None = None) -> list[int]:
+    return sorted(set(wanted or ()) | {m["rare_class"] for m in metrics})
+
+
+def build_tables(metrics: list[dict], rare_classes: list[int], min_accuracy: float | None = None) -> dict:
+    """CSV stem -> DataFrame for every table that has data, in report order."""
+    tables = {f"z_k{k}": z_table(metrics, k) for k in rare_classes}
+    tables["summary"] = summary_table(metrics)
+    tables.update({f"proportions_k{k}": proportions_table(metrics, k) for k in rare_classes})
+    tables["false_positives"] = false_positive_table(metrics)
+    tables["quality"] = quality_table(metrics, min_accuracy)
+    return {name: df for name, df in tables.items() if not df.empty}
+
+
+def _settings(metrics: list[dict]) -> list[tuple[str, float, str]]:
+    return sorted({(m["test"], float(m["alpha"]), m.get("correction", "none")) for m in metrics})
+
+
+def _settings_text(settings: list[tuple[str, float, str]]) -> str:
+    return "; ".join(f"test `{t}`, alpha = {a:g}, correction `{c}`" for t, a, c in settings)
+
+
+def _fp_sentence(fp: pd.DataFrame, settings: list[tuple[str, float, str]]) -> str:
+    if "Learner" not in fp.index.get_level_values("control"):
+        return "No data-learner metrics, so the false-positive rate of the test is not measured."
+    test, alpha, _ = settings[0]
+    row = fp.loc[("Learner", test)]
+    observed = "undefined (no defined classes)" if row["defined"] == 0 else f"{row['rate']:.1%}"
+    return (
+        "The Learner control draws its samples from the balanced set whatever it was trained on, so every M or "
+        f"O on it is a false positive; a calibrated test flags about a fraction alpha = {alpha:g} of its classes. "
+        f"The configured test (`{test}`) flags {observed} ({row['flagged']} of {row['defined']}). "
+        "The paper's one-sample test treats P_c^u as exact, so it runs well above alpha (about 17% at alpha "
+        "0.05), while the pooled two-proportion test stays near alpha and Fisher's at or below it. "
+        "The Memorizer rows should be near 100%: they show the test can see memorization at all."
+    )
+
+
+def _quality_text(quality: pd.DataFrame, min_accuracy: float | None) -> str:
+    text = (
+        "`sample_confidence` is the label oracle's mean top probability on the skewed model's samples: low "
+        "values mean samples the oracle cannot read, whose per-class counts mean little. The oracle "
+        "accuracies are those of the label and factor classifiers on the test set."
+    )
+    if "oracles_ok" in quality.columns:
+        weak = int((~quality["oracles_ok"]).sum())
+        text += f" {weak} of {len(quality)} runs have an oracle below min_accuracy = {min_accuracy:g}."
+    return text
+
+
+def render_readme(
+    metrics: list[dict],
+    tables: dict,
+    rare_classes: list[int],
+    source: str = "metrics",
+    evaluation: EvaluationParams | None = None,
+    min_accuracy: float | None = None,
+) -> str:
+    """reports/README.md: every table of `tables` with its explanation."""
+    if not metrics:
+        return f"# rgf report\n\nNo metrics found under `{source}/`: run the evaluate stage first (`dvc repro`).\n"
+    settings = _settings(metrics)
+    models = [MODEL_NAMES.get(m, m) for m in ordered((m["model"] for m in metrics), MODELS)]
+    factors = ordered((m["factor"] for m in metrics), FACTORS)
+    out = [
+        "# rgf report",
+        "",
+        f"{len(metrics)} metrics files from `{source}/`: models {', '.join(models)}; factors "
+        f"{', '.join(factors)}; rare classes k = {', '.join(str(k) for k in rare_classes)}.",
+        f"Verdicts from {_settings_text(settings)} (as recorded in the metrics files).",
+    ]
+    if evaluation is not None and settings != [(evaluation.test, evaluation.alpha, evaluation.correction)]:
+        wanted = _settings_text([(evaluation.test, evaluation.alpha, evaluation.correction)])
+        out += ["", f"> **Stale metrics:** params.yaml asks for {wanted}; re-run the evaluate stage."]
+    out += ["", LEGEND, "", "## Tables 1 and 2: z statistic per class", ""]
+    out.append("Rows are classes, columns factor / model; each cell is z with its verdict.")
+    for k in rare_classes:
+        out += ["", f"### Rare class k = {k}", ""]
+        out.append(to_markdown(tables[f"z_k{k}"]) if f"z_k{k}" in tables else f"No metrics for k = {k}.")
+    compcars = any(m["factor"] == "compcars" for m in metrics)
+    out += ["", "## Table 3 (CompCars): " + ("not rendered yet" if compcars else "no compcars metrics")]
+    out += ["", "## Table 4: learned / memorized classes", ""]
+    out.append("Per factor and k, the number of classes (of 10) judged L / M; O is counted as M, as the paper does.")
+    out += ["", to_markdown(tables["summary"])]
+    out += ["", "## Balanced model's proportions P_c^u", ""]
+    out.append("The fraction of the balanced model's samples of class c that carry the factor (ideally 0.50).")
+    for k in rare_classes:
+        if f"proportions_k{k}" in tables:
+            out += ["", f"### Rare class k = {k}", "", to_markdown(tables[f"proportions_k{k}"])]
+    out += ["", "## Calibration: the controls under every test", ""]
+    out.append(
+        "Each test recomputed from the stored counts of the control models (same alpha, rare class and correction)."
+    )
+    fp = tables.get("false_positives")
+    if fp is None:
+        out += ["", "No control metrics (data-learner, data-memorizer): the test's calibration is not measured."]
+    else:
+        out += ["", to_markdown(fp), "", _fp_sentence(fp, settings)]
+    out += ["", "## Quality", "", _quality_text(tables["quality"], min_accuracy), "", to_markdown(tables["quality"])]
+    return "\n".join(out) + "\n"
+
+
+def write_report(out: Path, readme: str, tables: dict) -> None:
+    """README.md and one CSV per table, replacing `out` as a whole."""
+    with atomic_dir(out) as tmp:
+        (tmp / "README.md").write_text(readme)
+        for name, df in tables.items():
+            df.to_csv(tmp / f"{name}.csv")
+
+
+def _load(root: Path) -> list[dict]:
+    try:
+        return load_metrics(root)
+    except MetricsError as err:
+        raise InputError(str(err)) from None
+
+
+def _title(name: str) -> str:
+    kind, _, k = name.rpartition("_k")
+    titles = {
+        "z": f"z per class, rare class k = {k} (L learned, M memorized, O opposite, – undefined)",
+        "proportions": f"Balanced model's P_c^u, rare class k = {k}",
+        "summary": "Table 4: learned / memorized classes (O counted as M)",
+        "false_positives": "Calibration: the controls under every test",
+        "quality": "Quality of the runs",
+    }
+    return titles.get(kind or name, name)
+
+
+def _rich_table(df: pd.DataFrame, title: str) -> Table:
+    headers, rows = flatten(df)
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_report(metrics_root: Path, console: Console | None = None, rare_classes: list[int] | None = None) -> None:
+    """Print the report's tables as rich Tables (stdout unless `console`)."""
+    console = console or Console()
+    metrics = _load(Path(metrics_root))
+    if not metrics:
+        console.print(f"No metrics found under {metrics_root}/: run the evaluate stage first.")
+        return
+    for name, df in build_tables(metrics, _rare_classes(metrics, rare_classes)).items():
+        console.print(_rich_table(df, _title(name)))
+
+
+def summarise(metrics: list[dict], fp: pd.DataFrame) -> dict:
+    """Headline numbers for `dvc exp show`: learned/memorized counts and mean
+    |z| per model (over factors, k and classes), oracle accuracies per factor
+    and the learner control's false-positive rate per test."""
+    models: dict[str, dict] = {}
+    oracles: dict[str, dict] = {}
+    for m in metrics:
+        rows = [r for c, r in m["classes"].items() if c != "total"]
+        entry = models.setdefault(m["model"], {"learned": 0, "memorized": 0, "z": []})
+        entry["learned"] += sum(r["verdict"] == "learned" for r in rows)
+        entry["memorized"] += sum(r["verdict"] in ("memorized", "opposite") for r in rows)
+        entry["z"] += [abs(r["z"]) for r in rows if r["z"] is not None]
+        oracles[m["factor"]] = {k: round(v, 4) for k, v in m["oracle_accuracy"].items()}
+    for entry in models.values():
+        z = entry.pop("z")
+        entry["mean_abs_z"] = round(sum(z) / len(z), 3) if z else None
+    learner = fp.xs("Learner", level=0) if "Learner" in fp.index.get_level_values(0) else None
+    rates = {} if learner is None else {t: round(float(r), 4) for t, r in learner["rate"].items()}
+    return {"models": models, "oracles": oracles, "learner_fp_rate": rates}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--metrics", type=Path, default=Path("metrics"), help="metrics folder (default: metrics)")
+    p.add_argument("--out", type=Path, default=Path("reports/tables"), help="output folder (default: reports/tables)")
+    p.add_argument("--summary", type=Path, default=Path("reports/summary.json"), help="headline metrics JSON")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    metrics = _load(args.metrics)
+    rare = _rare_classes(metrics, params.skew.rare_classes)
+    tables = build_tables(metrics, rare, params.oracle.min_accuracy)
+    readme = render_readme(metrics, tables, rare, str(args.metrics), params.evaluation, params.oracle.min_accuracy)
+    write_report(args.out, readme, tables)
+    write_json(args.summary, summarise(metrics, tables["false_positives"]) if metrics else {})
+    print(f"report: {len(metrics)} metrics files, {len(tables)} tables -> {args.out}")
+
+
+if __name__ == "__main__":
+    exit_with(main)

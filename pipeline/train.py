@@ -1,0 +1,129 @@
+"""Stage `train@<model>-<factor>-<dataset>`: one generative model on the
+images of one dataset, never its factor or labels (method, step 3).
+
+Writes models/<run>/model.pt (weights, the params that made them, epoch,
+code version) and plots/train/<run>.csv (per-epoch losses and, for GANs, the
+discriminator probe of section 6.2). A killed run resumes from its last
+checkpoint in models/resume/. The two controls "train" by recording which
+dataset they were given, so they travel the same path as the real models.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from pipeline.config import CONTROLS, GENERATIVE, Params, load_params
+from pipeline.data.datasets import load_dataset, write_json
+from pipeline.factors import FACTORS
+from pipeline.stage import InputError, exit_with, parser
+
+IMAGE_SIZE = 28
+NOT_SHAPING = {"epochs", "sampler", "sampling_steps"}
+
+
+def run_params(params: Params, model: str, factor: str, dataset: str) -> dict:
+    """Everything that shapes a run's weights; a checkpoint made under any
+    other values is refused. Left out: `epochs`, so a finished run can be
+    extended rather than retrained, and the DDPM sampler, which needs none."""
+    family = params.gan if model == "gan_sd" else getattr(params, model)
+    shaped = {k: v for k, v in family.model_dump().items() if k not in NOT_SHAPING}
+    out = {"model": model, "factor": factor, "dataset": dataset, "seed": params.seed, "image_size": IMAGE_SIZE, **shaped}
+    if model == "gan_sd":
+        out.update(params.gan_sd.model_dump())
+    return out
+
+
+def epochs_of(params: Params, model: str) -> int:
+    return (params.gan if model == "gan_sd" else getattr(params, model)).epochs
+
+
+def batch_size_of(params: Params, model: str) -> int:
+    return (params.gan if model == "gan_sd" else getattr(params, model)).batch_size
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """Per-epoch rows as CSV for `dvc plots`; always at least the header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def train_model(params: Params, model: str, factor: str, dataset: str, data: Path, out: Path, on_epoch=None) -> list:
+    """Train one generative run and write its final checkpoint; returns the history."""
+    import torch
+
+    from pipeline.checkpoint import pick_device
+    from pipeline.methods import build_method
+    from pipeline.sample import run_name
+    from pipeline.training import Run, finish, probe_rows, train
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    torch.set_num_threads(params.train.threads)
+    device = pick_device(params.device)
+    name = run_name(model, factor, dataset)
+    images = load_dataset(data / dataset).images
+    torch.manual_seed(params.seed)  # initial weights
+    method = build_method(model, params, IMAGE_SIZE, device)
+    run = Run(
+        name=name,
+        method=method,
+        params=run_params(params, model, factor, dataset),
+        epochs=epochs_of(params, model),
+        batch_size=batch_size_of(params, model),
+        seed=params.seed,
+        resume_dir=out.parent / "resume",
+        checkpoint_every=params.train.checkpoint_every,
+        log_dir=Path(params.train.log_dir),
+    )
+    probe = None
+    if model in ("gan", "gan_sd"):
+        val = load_dataset(data / "val")
+        probe = lambda m: probe_rows(m.real_loss_per_image, val, params.skew.rare_classes, device)  # noqa: E731
+    history = train(run, images, probe=probe, on_epoch=on_epoch)
+    out.mkdir(parents=True, exist_ok=True)
+    finish(run, out / "model.pt")
+    return history
+
+
+def record_control(out: Path, name: str, model: str, dataset: str, data: Path) -> None:
+    """A control's "weights": which dataset it was given (its samples are drawn from data)."""
+    manifest_sha = hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest()
+    write_json(out / "model.json", {"run": name, "model": model, "trained_on": dataset, "data_manifest_sha256": manifest_sha})
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, choices=GENERATIVE + CONTROLS)
+    p.add_argument("--factor", required=True, choices=FACTORS)
+    p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
+    p.add_argument("--data", type=Path, help="default: data/<factor>")
+    p.add_argument("--out", type=Path, help="default: models/<model>-<factor>-<dataset>")
+    p.add_argument("--history", type=Path, help="default: plots/train/<model>-<factor>-<dataset>.csv")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    if args.dataset not in params.datasets:
+        raise InputError(f"dataset {args.dataset!r} is not configured; choose one of {', '.join(params.datasets)}")
+    name = f"{args.model}-{args.factor}-{args.dataset}"
+    data = args.data or Path("data") / args.factor
+    out = args.out or Path("models") / name
+    history_path = args.history or Path("plots/train") / f"{name}.csv"
+    load_dataset(data / args.dataset, mmap=True)  # fail on missing data before any work
+    start = time.perf_counter()
+    if args.model in CONTROLS:
+        record_control(out, name, args.model, args.dataset, data)
+        history = []
+    else:
+        history = train_model(params, args.model, args.factor, args.dataset, data, out)
+    write_history(history_path, history)
+    print(f"train@{name}: {len(history)} epochs in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    exit_with(main)

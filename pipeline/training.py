@@ -1,0 +1,158 @@
+"""The one training loop that drives every model family (method, step 3).
+
+The loop only sees images: never the factor f, never the label y. It owns the
+data order, seeding, resumable checkpoints, TensorBoard logs, progress and the
+per-epoch history (losses, and for GANs the discriminator probe of section
+6.2). What a model family does in a step is the method object's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pipeline.data.datasets import FactorDataset, rng_for
+
+
+@dataclass
+class Run:
+    """One training run: which method on which images, and where its files go."""
+
+    name: str  # e.g. gan_sd-thick-skewed_k1
+    method: torch.nn.Module
+    params: dict  # everything that shaped the weights (compared on resume)
+    epochs: int
+    batch_size: int
+    seed: int
+    resume_dir: Path
+    checkpoint_every: int = 5
+    log_dir: Path | None = None
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def resume_path(self) -> Path:
+        # keyed by the params, so a run under other params never picks it up
+        digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:10]
+        return self.resume_dir / f"{self.name}-{digest}.pt"
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> uint8 (N, 3, H, W) on the device; the whole
+    training set stays there (60k MNIST digits are 141 MB)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def _epoch_order(seed: int, name: str, epoch: int, n: int) -> torch.Tensor:
+    # each epoch's order and RNG stream derive from (seed, run, epoch), so a
+    # resumed run continues exactly as an uninterrupted one would
+    gen = rng_for(seed, "train", name, epoch)
+    torch.manual_seed(int(gen.integers(2**62)))
+    return torch.from_numpy(gen.permutation(n))
+
+
+def _state(run: Run, epoch: int) -> dict:
+    opts = getattr(run.method, "optimizers", {})
+    return {"method": run.method.state_dict(), "optimizers": {k: o.state_dict() for k, o in opts.items()}}
+
+
+def _restore(run: Run, ckpt: dict) -> None:
+    run.method.load_state_dict(ckpt["state"]["method"])
+    for k, o in getattr(run.method, "optimizers", {}).items():
+        o.load_state_dict(ckpt["state"]["optimizers"][k])
+    run.history = json.loads(ckpt.get("history", "[]"))
+
+
+def train(
+    run: Run,
+    images: np.ndarray,
+    probe: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Train `run.method` on uint8 (N, H, W, 3) images for `run.epochs` epochs,
+    resuming from the last checkpoint of the same run and params. Returns the
+    per-epoch history (losses, probe values)."""
+    device = next(run.method.parameters()).device
+    data = images_to_tensor(images, device)
+    start = 0
+    if run.resume_path.exists():
+        try:
+            ckpt = load_checkpoint(run.resume_path, run.params)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}. It cannot be resumed: delete {run.resume_path}") from None
+        _restore(run, ckpt)
+        start = ckpt["epoch"]
+    writer = _writer(run)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
+    with Progress(*columns) as progress:
+        label = f"{run.name}" + (f" (resumed at epoch {start})" if start else "")
+        task = progress.add_task(label, total=run.epochs, completed=start, loss="")
+        for epoch in range(start, run.epochs):
+            order = _epoch_order(run.seed, run.name, epoch, len(data)).to(device)
+            sums: dict[str, float] = {}
+            steps = 0
+            for i in range(0, len(data), run.batch_size):
+                x = data[order[i : i + run.batch_size]].float().div_(255.0)
+                for key, value in run.method.train_step(x, epoch).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                steps += 1
+            row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}}
+            if probe is not None:
+                row.update(probe(run.method))
+            run.history.append(row)
+            _log(writer, row, run, epoch)
+            progress.update(task, advance=1, loss=" ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "epoch"))
+            if (epoch + 1) % run.checkpoint_every == 0 and epoch + 1 < run.epochs:
+                save_checkpoint(run.resume_path, _state(run, epoch), run.params, epoch + 1, history=json.dumps(run.history))
+            if on_epoch is not None:
+                on_epoch(epoch + 1)
+    if writer is not None:
+        writer.close()
+    return run.history
+
+
+def finish(run: Run, out: Path) -> None:
+    """Write the final self-describing checkpoint and drop the resume file."""
+    save_checkpoint(out, {"method": run.method.state_dict()}, run.params, run.epochs, history=json.dumps(run.history))
+    run.resume_path.unlink(missing_ok=True)
+
+
+def _writer(run: Run):
+    if run.log_dir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run.log_dir / run.name))
+
+
+def _log(writer, row: dict, run: Run, epoch: int) -> None:
+    if writer is None:
+        return
+    for key, value in row.items():
+        if key != "epoch":
+            writer.add_scalar(key, value, epoch + 1)
+    if (epoch + 1) % run.checkpoint_every == 0 or epoch + 1 == run.epochs:
+        gen = torch.Generator(device=next(run.method.parameters()).device).manual_seed(run.seed)
+        samples = run.method.sample(64, gen)  # (64, 3, H, W) in [0, 1]
+        writer.add_images("samples", samples, epoch + 1)
+
+
+def probe_rows(real_loss: Callable[[torch.Tensor], torch.Tensor], val: FactorDataset, classes: list[int], device) -> dict:
+    """Discriminator probe (paper section 6.2, Fig. 3): D's BCE w.r.t. the
+    "real" label on held-out images of each rare class k, with and without
+    the factor. Below log 2 the discriminator calls them real."""
+    row = {}
+    for k in classes:
+        for present, tag in ((1, "with"), (0, "without")):
+            mask = (val.labels == k) & (val.factor == present)
+            if mask.any():
+                x = images_to_tensor(val.images[mask], device).float().div_(255.0)
+                row[f"d_loss_k{k}_{tag}"] = float(real_loss(x).mean())
+    return row

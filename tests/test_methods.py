@@ -1,0 +1,236 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from pipeline.config import parse_params
+from pipeline.methods import METHODS, DdpmMethod, GanMethod, build_method
+from pipeline.models.gan import conv_pyramid
+from pipeline.models.unet import UNet
+from pipeline.models.vae import VAE
+from tests.test_config import RAW
+
+# tiny networks so that every test runs in seconds on one CPU core
+TINY = {
+    "vae": {"width": 4, "latent_dim": 4, "lr": 1e-2},
+    "gan": {"width": 4, "latent_dim": 8, "architecture": "conv"},
+    "gan_sd": {"sd_lambda": 0.8, "sd_epochs": 2},
+    "ddpm": {"channels": [4, 8], "timesteps": 20, "sampling_steps": 5, "lr": 1e-2, "ema_decay": 0.9},
+}
+KEYS = {"vae": {"loss", "recon", "kl"}, "gan": {"d_loss", "g_loss", "sd_penalty"}, "ddpm": {"loss"}}
+KEYS["gan_sd"] = KEYS["gan"]
+SIZES = [28, 32]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny networks gain nothing from threads, and on a busy machine intra-op threads only wait for each other
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_params(**sections):
+    raw = copy.deepcopy(RAW)
+    for name, section in TINY.items():
+        raw[name] = {**raw.get(name, {}), **section, **sections.get(name, {})}
+    return parse_params(raw)
+
+
+def build(name, size=28, **sections):
+    torch.manual_seed(0)
+    return build_method(name, make_params(**sections), size, "cpu")
+
+
+def batch(size=28, n=8, seed=0):
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+VARIANTS = [
+    pytest.param("vae", {}, id="vae"),
+    pytest.param("gan", {"gan": {"architecture": "conv"}}, id="gan-conv"),
+    pytest.param("gan", {"gan": {"architecture": "mlp"}}, id="gan-mlp"),
+    pytest.param("gan_sd", {}, id="gan_sd-conv"),
+    pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "eps"}}, id="ddpm-ddim-eps"),
+    pytest.param("ddpm", {"ddpm": {"sampler": "ddpm", "target": "v"}}, id="ddpm-ancestral-v"),
+    pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "x0"}}, id="ddpm-ddim-x0"),
+]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(("name", "sections"), VARIANTS)
+def test_train_step_and_reproducible_samples(name, sections, size):
+    method = build(name, size, **sections)
+    losses = method.train_step(batch(size), epoch=0)
+    method.after_step()
+    assert set(losses) == KEYS[name]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
+
+    assert method.training
+    first = method.sample(5, torch.Generator().manual_seed(1))
+    again = method.sample(5, torch.Generator().manual_seed(1))
+    assert method.training, "sample must restore train mode"
+    assert first.shape == (5, 3, size, size) and first.dtype == torch.float32
+    assert not first.requires_grad
+    assert 0 <= first.min() and first.max() <= 1
+    assert torch.equal(first, again)
+    assert not torch.equal(first, method.sample(5, torch.Generator().manual_seed(2)))
+
+
+def test_unknown_method_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown method 'flow'.*vae, gan, gan_sd, ddpm"):
+        build_method("flow", make_params(), 28, "cpu")
+    assert METHODS == ("vae", "gan", "gan_sd", "ddpm")
+
+
+@pytest.mark.parametrize("size", [30, 7])
+def test_unsupported_image_sizes_are_refused(size):
+    with pytest.raises(ValueError, match="image_size"):
+        conv_pyramid(size)
+    with pytest.raises(ValueError, match="image_size"):
+        VAE(size, 4, 4)
+
+
+def test_unet_handles_odd_sides():
+    x = torch.randn(2, 3, 7, 7)
+    assert UNet([4, 8, 16])(x, torch.tensor([0, 5])).shape == x.shape
+
+
+def _fixed_noise_loss(method, x, repeats=4):
+    torch.manual_seed(123)
+    with torch.no_grad():
+        values = [method.loss(x) for _ in range(repeats)]
+    return sum(float(v["loss"] if isinstance(v, dict) else v) for v in values) / repeats
+
+
+@pytest.fixture(scope="module")
+def red_digits(digits):
+    """16 real digits, red ink on black, as (16, 3, 28, 28) floats in [0, 1]."""
+    ink = torch.from_numpy(digits[0][:16]).float() / 255
+    return torch.stack([ink, torch.zeros_like(ink), torch.zeros_like(ink)], dim=1)
+
+
+@pytest.mark.parametrize("name", ["vae", "ddpm"])
+def test_a_few_steps_reduce_the_loss(name, red_digits):
+    method = build(name)
+    x = red_digits
+    before = _fixed_noise_loss(method, x)
+    torch.manual_seed(0)
+    for _ in range(30):
+        method.train_step(x, epoch=0)
+    assert _fixed_noise_loss(method, x) < 0.8 * before
+
+
+def test_sd_penalty_is_the_only_difference_and_stops_after_sd_epochs():
+    sd = build("gan_sd")
+    plain = build("gan")
+    plain.load_state_dict(sd.state_dict())  # the same weights
+    assert isinstance(sd, GanMethod) and plain.sd_lambda == 0
+    real, fake = batch(28) * 2 - 1, torch.rand(8, 3, 28, 28) * 2 - 1
+
+    with torch.no_grad():
+        logits = sd.discriminator(real)
+        expected = 0.8 / 2 * logits.pow(2).mean()
+        for epoch in (0, 1):  # sd_epochs = 2
+            loss_sd, penalty = sd.d_loss(real, fake, epoch)
+            loss_plain, zero = plain.d_loss(real, fake, epoch)
+            assert zero == 0
+            torch.testing.assert_close(penalty, expected)
+            torch.testing.assert_close(loss_sd - loss_plain, expected)
+        for epoch in (2, 5):
+            loss_sd, penalty = sd.d_loss(real, fake, epoch)
+            assert penalty == 0
+            torch.testing.assert_close(loss_sd, plain.d_loss(real, fake, epoch)[0])
+    assert sd.train_step(batch(28), epoch=0)["sd_penalty"] > 0
+    assert sd.train_step(batch(28), epoch=2)["sd_penalty"] == 0
+
+
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+def test_real_loss_per_image_is_positive_per_image(architecture):
+    method = build("gan", gan={"architecture": architecture})
+    scores = method.real_loss_per_image(batch(28, n=6))
+    assert scores.shape == (6,) and (scores > 0).all() and not scores.requires_grad
+    assert method.training
+    # one score per image: it does not depend on the rest of the batch
+    torch.testing.assert_close(method.real_loss_per_image(batch(28, n=6)[:2]), scores[:2])
+
+
+def _ddpm(target="eps", **overrides):
+    method = build("ddpm", ddpm={"target": target, "timesteps": 1000, **overrides})
+    assert isinstance(method, DdpmMethod)
+    return method
+
+
+def test_ddpm_schedule():
+    method = _ddpm()
+    abar = method.alphas_cumprod
+    assert (abar[1:] < abar[:-1]).all() and abar[-1] < 1e-3
+    torch.testing.assert_close(method.betas[[0, -1]], torch.tensor([1e-4, 0.02]))
+    x0 = batch(28) * 2 - 1
+    t = torch.zeros(len(x0), dtype=torch.long)
+    assert (method.q_sample(x0, t, torch.randn_like(x0)) - x0).abs().max() < 0.06  # sqrt(1 - abar_0) = 0.01
+
+
+@pytest.mark.parametrize("target", ["eps", "x0", "v"])
+def test_target_conversion_round_trips(target):
+    method = _ddpm(target).double()  # float64, so 1e-5 holds even at t = 0 where sqrt(1 - abar) = 0.01
+    x0 = (batch(28) * 2 - 1).double()
+    eps = torch.randn_like(x0)
+    t = torch.tensor([0, 1, 10, 100, 400, 700, 998, 999])
+    x_t = method.q_sample(x0, t, eps)
+    x0_hat, eps_hat = method.to_x0_eps(x_t, t, method.training_target(x0, eps, t))
+    torch.testing.assert_close(x0_hat, x0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(eps_hat, eps, atol=1e-5, rtol=0)
+
+
+def test_clipping_keeps_x0_and_eps_consistent():
+    method = _ddpm("x0")
+    x_t, t = torch.randn(4, 3, 28, 28), torch.tensor([5, 50, 500, 900])
+    x0_hat, eps_hat = method.to_x0_eps(x_t, t, 3 * torch.randn(4, 3, 28, 28))
+    assert x0_hat.abs().max() <= 1
+    torch.testing.assert_close(method.q_sample(x0_hat, t, eps_hat), x_t, atol=1e-4, rtol=0)
+
+
+def test_ema_moves_by_the_decay():
+    method = _ddpm(ema_decay=0.9)
+    for _ in range(100):  # past the warm-up: the decay is 0.9 from here on
+        method.update_ema()
+    assert method.ema_decay_at(int(method.ema_updates) + 1) == 0.9
+    shadow_before = [p.clone() for p in method.ema.parameters()]
+    method.train_step(batch(28), epoch=0)
+    for old, new, weight in zip(shadow_before, method.ema.parameters(), method.unet.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * weight)
+    changed = [not torch.equal(o, n) for o, n in zip(shadow_before, method.ema.parameters(), strict=True)]
+    apart = [not torch.equal(n, w) for n, w in zip(method.ema.parameters(), method.unet.parameters(), strict=True)]
+    assert any(changed) and any(apart)
+
+
+def test_ema_warms_up():
+    method = _ddpm(ema_decay=0.999)
+    assert method.ema_decay_at(1) == pytest.approx(2 / 11)
+    assert method.ema_decay_at(10**6) == 0.999
+
+
+class IdealDenoiser(torch.nn.Module):
+    """E[x0 | x_t] for data x0 ~ N(mean, std^2 I): the exact x0-prediction."""
+
+    def __init__(self, alphas_cumprod, mean, std):
+        super().__init__()
+        self.abar, self.mean, self.var = alphas_cumprod, mean, std**2
+
+    def forward(self, x_t, t):
+        a2 = self.abar[t].view(-1, 1, 1, 1)
+        return self.mean + a2.sqrt() * self.var / (a2 * self.var + 1 - a2) * (x_t - a2.sqrt() * self.mean)
+
+
+# DDIM with all T steps: with 20 the last jump returns nearly the posterior mean, and the
+# spread of Gaussian data shrinks (std 0.14 instead of 0.2): discretisation, not a bug
+@pytest.mark.parametrize(("sampler", "steps"), [("ddpm", 1000), ("ddim", 1000)])
+def test_samplers_recover_gaussian_data_from_the_ideal_denoiser(sampler, steps):
+    method = _ddpm("x0", sampler=sampler, sampling_steps=steps)
+    mean, std = 0.2, 0.2  # in [-1, 1] units, far enough from the clipping bounds
+    method.ema = IdealDenoiser(method.alphas_cumprod, mean, std)
+    x = method.sample(64, torch.Generator().manual_seed(0)) * 2 - 1  # 150k pixels
+    assert abs(x.mean() - mean) < 0.005 and abs(x.std() - std) < 0.005

@@ -1,0 +1,160 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import oracle
+from pipeline.checkpoint import load_checkpoint
+from pipeline.config import OracleParams
+from pipeline.data.datasets import FactorDataset, both_ways, save_dataset
+from pipeline.evaluation.oracles import OracleError, load_oracles, predict, to_tensor, train_oracle
+from pipeline.factors import colourise
+from pipeline.models.oracle import OracleCNN
+from pipeline.stage import run
+
+REPO = Path(__file__).resolve().parents[1]
+# the paper's lr 0.01 / momentum 0.5 needs far more steps than a fast test affords
+FAST = OracleParams(epochs=3, batch_size=32, lr=0.03, momentum=0.9)
+
+
+@pytest.fixture(scope="module")
+def coloured(bundled):
+    """The bundled digits in random red/green ink, in a fixed random order."""
+    images, labels = bundled
+    rng = np.random.default_rng(1)
+    idx = rng.permutation(len(labels))
+    green = rng.random(len(labels)) < 0.5
+    return colourise(images[idx], green), labels[idx], green
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_oracle_cnn_output_shape(size):
+    model = OracleCNN(10, channels=3, image_size=size)
+    assert model(torch.rand(5, 3, size, size)).shape == (5, 10)
+    assert OracleCNN(2, channels=1, image_size=size)(torch.rand(1, 1, size, size)).shape == (1, 2)
+
+
+def test_to_tensor_is_nchw_in_unit_range():
+    images = np.zeros((2, 28, 28, 3), np.uint8)
+    images[0, 3, 4, 1] = 255
+    x = to_tensor(images)
+    assert x.shape == (2, 3, 28, 28) and x.dtype == torch.float32
+    assert x[0, 1, 3, 4] == 1.0 and x.sum() == 1.0
+
+
+def test_label_and_colour_oracles_learn_real_digits(coloured):
+    images, labels, green = coloured
+    train, held = slice(0, 2000), slice(2000, 2500)
+    label_model = train_oracle(images[train], labels[train], 10, FAST, seed=0)
+    pred, conf = predict(label_model, images[held])
+    assert pred.shape == (500,) and pred.dtype == np.int64
+    assert conf.dtype == np.float64 and np.all((conf > 0) & (conf <= 1))
+    assert (pred == labels[held]).mean() > 0.85
+
+    factor_model = train_oracle(images[train], green[train].astype(np.int64), 2, FAST, seed=0)
+    pred, _ = predict(factor_model, images[held], batch_size=128)
+    assert set(np.unique(pred)) <= {0, 1}
+    assert (pred == green[held]).mean() > 0.98
+
+
+def test_training_is_deterministic_for_a_seed(coloured):
+    images, labels, _ = coloured
+    opts = OracleParams(epochs=1, batch_size=32)
+    a, b, c = (train_oracle(images[:256], labels[:256], 10, opts, seed=s) for s in (3, 3, 4))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def _recolour(rgb: np.ndarray, green: np.ndarray) -> np.ndarray:
+    # recover the grey digit (ink sits in one channel) and recolour it
+    return colourise(rgb.max(axis=3), green)
+
+
+def _write_data(root: Path, images, labels, green) -> Path:
+    """A tiny colour-factor dataset folder: 300 balanced digits, 100 test digits twice."""
+    train = FactorDataset(images[:300], labels[:300], green[:300].astype(np.uint8), green[:300])
+    n = np.zeros(100, bool)
+    test = both_ways(_recolour(images[300:400], n), _recolour(images[300:400], ~n), labels[300:400], n)
+    save_dataset(train, root / "balanced")
+    save_dataset(test, root / "test")
+    return root
+
+
+@pytest.fixture(scope="module")
+def stage_out(coloured, tmp_path_factory):
+    """The oracle stage run end to end, 1 epoch, on a tiny colour dataset."""
+    root = tmp_path_factory.mktemp("oracle")
+    data = _write_data(root / "data", *coloured)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["oracle"]["epochs"] = 1
+    raw["device"] = "cpu"
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    out, metrics = root / "models" / "colour", root / "metrics" / "colour.json"
+    argv = ["--params", str(root / "params.yaml"), "--factor", "colour", "--data", str(data)]
+    oracle.main(argv + ["--out", str(out), "--metrics", str(metrics)])
+    return out, metrics
+
+
+def test_stage_writes_checkpoints_and_metrics(stage_out):
+    out, metrics_path = stage_out
+    assert sorted(p.name for p in out.iterdir()) == ["factor.pt", "label.pt"]
+    assert not out.with_name(out.name + ".partial").exists()
+    ckpt = load_checkpoint(out / "factor.pt")
+    assert ckpt["epoch"] == 1
+    assert ckpt["params"]["target"] == "factor" and ckpt["params"]["num_outputs"] == 2
+    assert ckpt["params"]["factor"] == "colour" and ckpt["params"]["epochs"] == 1
+    metrics = json.loads(metrics_path.read_text())
+    expected = {"factor_name", "label", "factor", "min_accuracy", "passed", "epochs", "train_size", "test_size"}
+    assert set(metrics) == expected
+    assert (metrics["train_size"], metrics["test_size"], metrics["epochs"]) == (300, 200, 1)
+    for t in ("label", "factor"):
+        assert set(metrics[t]) == {"accuracy", "per_class"}
+        assert 0.0 <= metrics[t]["accuracy"] <= 1.0
+        assert set(metrics[t]["per_class"]) <= {str(c) for c in range(10)}
+    gate = min(metrics["label"]["accuracy"], metrics["factor"]["accuracy"]) >= metrics["min_accuracy"]
+    assert metrics["passed"] == gate
+
+
+def test_stage_reports_missing_data_as_one_line(tmp_path, capsys):
+    argv = ["--factor", "thin", "--data", str(tmp_path / "nowhere"), "--params", str(REPO / "params.yaml")]
+    assert run(oracle.main, argv) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_load_oracles_returns_both_models(stage_out):
+    out, metrics_path = stage_out
+    label, factor, acc = load_oracles(out, metrics_path, min_accuracy=0.0)
+    assert label.fc2.out_features == 10 and factor.fc2.out_features == 2
+    assert not label.training
+    assert acc == {t: json.loads(metrics_path.read_text())[t]["accuracy"] for t in ("label", "factor")}
+
+
+def test_load_oracles_refuses_a_missing_metrics_file(stage_out, tmp_path):
+    out, _ = stage_out
+    with pytest.raises(OracleError, match="no oracle metrics.*dvc repro oracle@colour"):
+        load_oracles(out, tmp_path / "colour.json", min_accuracy=0.0)
+
+
+def test_load_oracles_refuses_a_corrupt_checkpoint(stage_out, tmp_path):
+    out, metrics_path = stage_out
+    broken = tmp_path / "colour"
+    shutil.copytree(out, broken)
+    (broken / "label.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(OracleError, match="label oracle.*unreadable"):
+        load_oracles(broken, metrics_path, min_accuracy=0.0)
+
+
+def test_load_oracles_enforces_the_accuracy_gate(stage_out, tmp_path):
+    out, metrics_path = stage_out
+    metrics = json.loads(metrics_path.read_text())
+    metrics["label"]["accuracy"], metrics["factor"]["accuracy"] = 0.99, 0.5
+    low = tmp_path / "colour.json"
+    low.write_text(json.dumps(metrics))
+    with pytest.raises(OracleError, match=r"factor oracle of colour: test accuracy 0\.5000 .* 0\.9200") as err:
+        load_oracles(out, low, min_accuracy=0.92)
+    assert "oracle.epochs" in str(err.value)

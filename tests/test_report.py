@@ -1,0 +1,242 @@
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from pipeline import report
+from pipeline.evaluation import tables
+from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
+from pipeline.stage import run
+
+BALANCED = np.full((10, 2), 50, dtype=np.int64)  # 100 samples per class, half with f
+
+
+def memorizer(k):
+    """The skew reproduced exactly: f on in class k only."""
+    skewed = np.zeros((10, 2), dtype=np.int64)
+    skewed[:, 0] = 100
+    skewed[k] = (0, 100)
+    return skewed
+
+
+def learner(k):
+    """Same proportions as the balanced model, except a chance bump in class 3."""
+    skewed = BALANCED.copy()
+    skewed[3] = (39, 61)
+    return skewed
+
+
+def gan(k):
+    """A mixture: classes 0-3 memorized, 4-8 learned, no samples of class 9."""
+    skewed = BALANCED.copy()
+    skewed[:4] = (70, 30)
+    skewed[4:9] = (52, 48)
+    skewed[9] = (0, 0)
+    skewed[k] = (50, 50)
+    return skewed
+
+
+MAKERS = {"data-memorizer": memorizer, "data-learner": learner, "gan": gan}
+
+
+def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05):
+    skewed = MAKERS[model](k)
+    results = compare(balanced, skewed, rare_class=k, test=test, alpha=alpha)
+    doc = {
+        "model": model,
+        "factor": factor,
+        "rare_class": k,
+        "test": test,
+        "alpha": alpha,
+        "correction": "none",
+        "num_samples": int(skewed.sum()),
+        "oracle_accuracy": {"label": 0.97, "factor": 0.9 if factor == "thin" else 0.99},
+        "sample_confidence": 0.93,
+        "classes": {key: r.to_dict() for key, r in results.items()},
+    }
+    path = root / model / factor / f"k{k}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return results
+
+
+@pytest.fixture
+def metrics_root(tmp_path):
+    root = tmp_path / "metrics"
+    for factor in ("colour", "thin"):
+        for k in (1, 2):
+            for model in MAKERS:
+                if not (model == "gan" and factor == "thin"):
+                    write_metrics(root, model, factor, k)
+    # oracle metrics live beside the models and are not model metrics
+    (root / "oracles").mkdir()
+    (root / "oracles" / "colour.json").write_text("{}")
+    return root
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: test\nseed: 0\ndata:\n  source: mnist-bundled\noracle:\n  min_accuracy: 0.92\n")
+    return path
+
+
+def test_load_metrics_skips_oracles(metrics_root):
+    metrics = tables.load_metrics(metrics_root)
+    assert len(metrics) == 10
+    assert {m["model"] for m in metrics} == set(MAKERS)
+    assert tables.load_metrics(metrics_root.parent / "absent") == []
+
+
+def test_z_table_cells_and_absent_columns(metrics_root):
+    df = tables.z_table(tables.load_metrics(metrics_root), rare_class=1)
+    assert list(df.index) == [str(c) for c in range(10)] + ["Total"]
+    assert list(df.columns) == [
+        ("colour", "GAN"),
+        ("colour", "Memorizer"),
+        ("colour", "Learner"),
+        ("thin", "Memorizer"),
+        ("thin", "Learner"),
+    ]
+    assert ("thin", "GAN") not in df.columns
+    assert df.loc["0", ("colour", "Memorizer")] == "-10.00 (M)"
+    assert df.loc["1", ("colour", "Memorizer")] == "10.00 (M)"
+    assert df.loc["Total", ("thin", "Memorizer")] == "-25.30 (M)"
+    assert df.loc["3", ("colour", "Learner")] == "2.20 (O)"
+    assert df.loc["4", ("colour", "Learner")] == "0.00 (L)"
+    assert df.loc["0", ("colour", "GAN")] == "-4.00 (M)"
+    assert df.loc["5", ("colour", "GAN")] == "-0.40 (L)"
+    assert df.loc["9", ("colour", "GAN")] == "–"
+    assert tables.z_table(tables.load_metrics(metrics_root), rare_class=7).empty
+
+
+def test_summary_counts(metrics_root):
+    metrics = tables.load_metrics(metrics_root)
+    df = tables.summary_table(metrics)
+    assert list(df.columns) == ["GAN", "Memorizer", "Learner"]
+    assert df.loc[("colour", "k=1"), "Memorizer"] == "0/10"
+    assert df.loc[("colour", "k=1"), "Learner"] == "9/1"  # opposite counted as M
+    # k=1: classes 0, 2, 3 memorized, 1 and 4-8 learned, 9 undefined
+    assert df.loc[("colour", "k=1"), "GAN"] == "6/3"
+    assert df.loc[("colour", "k=2"), "GAN"] == "6/3"
+    assert df.loc[("thin", "k=1"), "GAN"] == ""
+    assert df.loc[("Total", ""), "Memorizer"] == "0/40"
+    assert df.loc[("Total", ""), "GAN"] == "12/6"
+    plain = tables.summary_table(metrics, paper_style=False)
+    assert plain.loc[("colour", "k=1"), "Learner"] == "9/0/1"
+    assert plain.loc[("Total", ""), "Learner"] == "36/0/4"
+
+
+def test_proportions(metrics_root):
+    df = tables.proportions_table(tables.load_metrics(metrics_root), rare_class=2)
+    assert (df == "0.50").all().all()
+
+
+def test_false_positive_table_matches_stats(metrics_root):
+    metrics = tables.load_metrics(metrics_root)
+    df = tables.false_positive_table(metrics)
+    for test in TESTS:
+        results = [
+            compare(BALANCED, learner(k), rare_class=k, test=test, alpha=0.05)
+            for _ in ("colour", "thin")
+            for k in (1, 2)
+        ]
+        flagged, defined = false_positive_rate(results)
+        row = df.loc[("Learner", test)]
+        assert (row["flagged"], row["defined"], row["rate"]) == (flagged, defined, flagged / defined)
+        assert df.loc[("Memorizer", test), "rate"] == 1.0
+    # the chance bump in class 3 fools the one-sample test only
+    assert df.loc[("Learner", "one_sample"), "flagged"] == 4
+    assert df.loc[("Learner", "two_proportion"), "flagged"] == 0
+    assert df.loc[("Learner", "one_sample"), "defined"] == 40
+
+
+def test_quality_table(metrics_root):
+    df = tables.quality_table(tables.load_metrics(metrics_root), min_accuracy=0.92)
+    assert df.loc[("GAN", "colour", 1), "defined_classes"] == 9
+    assert df.loc[("GAN", "colour", 1), "sample_confidence"] == 0.93
+    assert bool(df.loc[("Learner", "colour", 2), "oracles_ok"])
+    assert not bool(df.loc[("Learner", "thin", 2), "oracles_ok"])
+
+
+def test_to_markdown_flattens_multiindex():
+    cols = pd.MultiIndex.from_tuples([("colour", "GAN"), ("thin", "VAE")], names=["factor", "model"])
+    df = pd.DataFrame([["1.00 (L)", "–"], ["a|b", np.nan]], index=pd.Index(["0", "Total"], name="class"), columns=cols)
+    lines = tables.to_markdown(df).splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["class", "colour / GAN", "thin / VAE"]
+    assert set(lines[1]) <= {"|", "-", " "}
+    assert [c.strip() for c in lines[3].strip("|").split(" | ")] == ["Total", "a\\|b", "–"]
+
+
+def test_corrupt_json_names_file(metrics_root, params_file, tmp_path, capsys):
+    bad = metrics_root / "gan" / "colour" / "k2.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="gan/colour/k2.json"):
+        tables.load_metrics(metrics_root)
+    argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
+    argv += ["--summary", str(tmp_path / "s.json")]
+    assert run(report.main, argv) == 2
+    assert not (tmp_path / "reports").exists()
+
+
+def test_misplaced_file_is_rejected(metrics_root):
+    path = metrics_root / "gan" / "colour" / "k1.json"
+    doc = json.loads(path.read_text())
+    doc["factor"] = "thin"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="its path says"):
+        tables.load_metrics(metrics_root)
+
+
+def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
+    out = tmp_path / "reports"
+    argv = ["--metrics", str(metrics_root), "--out", str(out), "--params", str(params_file)]
+    report.main(argv + ["--summary", str(tmp_path / "summary.json")])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["models"]["data-memorizer"] == {"learned": 0, "memorized": 40, "mean_abs_z": 10.0}
+    assert summary["learner_fp_rate"]["two_proportion"] == 0.0
+    assert summary["learner_fp_rate"]["one_sample"] == 0.1
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "README.md",
+        "false_positives.csv",
+        "proportions_k1.csv",
+        "proportions_k2.csv",
+        "quality.csv",
+        "summary.csv",
+        "z_k1.csv",
+        "z_k2.csv",
+    ]
+    readme = (out / "README.md").read_text()
+    assert "Table 3 (CompCars): no compcars metrics" in readme
+    assert "test `one_sample`, alpha = 0.05, correction `none`" in readme
+    assert "-10.00 (M)" in readme and "Stale" not in readme
+    assert "flags 10.0% (4 of 40)" in readme
+    z = pd.read_csv(out / "z_k1.csv", header=[0, 1], index_col=0)
+    assert z.loc["3", ("colour", "Learner")] == "2.20 (O)"
+
+
+def test_stale_params_are_flagged(metrics_root, tmp_path):
+    params = tmp_path / "fisher.yaml"
+    params.write_text("profile: test\nseed: 0\ndata:\n  source: mnist-bundled\nevaluation:\n  test: fisher\n")
+    out = tmp_path / "reports"
+    report.main(["--metrics", str(metrics_root), "--out", str(out), "--params", str(params), "--summary", str(tmp_path / "s.json")])
+    assert "params.yaml asks for test `fisher`" in (out / "README.md").read_text()
+
+
+def test_no_metrics_gives_a_readme(tmp_path, params_file):
+    (tmp_path / "metrics").mkdir()
+    out = tmp_path / "reports"
+    report.main(["--metrics", str(tmp_path / "metrics"), "--out", str(out), "--params", str(params_file), "--summary", str(tmp_path / "s.json")])
+    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert "No metrics found" in (out / "README.md").read_text()
+
+
+def test_print_report(metrics_root):
+    buf = io.StringIO()
+    report.print_report(metrics_root, Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "rare class k = 1" in text and "colour / Memorizer" in text and "-25.30 (M)" in text

@@ -1,0 +1,107 @@
+"""The training loop: resume after a kill, determinism, refusing foreign checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import sample, train
+from pipeline.checkpoint import CheckpointError, load_checkpoint
+from pipeline.config import parse_params
+from pipeline.data.datasets import assemble, save_dataset
+from pipeline.stage import InputError
+from tests.test_config import RAW
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, digits):
+    root = tmp_path_factory.mktemp("data")
+    images, labels = digits
+    rgb = np.repeat(images[:120, :, :, None], 3, axis=3)
+    for name, f in (("balanced", np.arange(120) % 2), ("skewed_k1", labels[:120] == 1), ("val", np.arange(120) % 2)):
+        save_dataset(assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name)
+    (root / "colour" / "manifest.json").write_text("{}")
+    return root / "colour"
+
+
+def _params(tmp_path, **changes):
+    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw["vae"].update(epochs=4, batch_size=32, width=4, latent_dim=4)
+    raw["gan"].update(epochs=2, batch_size=32, width=4, architecture="conv")
+    raw["gan_sd"].update(sd_epochs=1)
+    raw["train"].update(checkpoint_every=1, log_dir=str(tmp_path / "logs"))
+    raw["evaluation"]["num_samples"] = 12
+    for key, value in changes.items():
+        section, name = key.split("__")
+        raw[section][name] = value
+    return parse_params(raw)
+
+
+def _weights(path):
+    return load_checkpoint(path)["state"]["method"]
+
+
+def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data):
+    params = _params(tmp_path)
+    whole = tmp_path / "whole" / "vae-colour-skewed_k1"
+    train.train_model(params, "vae", "colour", "skewed_k1", data, whole)
+
+    out = tmp_path / "killed" / "vae-colour-skewed_k1"
+
+    def kill(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=kill)
+    resume = list((out.parent / "resume").glob("vae-colour-skewed_k1-*.pt"))
+    assert len(resume) == 1 and load_checkpoint(resume[0])["epoch"] == 2
+    seen = []
+    history = train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=seen.append)
+    assert seen == [3, 4], "the second run must start at epoch 3"
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert not resume[0].exists(), "a finished run drops its resume file"
+    a, b = _weights(whole / "model.pt"), _weights(out / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resume_file_from_other_params_is_refused(tmp_path, data):
+    params = _params(tmp_path)
+    out = tmp_path / "m" / "vae-colour-skewed_k1"
+    with pytest.raises(Killed):
+        train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=lambda e: (_ for _ in ()).throw(Killed))
+    resume = next((out.parent / "resume").glob("*.pt"))
+    ckpt = torch.load(resume, weights_only=True)
+    ckpt["params"]["lr"] = 0.5  # as if written by another config under the same name
+    torch.save(ckpt, resume)
+    with pytest.raises(CheckpointError, match="made under other params .*lr"):
+        train.train_model(params, "vae", "colour", "skewed_k1", data, out)
+
+
+def test_sampling_refuses_a_checkpoint_from_other_params(tmp_path, data):
+    params = _params(tmp_path, vae__epochs=1)
+    out = tmp_path / "m" / "vae-colour-balanced"
+    train.train_model(params, "vae", "colour", "balanced", data, out)
+    images = sample.generate(params, "vae", "colour", "balanced", out, 12, "x")
+    assert images.shape == (12, 28, 28, 3) and images.dtype == np.uint8
+    again = sample.generate(params, "vae", "colour", "balanced", out, 12, "x")
+    assert np.array_equal(images, again)
+    other = _params(tmp_path, vae__epochs=1, vae__latent_dim=8)
+    with pytest.raises(InputError, match="made under other params .*latent_dim"):
+        sample.generate(other, "vae", "colour", "balanced", out, 12, "x")
+
+
+def test_gan_history_has_the_discriminator_probe(tmp_path, data):
+    params = _params(tmp_path)
+    history = train.train_model(params, "gan_sd", "colour", "skewed_k1", data, tmp_path / "g" / "gan_sd-colour-skewed_k1")
+    assert [row["epoch"] for row in history] == [1, 2]
+    for row in history:
+        assert {"d_loss", "g_loss", "d_loss_k1_with", "d_loss_k1_without"} <= set(row)
+        assert row["d_loss_k1_with"] > 0
+    assert history[0]["sd_penalty"] > 0 and history[1]["sd_penalty"] == 0, "SD only for the first sd_epochs"
+    train.write_history(tmp_path / "h.csv", history)
+    assert (tmp_path / "h.csv").read_text().splitlines()[0].startswith("epoch,")
