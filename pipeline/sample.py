@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--factor", required=True, choices=FACTORS)
     p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
     p.add_argument("--data", type=Path, help="default: data/<factor>")
-    p.add_argument("--model-dir", type=Path, help="default: models/<model>-<factor>-<dataset>")
+    p.add_argument("--model-dir", type=Path, help="default: models/<model>-<factor>/<dataset>")
     p.add_argument("--out", type=Path, help="default: data/samples/<model>-<factor>-<dataset>")
     args = p.parse_args(argv)
     params = load_params(args.params)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = rng_for(params.seed, "sample", name)
         images = control_samples(args.model, load_dataset(data / args.dataset), load_dataset(data / "balanced"), m, rng)
     else:
-        model_dir = args.model_dir or Path("models") / name
+        model_dir = args.model_dir or Path("models") / f"{args.model}-{args.factor}" / args.dataset
         images = generate(params, args.model, args.factor, args.dataset, model_dir, m, name)
     with atomic_dir(out) as tmp:
         np.save(tmp / "images.npy", images, allow_pickle=False)

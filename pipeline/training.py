@@ -75,6 +75,7 @@ def train(
     images: np.ndarray,
     probe: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    live: bool = True,
 ) -> list[dict]:
     """Train `run.method` on uint8 (N, H, W, 3) images for `run.epochs` epochs,
     resuming from the last checkpoint of the same run and params. Returns the
@@ -91,7 +92,8 @@ def train(
         start = ckpt["epoch"]
     writer = _writer(run)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
-    with Progress(*columns) as progress:
+    # several runs in parallel processes would fight over one live bar
+    with Progress(*columns, disable=not live) as progress:
         label = f"{run.name}" + (f" (resumed at epoch {start})" if start else "")
         task = progress.add_task(label, total=run.epochs, completed=start, loss="")
         for epoch in range(start, run.epochs):
@@ -108,7 +110,10 @@ def train(
                 row.update(probe(run.method))
             run.history.append(row)
             _log(writer, row, run, epoch)
-            progress.update(task, advance=1, loss=" ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "epoch"))
+            losses = " ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "epoch")
+            progress.update(task, advance=1, loss=losses)
+            if not live:
+                print(f"{run.name} epoch {epoch + 1}/{run.epochs} {losses}", flush=True)
             if (epoch + 1) % run.checkpoint_every == 0 and epoch + 1 < run.epochs:
                 save_checkpoint(run.resume_path, _state(run, epoch), run.params, epoch + 1, history=json.dumps(run.history))
             if on_epoch is not None:

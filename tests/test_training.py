@@ -47,10 +47,10 @@ def _weights(path):
 
 def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data):
     params = _params(tmp_path)
-    whole = tmp_path / "whole" / "vae-colour-skewed_k1"
+    whole = tmp_path / "whole" / "vae-colour" / "skewed_k1"
     train.train_model(params, "vae", "colour", "skewed_k1", data, whole)
 
-    out = tmp_path / "killed" / "vae-colour-skewed_k1"
+    out = tmp_path / "killed" / "vae-colour" / "skewed_k1"
 
     def kill(epoch):
         if epoch == 2:
@@ -58,7 +58,7 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data
 
     with pytest.raises(Killed):
         train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=kill)
-    resume = list((out.parent / "resume").glob("vae-colour-skewed_k1-*.pt"))
+    resume = list((tmp_path / "killed" / "resume").glob("vae-colour-skewed_k1-*.pt"))
     assert len(resume) == 1 and load_checkpoint(resume[0])["epoch"] == 2
     seen = []
     history = train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=seen.append)
@@ -71,10 +71,10 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data
 
 def test_a_resume_file_from_other_params_is_refused(tmp_path, data):
     params = _params(tmp_path)
-    out = tmp_path / "m" / "vae-colour-skewed_k1"
+    out = tmp_path / "m" / "vae-colour" / "skewed_k1"
     with pytest.raises(Killed):
         train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=lambda e: (_ for _ in ()).throw(Killed))
-    resume = next((out.parent / "resume").glob("*.pt"))
+    resume = next((tmp_path / "m" / "resume").glob("*.pt"))
     ckpt = torch.load(resume, weights_only=True)
     ckpt["params"]["lr"] = 0.5  # as if written by another config under the same name
     torch.save(ckpt, resume)
@@ -84,7 +84,7 @@ def test_a_resume_file_from_other_params_is_refused(tmp_path, data):
 
 def test_sampling_refuses_a_checkpoint_from_other_params(tmp_path, data):
     params = _params(tmp_path, vae__epochs=1)
-    out = tmp_path / "m" / "vae-colour-balanced"
+    out = tmp_path / "m" / "vae-colour" / "balanced"
     train.train_model(params, "vae", "colour", "balanced", data, out)
     images = sample.generate(params, "vae", "colour", "balanced", out, 12, "x")
     assert images.shape == (12, 28, 28, 3) and images.dtype == np.uint8
@@ -97,7 +97,7 @@ def test_sampling_refuses_a_checkpoint_from_other_params(tmp_path, data):
 
 def test_gan_history_has_the_discriminator_probe(tmp_path, data):
     params = _params(tmp_path)
-    history = train.train_model(params, "gan_sd", "colour", "skewed_k1", data, tmp_path / "g" / "gan_sd-colour-skewed_k1")
+    history = train.train_model(params, "gan_sd", "colour", "skewed_k1", data, tmp_path / "g" / "gan_sd-colour" / "skewed_k1")
     assert [row["epoch"] for row in history] == [1, 2]
     for row in history:
         assert {"d_loss", "g_loss", "d_loss_k1_with", "d_loss_k1_without"} <= set(row)

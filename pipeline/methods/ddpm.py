@@ -59,7 +59,9 @@ class DdpmMethod(Method):
         # linear schedule beta_1..beta_T (Ho et al. 2020, section 4), computed in float64 then stored as float32
         betas = torch.linspace(params.beta_start, params.beta_end, params.timesteps, dtype=torch.float64)
         alphas_cumprod = torch.cumprod(1 - betas, dim=0)
-        alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])  # abar_0 = 1
+        alphas_cumprod_prev = torch.cat(
+            [torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]]
+        )  # abar_{t-1}; 1 before step 0
         # derived from params, so left out of checkpoints
         for name, value in [
             ("betas", betas),
@@ -67,6 +69,7 @@ class DdpmMethod(Method):
             ("alphas_cumprod_prev", alphas_cumprod_prev),
         ]:
             self.register_buffer(name, value.float().to(device), persistent=False)
+        # kept in checkpoints, so that a resumed run continues the EMA warm-up where it stopped
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long, device=device))
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

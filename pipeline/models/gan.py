@@ -20,7 +20,7 @@ from torch import nn
 
 MLP_GENERATOR_HIDDEN = (256, 512, 1024)
 MLP_DISCRIMINATOR_HIDDEN = (512, 256)
-LEAKY_SLOPE = 0.2  # Radford et al. 2016, section 3
+LEAKY_SLOPE = 0.2  # Radford et al. 2016, section 4
 START_SIDES = range(4, 8)  # smallest feature map of the conv nets
 
 # a stride-2 (transposed) convolution with kernel 4 and padding 1 halves (doubles) a side exactly

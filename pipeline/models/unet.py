@@ -24,7 +24,7 @@ MAX_PERIOD = 10_000  # Vaswani et al. (2017), section 3.5
 
 
 def _groups(c: int) -> int:
-    """The largest group count <= MAX_GROUPS that divides c."""
+    # GroupNorm needs a group count that divides the channels: the largest <= MAX_GROUPS
     return next(g for g in range(min(MAX_GROUPS, c), 0, -1) if c % g == 0)
 
 
