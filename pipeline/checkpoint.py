@@ -50,7 +50,9 @@ def load_checkpoint(path: str | Path, params: dict | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and retrain") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and retrain"
+        ) from None
     if not isinstance(ckpt, dict) or not {"state", "params", "epoch"} <= set(ckpt):
         raise CheckpointError(f"{path}: not an rgf checkpoint (no state/params/epoch)")
     if params is not None and ckpt["params"] != params:

@@ -155,7 +155,6 @@ class EvaluationParams(_Section):
     correction: Literal["none", "holm", "fdr_bh"] = "none"
 
 
-
 class Params(_Section):
     profile: str
     seed: Annotated[int, Field(ge=0)]

@@ -28,7 +28,9 @@ def read_samples(folder: Path, model: str, factor: str, dataset: str) -> np.ndar
         meta = json.loads((folder / "meta.json").read_text())
         images = np.load(folder / "images.npy", allow_pickle=False)
     except (FileNotFoundError, ValueError) as err:
-        raise InputError(f"{folder}: missing or corrupt samples ({err}); run `dvc repro sample@{folder.name}`") from None
+        raise InputError(
+            f"{folder}: missing or corrupt samples ({err}); run `dvc repro sample@{folder.name}`"
+        ) from None
     expected = {"model": model, "factor": factor, "dataset": dataset}
     found = {k: meta.get(k) for k in expected}
     if found != expected:
@@ -49,7 +51,9 @@ def skew_direction_of_total(data_manifest: Path, dataset: str) -> int:
     return -1 if present < sum(c["f0"] for c in counts.values()) else 1
 
 
-def judge(label_oracle, factor_oracle, balanced, skewed, rare_class: int, ev: EvaluationParams, device, total_direction):
+def judge(
+    label_oracle, factor_oracle, balanced, skewed, rare_class: int, ev: EvaluationParams, device, total_direction
+):
     """Metrics of one (model, factor, k): counts, proportions, z, verdicts."""
     from pipeline.evaluation.oracles import predict
 
@@ -106,11 +110,22 @@ def main(argv: list[str] | None = None) -> None:
     metrics = judge(label_oracle, factor_oracle, balanced, skewed, k, params.evaluation, device, total_direction)
     out = args.out or Path("metrics") / model / factor / f"k{k}.json"
     tmp = out.with_name(out.name + ".partial")
-    write_json(tmp, {"model": model, "factor": factor, "rare_class": k, "num_samples": len(skewed),
-                     "oracle_accuracy": accuracy, **metrics})
+    write_json(
+        tmp,
+        {
+            "model": model,
+            "factor": factor,
+            "rare_class": k,
+            "num_samples": len(skewed),
+            "oracle_accuracy": accuracy,
+            **metrics,
+        },
+    )
     tmp.replace(out)  # the old metrics survive any failure above
     verdicts = [r["verdict"] for c, r in metrics["classes"].items() if c != "total"]
-    print(f"evaluate@{model}-{factor}-{k}: {verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized")
+    print(
+        f"evaluate@{model}-{factor}-{k}: {verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
+    )
 
 
 if __name__ == "__main__":

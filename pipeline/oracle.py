@@ -39,7 +39,13 @@ def _train_target(job, live: bool = False):
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not live) as progress:
         model = train_oracle(
-            train.images, y, NUM_OUTPUTS[target], params.oracle, seed, pick_device(params.device), progress,
+            train.images,
+            y,
+            NUM_OUTPUTS[target],
+            params.oracle,
+            seed,
+            pick_device(params.device),
+            progress,
             f"{target} oracle",
         )
     if not live:

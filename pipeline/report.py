@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import EvaluationParams, load_params
+from pipeline.data.datasets import write_json
+from pipeline.evaluation.figures import probe_figure, read_history
 from pipeline.evaluation.tables import (
     MODEL_NAMES,
     MODELS,
@@ -30,7 +32,6 @@ from pipeline.evaluation.tables import (
     to_markdown,
     z_table,
 )
-from pipeline.data.datasets import write_json
 from pipeline.factors import FACTORS
 from pipeline.stage import InputError, atomic_dir, exit_with, parser
 
@@ -147,9 +148,29 @@ def render_readme(
     return "\n".join(out) + "\n"
 
 
-def write_report(out: Path, readme: str, tables: dict) -> None:
-    """README.md and one CSV per table, replacing `out` as a whole."""
+def draw_probes(plots: Path, rare_classes: list[int], out: Path) -> list[str]:
+    """probe_<model>-<factor>_k<k>.png for every GAN run with probe data."""
+    names = []
+    for run_dir in sorted(plots.glob("gan*-*")) if plots.is_dir() else []:
+        histories = {csv_path.stem: read_history(csv_path) for csv_path in sorted(run_dir.glob("*.csv"))}
+        for k in rare_classes:
+            wanted = {d: h for d, h in histories.items() if d in ("balanced", f"skewed_k{k}")}
+            name = f"probe_{run_dir.name}_k{k}.png"
+            if probe_figure(wanted, k, f"{run_dir.name}: discriminator probe, k = {k}", out / name):
+                names.append(name)
+    return names
+
+
+def write_report(out: Path, readme: str, tables: dict, plots: Path | None = None, rare_classes=()) -> None:
+    """README.md, one CSV per table and the probe figures, replacing `out` as a whole."""
     with atomic_dir(out) as tmp:
+        figures = draw_probes(plots, list(rare_classes), tmp) if plots else []
+        if figures:
+            readme += (
+                "\n## Discriminator probe (section 6.2)\n\nD's loss w.r.t. the real label on held-out digits of the"
+                " rare class, with and without the factor; below log 2 the discriminator calls them real.\n\n"
+            )
+            readme += "\n".join(f"![{name}]({name})" for name in figures) + "\n"
         (tmp / "README.md").write_text(readme)
         for name, df in tables.items():
             df.to_csv(tmp / f"{name}.csv")
@@ -221,13 +242,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metrics", type=Path, default=Path("metrics"), help="metrics folder (default: metrics)")
     p.add_argument("--out", type=Path, default=Path("reports/tables"), help="output folder (default: reports/tables)")
     p.add_argument("--summary", type=Path, default=Path("reports/summary.json"), help="headline metrics JSON")
+    p.add_argument("--plots", type=Path, default=Path("plots/train"), help="training histories (probe figures)")
     args = p.parse_args(argv)
     params = load_params(args.params)
     metrics = _load(args.metrics)
     rare = _rare_classes(metrics, params.skew.rare_classes)
     tables = build_tables(metrics, rare, params.oracle.min_accuracy)
     readme = render_readme(metrics, tables, rare, str(args.metrics), params.evaluation, params.oracle.min_accuracy)
-    write_report(args.out, readme, tables)
+    write_report(args.out, readme, tables, args.plots, rare)
     write_json(args.summary, summarise(metrics, tables["false_positives"]) if metrics else {})
     print(f"report: {len(metrics)} metrics files, {len(tables)} tables -> {args.out}")
 

@@ -38,7 +38,14 @@ def run_params(params: Params, model: str, factor: str, dataset: str) -> dict:
     extended rather than retrained, and the DDPM sampler, which needs none."""
     family = params.gan if model == "gan_sd" else getattr(params, model)
     shaped = {k: v for k, v in family.model_dump().items() if k not in NOT_SHAPING}
-    out = {"model": model, "factor": factor, "dataset": dataset, "seed": params.seed, "image_size": IMAGE_SIZE, **shaped}
+    out = {
+        "model": model,
+        "factor": factor,
+        "dataset": dataset,
+        "seed": params.seed,
+        "image_size": IMAGE_SIZE,
+        **shaped,
+    }
     if model == "gan_sd":
         out.update(params.gan_sd.model_dump())
     return out
@@ -104,7 +111,9 @@ def train_model(
 def record_control(out: Path, name: str, model: str, dataset: str, data: Path) -> None:
     """A control's "weights": which dataset it was given (its samples are drawn from data)."""
     manifest_sha = hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest()
-    write_json(out / "model.json", {"run": name, "model": model, "trained_on": dataset, "data_manifest_sha256": manifest_sha})
+    write_json(
+        out / "model.json", {"run": name, "model": model, "trained_on": dataset, "data_manifest_sha256": manifest_sha}
+    )
 
 
 def _train_one(job) -> tuple[str, int, float]:

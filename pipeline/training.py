@@ -91,7 +91,13 @@ def train(
         _restore(run, ckpt)
         start = ckpt["epoch"]
     writer = _writer(run)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[loss]}"),
+    )
     # several runs in parallel processes would fight over one live bar
     with Progress(*columns, disable=not live) as progress:
         label = f"{run.name}" + (f" (resumed at epoch {start})" if start else "")
@@ -115,7 +121,9 @@ def train(
             if not live:
                 print(f"{run.name} epoch {epoch + 1}/{run.epochs} {losses}", flush=True)
             if (epoch + 1) % run.checkpoint_every == 0 and epoch + 1 < run.epochs:
-                save_checkpoint(run.resume_path, _state(run, epoch), run.params, epoch + 1, history=json.dumps(run.history))
+                save_checkpoint(
+                    run.resume_path, _state(run, epoch), run.params, epoch + 1, history=json.dumps(run.history)
+                )
             if on_epoch is not None:
                 on_epoch(epoch + 1)
     if writer is not None:
@@ -149,7 +157,9 @@ def _log(writer, row: dict, run: Run, epoch: int) -> None:
         writer.add_images("samples", samples, epoch + 1)
 
 
-def probe_rows(real_loss: Callable[[torch.Tensor], torch.Tensor], val: FactorDataset, classes: list[int], device) -> dict:
+def probe_rows(
+    real_loss: Callable[[torch.Tensor], torch.Tensor], val: FactorDataset, classes: list[int], device
+) -> dict:
     """Discriminator probe (paper section 6.2, Fig. 3): D's BCE w.r.t. the
     "real" label on held-out images of each rare class k, with and without
     the factor. Below log 2 the discriminator calls them real."""

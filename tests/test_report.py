@@ -223,14 +223,36 @@ def test_stale_params_are_flagged(metrics_root, tmp_path):
     params = tmp_path / "fisher.yaml"
     params.write_text("profile: test\nseed: 0\ndata:\n  source: mnist-bundled\nevaluation:\n  test: fisher\n")
     out = tmp_path / "reports"
-    report.main(["--metrics", str(metrics_root), "--out", str(out), "--params", str(params), "--summary", str(tmp_path / "s.json")])
+    report.main(
+        [
+            "--metrics",
+            str(metrics_root),
+            "--out",
+            str(out),
+            "--params",
+            str(params),
+            "--summary",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert "params.yaml asks for test `fisher`" in (out / "README.md").read_text()
 
 
 def test_no_metrics_gives_a_readme(tmp_path, params_file):
     (tmp_path / "metrics").mkdir()
     out = tmp_path / "reports"
-    report.main(["--metrics", str(tmp_path / "metrics"), "--out", str(out), "--params", str(params_file), "--summary", str(tmp_path / "s.json")])
+    report.main(
+        [
+            "--metrics",
+            str(tmp_path / "metrics"),
+            "--out",
+            str(out),
+            "--params",
+            str(params_file),
+            "--summary",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert [p.name for p in out.iterdir()] == ["README.md"]
     assert "No metrics found" in (out / "README.md").read_text()
 

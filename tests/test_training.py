@@ -73,7 +73,9 @@ def test_a_resume_file_from_other_params_is_refused(tmp_path, data):
     params = _params(tmp_path)
     out = tmp_path / "m" / "vae-colour" / "skewed_k1"
     with pytest.raises(Killed):
-        train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=lambda e: (_ for _ in ()).throw(Killed))
+        train.train_model(
+            params, "vae", "colour", "skewed_k1", data, out, on_epoch=lambda e: (_ for _ in ()).throw(Killed)
+        )
     resume = next((tmp_path / "m" / "resume").glob("*.pt"))
     ckpt = torch.load(resume, weights_only=True)
     ckpt["params"]["lr"] = 0.5  # as if written by another config under the same name
@@ -97,7 +99,9 @@ def test_sampling_refuses_a_checkpoint_from_other_params(tmp_path, data):
 
 def test_gan_history_has_the_discriminator_probe(tmp_path, data):
     params = _params(tmp_path)
-    history = train.train_model(params, "gan_sd", "colour", "skewed_k1", data, tmp_path / "g" / "gan_sd-colour" / "skewed_k1")
+    history = train.train_model(
+        params, "gan_sd", "colour", "skewed_k1", data, tmp_path / "g" / "gan_sd-colour" / "skewed_k1"
+    )
     assert [row["epoch"] for row in history] == [1, 2]
     for row in history:
         assert {"d_loss", "g_loss", "d_loss_k1_with", "d_loss_k1_without"} <= set(row)

@@ -1,0 +1,44 @@
+"""Figures of the report: the discriminator probe (paper section 6.2, Fig. 3)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on CI or servers
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of a plots/train CSV as floats (empty cells dropped)."""
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def probe_figure(histories: dict[str, list[dict]], rare_class: int, title: str, out: Path) -> bool:
+    """One panel per training dataset: D's loss w.r.t. "real" on held-out
+    digits of class k with and without the factor, per epoch, and the log 2
+    line below which the discriminator calls an image real. Returns False
+    (and writes nothing) when no history has probe columns."""
+    keys = (f"d_loss_k{rare_class}_with", f"d_loss_k{rare_class}_without")
+    panels = {name: rows for name, rows in histories.items() if rows and keys[0] in rows[0]}
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (name, rows) in zip(axes[0], panels.items(), strict=True):
+        epochs = [r["epoch"] for r in rows]
+        ax.plot(epochs, [r[keys[0]] for r in rows], marker="o", ms=3, color="tab:green", label="with factor")
+        ax.plot(epochs, [r[keys[1]] for r in rows], marker="o", ms=3, color="tab:red", label="without factor")
+        ax.axhline(math.log(2), color="grey", ls="--", lw=1, label="log 2")
+        ax.set(title=f"trained on {name}", xlabel="epoch")
+    axes[0][0].set_ylabel(f"D loss on real class-{rare_class} digits")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
