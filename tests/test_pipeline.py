@@ -93,6 +93,15 @@ def test_a_second_repro_does_nothing(smoke):
     assert "Running stage" not in out and "up to date" in out
 
 
+def test_the_same_seed_gives_identical_metrics_twice(smoke):
+    root, env = smoke
+    before = {m: (root / "metrics" / m / "colour" / "k1.json").read_bytes() for m in ("ddpm", "gan_sd")}
+    for model in before:
+        _dvc(root, env, "repro", "--force", "--downstream", f"train@{model}-colour")
+    after = {m: (root / "metrics" / m / "colour" / "k1.json").read_bytes() for m in before}
+    assert after == before
+
+
 def test_exp_show_lists_the_headline_metrics(smoke):
     root, env = smoke
     out = _dvc(root, env, "exp", "show", "--md", "--no-pager").stdout
