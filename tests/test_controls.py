@@ -78,3 +78,42 @@ def test_total_direction_follows_the_skewed_counts(tmp_path):
     counts = {str(c): {"f0": 10, "f1": 90} for c in range(10)}
     (tmp_path / "m.json").write_text(json.dumps({"datasets": {"skewed_k1": {"counts": counts}}}))
     assert skew_direction_of_total(tmp_path / "m.json", "skewed_k1") == 1
+
+
+def _evaluate_setup(data_dir):
+    """Samples of both control runs for colour, k=1, and an existing metrics file."""
+    from pipeline.data.datasets import write_json
+
+    for dataset in ("balanced", "skewed_k1"):
+        argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
+        out = data_dir / "samples" / f"data-learner-colour-{dataset}"
+        sample.main(argv + ["--dataset", dataset, "--data", str(data_dir / "colour"), "--out", str(out)])
+    write_json(data_dir / "colour" / "manifest.json", {"datasets": {"skewed_k1": {"counts": {"0": {"f0": 9, "f1": 1}}}}})
+    old = data_dir / "metrics.json"
+    old.write_text("OLD")
+    return old
+
+
+def _evaluate(data_dir, old, *extra):
+    from pipeline import evaluate
+
+    argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
+    argv += ["--rare-class", "1", "--samples", str(data_dir / "samples"), "--data", str(data_dir / "colour")]
+    return run(evaluate.main, argv + ["--out", str(old), *extra])
+
+
+def test_evaluate_refuses_samples_of_another_factor_and_keeps_old_metrics(data_dir, capsys):
+    old = _evaluate_setup(data_dir)
+    meta = data_dir / "samples" / "data-learner-colour-skewed_k1" / "meta.json"
+    meta.write_text(meta.read_text().replace('"colour"', '"thin"'))
+    assert _evaluate(data_dir, old) == 2
+    assert "samples of {'model': 'data-learner', 'factor': 'thin'" in capsys.readouterr().err
+    assert old.read_text() == "OLD"
+
+
+def test_evaluate_refuses_missing_oracles_and_keeps_old_metrics(data_dir, capsys):
+    old = _evaluate_setup(data_dir)
+    missing = ["--oracles", str(data_dir / "none"), "--oracle-metrics", str(data_dir / "none.json")]
+    assert _evaluate(data_dir, old, *missing) == 2
+    assert "none.json" in capsys.readouterr().err
+    assert old.read_text() == "OLD"
