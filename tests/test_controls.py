@@ -88,7 +88,8 @@ def _evaluate_setup(data_dir):
         argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
         out = data_dir / "samples" / f"data-learner-colour-{dataset}"
         sample.main(argv + ["--dataset", dataset, "--data", str(data_dir / "colour"), "--out", str(out)])
-    write_json(data_dir / "colour" / "manifest.json", {"datasets": {"skewed_k1": {"counts": {"0": {"f0": 9, "f1": 1}}}}})
+    counts = {"skewed_k1": {"counts": {"0": {"f0": 9, "f1": 1}}}}
+    write_json(data_dir / "colour" / "manifest.json", {"datasets": counts})
     old = data_dir / "metrics.json"
     old.write_text("OLD")
     return old
