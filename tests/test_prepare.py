@@ -50,7 +50,8 @@ def test_source_manifest(smoke):
 def test_prepare_writes_every_dataset_with_exact_counts(smoke, tmp_path):
     out = _run(smoke, "thick", tmp_path / "thick")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["datasets"]) == {"balanced", "skewed_k1", "skewed_k2", "test", "val"}
+    rare = yaml.safe_load((smoke / "params.yaml").read_text())["skew"]["rare_classes"]
+    assert set(manifest["datasets"]) == {"balanced", "test", "val"} | {f"skewed_k{k}" for k in rare}
     train_labels = np.load(smoke / "source" / "train_labels.npy")
     sizes = np.bincount(train_labels, minlength=10)
     for c in range(10):

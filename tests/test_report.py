@@ -177,7 +177,7 @@ def test_corrupt_json_names_file(metrics_root, params_file, tmp_path, capsys):
     with pytest.raises(ValueError, match="gan/colour/k2.json"):
         tables.load_metrics(metrics_root)
     argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
-    argv += ["--summary", str(tmp_path / "s.json")]
+    argv += ["--plots", str(tmp_path / "no-plots"), "--summary", str(tmp_path / "s.json")]
     assert run(report.main, argv) == 2
     assert not (tmp_path / "reports").exists()
 
@@ -194,7 +194,7 @@ def test_misplaced_file_is_rejected(metrics_root):
 def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
     out = tmp_path / "reports"
     argv = ["--metrics", str(metrics_root), "--out", str(out), "--params", str(params_file)]
-    report.main(argv + ["--summary", str(tmp_path / "summary.json")])
+    report.main(argv + ["--plots", str(tmp_path / "no-plots"), "--summary", str(tmp_path / "summary.json")])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["models"]["data-memorizer"] == {"learned": 0, "memorized": 40, "mean_abs_z": 10.0}
     assert summary["learner_fp_rate"]["two_proportion"] == 0.0
@@ -249,6 +249,8 @@ def test_no_metrics_gives_a_readme(tmp_path, params_file):
             str(out),
             "--params",
             str(params_file),
+            "--plots",
+            str(tmp_path / "no-plots"),
             "--summary",
             str(tmp_path / "s.json"),
         ]
