@@ -4,6 +4,8 @@
     rgf download --dest data/raw/mnist
     rgf check-params [params.yaml]
     rgf report [--metrics metrics]
+    rgf compcars-manifest /path/to/sv_data [--makes Volkswagen Toyota] [--colours black white]
+    rgf standin-cars DIR [--per-cell 60]
 
 The stages themselves run through `dvc repro` (see dvc.yaml).
 """
@@ -66,6 +68,23 @@ def _report(args: argparse.Namespace) -> None:
     print_report(args.metrics)
 
 
+def _compcars_manifest(args: argparse.Namespace) -> None:
+    from pipeline.data.compcars import compcars_manifest
+
+    table = compcars_manifest(args.sv_data, args.makes, args.colours, not args.all_images, args.seed)
+    out = args.out or args.sv_data / "manifest.csv"
+    table.to_csv(out, index=False)
+    counts = table.groupby(["make", "colour"]).size().to_dict()
+    console.print(f"{len(table)} images -> {out}: " + ", ".join(f"{m} {c} {n}" for (m, c), n in counts.items()))
+
+
+def _standin_cars(args: argparse.Namespace) -> None:
+    from pipeline.data.standin import write_standin
+
+    manifest = write_standin(args.folder, args.per_cell, args.seed)
+    console.print(f"stand-in cars ({args.per_cell} per make x colour) -> {manifest}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rgf", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="print the study's tables (from metrics/) in the terminal")
     rp.add_argument("--metrics", type=Path, default=Path("metrics"))
     rp.set_defaults(func=_report)
+
+    cc = sub.add_parser("compcars-manifest", help="write manifest.csv for the paper's CompCars subset")
+    cc.add_argument("sv_data", type=Path, help="the release's surveillance folder (sv_data)")
+    cc.add_argument("--makes", nargs="+", default=["Volkswagen", "Toyota"])
+    cc.add_argument("--colours", nargs="+", default=["black", "white"])
+    cc.add_argument("--all-images", action="store_true", help="keep every image (default: even make split)")
+    cc.add_argument("--seed", type=int, default=0)
+    cc.add_argument("--out", type=Path, help="default: <sv_data>/manifest.csv")
+    cc.set_defaults(func=_compcars_manifest)
+
+    sc = sub.add_parser("standin-cars", help="write synthetic two-make car images + manifest (a CompCars stand-in)")
+    sc.add_argument("folder", type=Path)
+    sc.add_argument("--per-cell", type=int, default=60, help="images per make x colour")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.set_defaults(func=_standin_cars)
     return p
 
 

@@ -15,8 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.factors import FACTORS
 
-Factor = Literal["colour", "thin", "thick", "swell", "fracture"]
-DigitClass = Annotated[int, Field(ge=0, le=9)]
+# a factor is one of the MNIST factors or, for a manifest source, the name of
+# the manifest's factor column; checked against the source in Params
+Factor = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+ClassIndex = Annotated[int, Field(ge=0)]  # < the number of classes: checked in Params
+MNIST_CLASSES = 10
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -28,18 +31,54 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ManifestParams(_Section):
+    """A folder of labelled images described by a CSV manifest (the `manifest`
+    source: CompCars, or any user's data). Paths in the CSV are relative to
+    `root`; a "class" and a "factor" are two categorical columns."""
+
+    root: str = "data/raw/images"  # absolute paths survive `dvc exp run --queue`
+    file: str = "manifest.csv"
+    path_column: str = "path"
+    class_column: str = "make"
+    factor_column: str = "colour"
+    classes: list[str] = ["Volkswagen", "Toyota"]  # label order; other values are an error
+    factor_values: tuple[str, str] = ("black", "white")  # (absent, present): present is the rare value
+    split_column: str | None = None  # rows "train"/"test"; None: a seeded stratified split
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    image_size: Annotated[int, Field(ge=8, le=256)] = 64  # images are resized to size x size RGB
+
+    @field_validator("classes")
+    @classmethod
+    def _two_or_more(cls, v: list[str]) -> list[str]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("must list at least two distinct class names")
+        return v
+
+    @field_validator("factor_values")
+    @classmethod
+    def _distinct_values(cls, v: tuple[str, str]) -> tuple[str, str]:
+        if v[0] == v[1]:
+            raise ValueError("the absent and present values must differ")
+        return v
+
+
 class DataParams(_Section):
-    source: Literal["mnist", "mnist-bundled"]
+    source: Literal["mnist", "mnist-bundled", "manifest"]
     mnist_dir: str = "data/raw/mnist"  # the four published IDX .gz files
     download: bool = True  # fetch missing MNIST files (needs internet)
     train_size: Annotated[int, Field(gt=0)] | None = None  # None: all
     test_size: Annotated[int, Field(gt=0)] | None = None
     bundled_test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     val_size: Annotated[int, Field(ge=0)] = 2000
+    manifest: ManifestParams = ManifestParams()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.manifest.classes) if self.source == "manifest" else MNIST_CLASSES
 
 
 class SkewParams(_Section):
-    rare_classes: list[DigitClass] = [1, 2]
+    rare_classes: list[ClassIndex] = [1, 2]
     rare_fraction: Fraction = 0.0  # 0 = extreme rarity (the paper)
 
     @field_validator("rare_classes")
@@ -180,6 +219,19 @@ class Params(_Section):
         if not v or len(set(v)) != len(v):
             raise ValueError("must list at least one name, each once")
         return v
+
+    @model_validator(mode="after")
+    def _factors_and_classes_fit_the_source(self) -> Params:
+        if self.data.source == "manifest":
+            column = self.data.manifest.factor_column
+            if self.factors != [column]:
+                raise ValueError(f"factors must be [{column}] (data.manifest.factor_column) for a manifest source")
+        elif unknown := [f for f in self.factors if f not in FACTORS]:
+            raise ValueError(f"unknown factor(s) {unknown} for MNIST; choose from {list(FACTORS)}")
+        n = self.data.num_classes
+        if bad := [k for k in self.skew.rare_classes if k >= n]:
+            raise ValueError(f"skew.rare_classes {bad} out of range: the source has classes 0..{n - 1}")
+        return self
 
     @model_validator(mode="after")
     def _datasets_follow_rare_classes(self) -> Params:

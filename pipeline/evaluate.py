@@ -15,11 +15,10 @@ import numpy as np
 
 from pipeline.checkpoint import CheckpointError, pick_device
 from pipeline.config import EvaluationParams, load_params
-from pipeline.data.datasets import write_json
+from pipeline.data.datasets import read_data_manifest, write_json
 from pipeline.evaluation.stats import compare, counts_from_labels
-from pipeline.factors import FACTORS
 from pipeline.sample import run_name
-from pipeline.stage import InputError, exit_with, parser
+from pipeline.stage import InputError, check_factor, exit_with, parser
 
 
 def read_samples(folder: Path, model: str, factor: str, dataset: str) -> np.ndarray:
@@ -40,19 +39,29 @@ def read_samples(folder: Path, model: str, factor: str, dataset: str) -> np.ndar
     return images
 
 
-def skew_direction_of_total(data_manifest: Path, dataset: str) -> int:
+def skew_direction_of_total(data_manifest: dict, dataset: str) -> int:
     """-1 when the skewed set carries the factor less often than the balanced
     one (the usual case: only class k has it), +1 otherwise."""
     try:
-        counts = json.loads(data_manifest.read_text())["datasets"][dataset]["counts"]
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise InputError(f"{data_manifest}: cannot read the counts of {dataset} ({err})") from None
+        counts = data_manifest["datasets"][dataset]["counts"]
+    except (KeyError, TypeError) as err:
+        raise InputError(
+            f"data manifest: cannot read the counts of {dataset} ({err}); rerun `dvc repro prepare`"
+        ) from None
     present = sum(c["f1"] for c in counts.values())
     return -1 if present < sum(c["f0"] for c in counts.values()) else 1
 
 
 def judge(
-    label_oracle, factor_oracle, balanced, skewed, rare_class: int, ev: EvaluationParams, device, total_direction
+    label_oracle,
+    factor_oracle,
+    balanced,
+    skewed,
+    rare_class: int,
+    ev: EvaluationParams,
+    device,
+    total_direction,
+    num_classes: int = 10,
 ):
     """Metrics of one (model, factor, k): counts, proportions, z, verdicts."""
     from pipeline.evaluation.oracles import predict
@@ -61,9 +70,11 @@ def judge(
     for images in (balanced, skewed):
         labels, confidence = predict(label_oracle, images, device)
         factor, _ = predict(factor_oracle, images, device)
-        labelled.append((counts_from_labels(labels, factor), confidence))
+        labelled.append((counts_from_labels(labels, factor, num_classes), confidence))
     (counts_b, _), (counts_s, confidence_s) = labelled
-    results = compare(counts_b, counts_s, rare_class, ev.test, ev.alpha, ev.correction, total_direction=total_direction)
+    results = compare(
+        counts_b, counts_s, rare_class, ev.test, ev.alpha, ev.correction, num_classes, total_direction=total_direction
+    )
     return {
         "test": ev.test,
         "alpha": ev.alpha,
@@ -78,7 +89,7 @@ def judge(
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--factor", required=True, choices=FACTORS)
+    p.add_argument("--factor", required=True)
     p.add_argument("--rare-class", required=True, type=int)
     p.add_argument("--samples", type=Path, default=Path("data/samples"))
     p.add_argument("--data", type=Path, help="default: data/<factor>")
@@ -87,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="default: metrics/<model>/<factor>/k<k>.json")
     args = p.parse_args(argv)
     params = load_params(args.params)
+    check_factor(args.factor, params)
     k, factor, model = args.rare_class, args.factor, args.model
     if k not in params.skew.rare_classes:
         raise InputError(f"rare class {k} is not in skew.rare_classes {params.skew.rare_classes}")
@@ -94,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     balanced = read_samples(args.samples / run_name(model, factor, "balanced"), model, factor, "balanced")
     skewed = read_samples(args.samples / run_name(model, factor, dataset), model, factor, dataset)
     data = args.data or Path("data") / factor
-    total_direction = skew_direction_of_total(data / "manifest.json", dataset)
+    data_manifest = read_data_manifest(data)
+    total_direction = skew_direction_of_total(data_manifest, dataset)
 
     from pipeline.evaluation.oracles import OracleError, load_oracles
 
@@ -107,7 +120,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (OracleError, CheckpointError) as err:
         raise InputError(str(err)) from None
-    metrics = judge(label_oracle, factor_oracle, balanced, skewed, k, params.evaluation, device, total_direction)
+    num_classes = data_manifest["num_classes"]
+    metrics = judge(
+        label_oracle, factor_oracle, balanced, skewed, k, params.evaluation, device, total_direction, num_classes
+    )
     out = args.out or Path("metrics") / model / factor / f"k{k}.json"
     tmp = out.with_name(out.name + ".partial")
     write_json(
@@ -116,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
             "model": model,
             "factor": factor,
             "rare_class": k,
+            "source": data_manifest.get("source"),
+            "class_names": data_manifest["class_names"],
+            "factor_values": data_manifest.get("factor_values", ["absent", "present"]),
             "num_samples": len(skewed),
             "oracle_accuracy": accuracy,
             **metrics,

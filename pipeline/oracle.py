@@ -20,15 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pipeline.checkpoint import pick_device, save_checkpoint
 from pipeline.config import load_params
-from pipeline.data.datasets import load_dataset, rng_for, write_json
-from pipeline.evaluation.oracles import NUM_OUTPUTS, TARGETS, oracle_metrics, train_oracle
-from pipeline.factors import FACTORS
-from pipeline.stage import InputError, atomic_dir, console, exit_with, parser
+from pipeline.data.datasets import load_dataset, read_data_manifest, rng_for, write_json
+from pipeline.evaluation.oracles import TARGETS, oracle_metrics, train_oracle
+from pipeline.stage import InputError, atomic_dir, check_factor, console, exit_with, parser
 
 
 def _train_target(job, live: bool = False):
     """Train one oracle ("label" or "factor") on the balanced training split."""
-    params_path, factor, data_dir, target = job
+    params_path, factor, data_dir, target, num_outputs = job
     params = load_params(params_path)
     if not live:
         torch.set_num_threads(1)
@@ -41,7 +40,7 @@ def _train_target(job, live: bool = False):
         model = train_oracle(
             train.images,
             y,
-            NUM_OUTPUTS[target],
+            num_outputs,
             params.oracle,
             seed,
             pick_device(params.device),
@@ -55,12 +54,13 @@ def _train_target(job, live: bool = False):
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--factor", required=True, choices=FACTORS)
+    p.add_argument("--factor", required=True)
     p.add_argument("--data", type=Path, help="default: data/<factor>")
     p.add_argument("--out", type=Path, help="default: models/oracles/<factor>")
     p.add_argument("--metrics", type=Path, help="default: metrics/oracles/<factor>.json")
     args = p.parse_args(argv)
     params = load_params(args.params)
+    check_factor(args.factor, params)
     data_dir = args.data or Path("data") / args.factor
     out_dir = args.out or Path("models/oracles") / args.factor
     metrics_path = args.metrics or Path("metrics/oracles") / f"{args.factor}.json"
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(params.device)
     start = time.perf_counter()
     opts = params.oracle
-    jobs = [(args.params, args.factor, data_dir, target) for target in TARGETS]
+    # the label oracle has one output per class, the factor oracle two
+    outputs = {"label": read_data_manifest(data_dir)["num_classes"], "factor": 2}
+    jobs = [(args.params, args.factor, data_dir, target, outputs[target]) for target in TARGETS]
     if params.workers > 1 and device.type == "cpu":
         # the two oracles are independent: two single-threaded processes beat
         # one two-threaded process several times over on a CPU
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             ckpt_params = {
                 "factor": args.factor,
                 "target": target,
-                "num_outputs": NUM_OUTPUTS[target],
+                "num_outputs": outputs[target],
                 "channels": train.images.shape[3],
                 "image_size": train.images.shape[1],
                 **opts.model_dump(),

@@ -22,6 +22,7 @@ from pipeline.evaluation.tables import (
     MODEL_NAMES,
     MODELS,
     MetricsError,
+    counts_table,
     false_positive_table,
     flatten,
     load_metrics,
@@ -53,6 +54,7 @@ def _rare_classes(metrics: list[dict], wanted: list[int] | None = None) -> list[
 def build_tables(metrics: list[dict], rare_classes: list[int], min_accuracy: float | None = None) -> dict:
     """CSV stem -> DataFrame for every table that has data, in report order."""
     tables = {f"z_k{k}": z_table(metrics, k) for k in rare_classes}
+    tables["counts"] = counts_table(metrics)
     tables["summary"] = summary_table(metrics)
     tables.update({f"proportions_k{k}": proportions_table(metrics, k) for k in rare_classes})
     tables["false_positives"] = false_positive_table(metrics)
@@ -125,10 +127,17 @@ def render_readme(
     for k in rare_classes:
         out += ["", f"### Rare class k = {k}", ""]
         out.append(to_markdown(tables[f"z_k{k}"]) if f"z_k{k}" in tables else f"No metrics for k = {k}.")
-    compcars = any(m["factor"] == "compcars" for m in metrics)
-    out += ["", "## Table 3 (CompCars): " + ("not rendered yet" if compcars else "no compcars metrics")]
+    out += ["", "## Table 3: counts by class and factor (CompCars, any manifest source)", ""]
+    if "counts" in tables:
+        out.append(
+            "Oracle counts of the M samples by class x factor value, from the model trained on the "
+            "balanced set (D_u) and on the skewed set (D_r); z per class and for all samples on the D_r row."
+        )
+        out += ["", to_markdown(tables["counts"])]
+    else:
+        out.append("No metrics from a manifest source (CompCars or your own images): MNIST runs have Tables 1-2.")
     out += ["", "## Table 4: learned / memorized classes", ""]
-    out.append("Per factor and k, the number of classes (of 10) judged L / M; O is counted as M, as the paper does.")
+    out.append("Per factor and k, the number of classes judged L / M; O is counted as M, as the paper does.")
     out += ["", to_markdown(tables["summary"])]
     out += ["", "## Balanced model's proportions P_c^u", ""]
     out.append("The fraction of the balanced model's samples of class c that carry the factor (ideally 0.50).")
@@ -189,6 +198,7 @@ def _title(name: str) -> str:
         "z": f"z per class, rare class k = {k} (L learned, M memorized, O opposite, – undefined)",
         "proportions": f"Balanced model's P_c^u, rare class k = {k}",
         "summary": "Table 4: learned / memorized classes (O counted as M)",
+        "counts": "Table 3: sample counts by class x factor, z per class",
         "false_positives": "Calibration: the controls under every test",
         "quality": "Quality of the runs",
     }

@@ -15,8 +15,7 @@ import numpy as np
 from pipeline.config import CONTROLS, GENERATIVE, Params, load_params
 from pipeline.controls import control_samples
 from pipeline.data.datasets import load_dataset, rng_for, write_json
-from pipeline.factors import FACTORS
-from pipeline.stage import InputError, atomic_dir, exit_with, parser
+from pipeline.stage import InputError, atomic_dir, check_factor, exit_with, parser
 
 
 def run_name(model: str, factor: str, dataset: str) -> str:
@@ -41,22 +40,31 @@ def save_png(path: Path, image: np.ndarray, zoom: int = 3) -> None:
     Image.fromarray(image).resize((image.shape[1] * zoom, image.shape[0] * zoom), Image.NEAREST).save(path)
 
 
-def generate(params: Params, model: str, factor: str, dataset: str, model_dir: Path, num_samples: int, seed_name: str):
-    """(M, H, W, 3) uint8 samples of a trained model; refuses a checkpoint
+def generate(
+    params: Params,
+    model: str,
+    factor: str,
+    dataset: str,
+    model_dir: Path,
+    num_samples: int,
+    seed_name: str,
+    image_size: int = 28,
+):
+    """(M, S, S, 3) uint8 samples of a trained model; refuses a checkpoint
     made under other params than the current ones."""
     import torch
 
     from pipeline.checkpoint import CheckpointError, load_checkpoint, pick_device
     from pipeline.methods import build_method
-    from pipeline.train import IMAGE_SIZE, run_params
+    from pipeline.train import run_params
 
     torch.set_num_threads(params.train.threads)
     device = pick_device(params.device)
     try:
-        ckpt = load_checkpoint(model_dir / "model.pt", run_params(params, model, factor, dataset))
+        ckpt = load_checkpoint(model_dir / "model.pt", run_params(params, model, factor, dataset, image_size))
     except CheckpointError as err:
         raise InputError(str(err)) from None
-    method = build_method(model, params, IMAGE_SIZE, device)
+    method = build_method(model, params, image_size, device)
     method.load_state_dict(ckpt["state"]["method"])
     gen = torch.Generator(device=device).manual_seed(int(rng_for(params.seed, "sample", seed_name).integers(2**62)))
     batches = []
@@ -69,13 +77,14 @@ def generate(params: Params, model: str, factor: str, dataset: str, model_dir: P
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--factor", required=True, choices=FACTORS)
+    p.add_argument("--factor", required=True)
     p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
     p.add_argument("--data", type=Path, help="default: data/<factor>")
     p.add_argument("--model-dir", type=Path, help="default: models/<model>-<factor>/<dataset>")
     p.add_argument("--out", type=Path, help="default: data/samples/<model>-<factor>-<dataset>")
     args = p.parse_args(argv)
     params = load_params(args.params)
+    check_factor(args.factor, params)
     if args.dataset not in params.datasets:
         raise InputError(f"dataset {args.dataset!r} is not configured; choose one of {', '.join(params.datasets)}")
     if args.model not in CONTROLS + GENERATIVE:
@@ -89,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         images = control_samples(args.model, load_dataset(data / args.dataset), load_dataset(data / "balanced"), m, rng)
     else:
         model_dir = args.model_dir or Path("models") / f"{args.model}-{args.factor}" / args.dataset
-        images = generate(params, args.model, args.factor, args.dataset, model_dir, m, name)
+        image_size = load_dataset(data / args.dataset, mmap=True).images.shape[1]
+        images = generate(params, args.model, args.factor, args.dataset, model_dir, m, name, image_size)
     with atomic_dir(out) as tmp:
         np.save(tmp / "images.npy", images, allow_pickle=False)
         meta = {"run": name, "model": args.model, "factor": args.factor, "dataset": args.dataset}

@@ -13,17 +13,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipeline.config import ParamsError
+from pipeline.config import Params, ParamsError
 from pipeline.data.datasets import DatasetError
 from pipeline.data.idx import IdxError
+from pipeline.data.manifest import ManifestError
 from pipeline.data.mnist import ChecksumError, DataUnavailableError
+from pipeline.factors import FACTORS
 
 
 class InputError(ValueError):
     """Bad input a stage or command detected itself (wrong shape, size, ...)."""
 
 
-USER_ERRORS = (ParamsError, DatasetError, IdxError, ChecksumError, DataUnavailableError, InputError)
+USER_ERRORS = (ParamsError, DatasetError, IdxError, ChecksumError, DataUnavailableError, ManifestError, InputError)
 console = Console(stderr=True, soft_wrap=True)  # errors stay one grep-able line
 
 
@@ -31,6 +33,17 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     return p
+
+
+def check_factor(factor: str, params: Params) -> None:
+    """A stage's --factor must exist for the configured source: an MNIST
+    factor, or the factor column of a manifest."""
+    if params.data.source == "manifest":
+        allowed = [params.data.manifest.factor_column]
+    else:
+        allowed = list(FACTORS)
+    if factor not in allowed:
+        raise InputError(f"factor {factor!r} does not exist for source {params.data.source}; choose from {allowed}")
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:

@@ -25,14 +25,12 @@ from pathlib import Path
 
 from pipeline.config import CONTROLS, GENERATIVE, Params, load_params
 from pipeline.data.datasets import load_dataset, write_json
-from pipeline.factors import FACTORS
-from pipeline.stage import exit_with, parser
+from pipeline.stage import check_factor, exit_with, parser
 
-IMAGE_SIZE = 28
 NOT_SHAPING = {"epochs", "sampler", "sampling_steps"}
 
 
-def run_params(params: Params, model: str, factor: str, dataset: str) -> dict:
+def run_params(params: Params, model: str, factor: str, dataset: str, image_size: int) -> dict:
     """Everything that shapes a run's weights; a checkpoint made under any
     other values is refused. Left out: `epochs`, so a finished run can be
     extended rather than retrained, and the DDPM sampler, which needs none."""
@@ -43,7 +41,7 @@ def run_params(params: Params, model: str, factor: str, dataset: str) -> dict:
         "factor": factor,
         "dataset": dataset,
         "seed": params.seed,
-        "image_size": IMAGE_SIZE,
+        "image_size": image_size,
         **shaped,
     }
     if model == "gan_sd":
@@ -85,12 +83,13 @@ def train_model(
     device = pick_device(params.device)
     name = run_name(model, factor, dataset)
     images = load_dataset(data / dataset).images
+    image_size = images.shape[1]
     torch.manual_seed(params.seed)  # initial weights
-    method = build_method(model, params, IMAGE_SIZE, device)
+    method = build_method(model, params, image_size, device)
     run = Run(
         name=name,
         method=method,
-        params=run_params(params, model, factor, dataset),
+        params=run_params(params, model, factor, dataset, image_size),
         epochs=epochs_of(params, model),
         batch_size=batch_size_of(params, model),
         seed=params.seed,
@@ -132,12 +131,13 @@ def _train_one(job) -> tuple[str, int, float]:
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=GENERATIVE + CONTROLS)
-    p.add_argument("--factor", required=True, choices=FACTORS)
+    p.add_argument("--factor", required=True)
     p.add_argument("--data", type=Path, help="default: data/<factor>")
     p.add_argument("--out", type=Path, help="default: models/<model>-<factor>")
     p.add_argument("--history", type=Path, help="default: plots/train/<model>-<factor>")
     args = p.parse_args(argv)
     params = load_params(args.params)
+    check_factor(args.factor, params)
     stem = f"{args.model}-{args.factor}"
     data = args.data or Path("data") / args.factor
     out = args.out or Path("models") / stem

@@ -1,4 +1,5 @@
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_committed_params_are_the_quick_profile():
     assert _compose() == RAW
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "compcars"])
 def test_profiles_validate_and_share_the_same_keys(profile):
     composed = _compose(profile)
     params = parse_params(composed)
@@ -53,8 +54,11 @@ def test_profiles_validate_and_share_the_same_keys(profile):
     "path, value, message",
     [
         ("data.sourse", "mnist", "unknown key 'data.sourse'"),
-        ("factors", ["colour", "blur"], "factors.1 = 'blur'"),
-        ("skew.rare_classes", [1, 10], "skew.rare_classes.1 = 10"),
+        ("factors", ["colour", "blur"], "unknown factor(s) ['blur'] for MNIST"),
+        ("factors", ["Colour"], "factors.0 = 'Colour'"),
+        ("skew.rare_classes", [1, 10], "skew.rare_classes [10] out of range: the source has classes 0..9"),
+        ("skew.rare_classes", [-1], "skew.rare_classes.0 = -1"),
+        ("data.manifest.classes", ["a"], "data.manifest.classes = ['a']: Value error, must list at least two"),
         ("skew.rare_fraction", 1.5, "skew.rare_fraction = 1.5"),
         ("seed", -1, "seed = -1"),
         ("data.source", "cifar", "data.source = 'cifar'"),
@@ -63,7 +67,7 @@ def test_profiles_validate_and_share_the_same_keys(profile):
     ],
 )
 def test_bad_values_are_named_in_one_line(path, value, message):
-    with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("[", r"\[")):
+    with pytest.raises(ParamsError, match=re.escape(message)):
         parse_params(_with(path, value))
 
 
@@ -82,3 +86,17 @@ def test_dataset_names_must_follow_the_rare_classes():
         parse_params(raw)
     raw["datasets"] = ["balanced", "skewed_k1", "skewed_k3"]
     assert parse_params(raw).skew.rare_classes == [1, 3]
+
+
+def test_a_manifest_source_names_its_factor_and_bounds_its_classes():
+    raw = _with("data.source", "manifest")
+    raw["skew"]["rare_classes"], raw["datasets"] = [0], ["balanced", "skewed_k0"]
+    params = parse_params(raw)
+    assert params.data.num_classes == 2 and params.factors == ["colour"]
+    raw["factors"] = ["thin"]
+    with pytest.raises(ParamsError, match=r"factors must be \[colour\] \(data.manifest.factor_column\)"):
+        parse_params(raw)
+    raw["factors"] = ["colour"]
+    raw["skew"]["rare_classes"], raw["datasets"] = [2], ["balanced", "skewed_k2"]
+    with pytest.raises(ParamsError, match=r"skew.rare_classes \[2\] out of range: the source has classes 0..1"):
+        parse_params(raw)

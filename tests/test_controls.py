@@ -71,13 +71,13 @@ def test_missing_samples_are_reported(tmp_path):
         read_samples(tmp_path, "data-learner", "colour", "balanced")
 
 
-def test_total_direction_follows_the_skewed_counts(tmp_path):
+def test_total_direction_follows_the_skewed_counts():
     counts = {str(c): {"f0": 90, "f1": 10} for c in range(10)}
-    (tmp_path / "m.json").write_text(json.dumps({"datasets": {"skewed_k1": {"counts": counts}}}))
-    assert skew_direction_of_total(tmp_path / "m.json", "skewed_k1") == -1
+    assert skew_direction_of_total({"datasets": {"skewed_k1": {"counts": counts}}}, "skewed_k1") == -1
     counts = {str(c): {"f0": 10, "f1": 90} for c in range(10)}
-    (tmp_path / "m.json").write_text(json.dumps({"datasets": {"skewed_k1": {"counts": counts}}}))
-    assert skew_direction_of_total(tmp_path / "m.json", "skewed_k1") == 1
+    assert skew_direction_of_total({"datasets": {"skewed_k1": {"counts": counts}}}, "skewed_k1") == 1
+    with pytest.raises(InputError, match="cannot read the counts of skewed_k2"):
+        skew_direction_of_total({"datasets": {"skewed_k1": {"counts": counts}}}, "skewed_k2")
 
 
 def _evaluate_setup(data_dir):

@@ -10,7 +10,7 @@ import yaml
 from pipeline import oracle
 from pipeline.checkpoint import load_checkpoint
 from pipeline.config import OracleParams
-from pipeline.data.datasets import FactorDataset, both_ways, save_dataset
+from pipeline.data.datasets import FactorDataset, both_ways, save_dataset, write_json
 from pipeline.evaluation.oracles import OracleError, load_oracles, predict, to_tensor, train_oracle
 from pipeline.factors import colourise
 from pipeline.models.oracle import OracleCNN
@@ -84,6 +84,7 @@ def _write_data(root: Path, images, labels, green) -> Path:
     test = both_ways(_recolour(images[300:400], n), _recolour(images[300:400], ~n), labels[300:400], n)
     save_dataset(train, root / "balanced")
     save_dataset(test, root / "test")
+    write_json(root / "manifest.json", {"factor": "colour", "num_classes": 10})
     return root
 
 

@@ -211,7 +211,7 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
         "z_k2.csv",
     ]
     readme = (out / "README.md").read_text()
-    assert "Table 3 (CompCars): no compcars metrics" in readme
+    assert "No metrics from a manifest source" in readme
     assert "test `one_sample`, alpha = 0.05, correction `none`" in readme
     assert "-10.00 (M)" in readme and "Stale" not in readme
     assert "flags 10.0% (4 of 40)" in readme

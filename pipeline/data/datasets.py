@@ -1,9 +1,15 @@
 """Balanced and skewed datasets (method, step 1) and their files.
 
-A factor dataset is a set of RGB digits with their class label `labels`, the
-binary factor `factor` (1 = present) and the ink colour `green`. The builders
-here only decide *which* images carry the factor; the pixels come from
-`pipeline.factors.render`, which renders every digit both ways.
+A factor dataset is a set of RGB images with their class label `labels`, the
+binary factor `factor` (1 = present) and, for MNIST, the ink colour `green`.
+
+Two ways to decide which images carry the factor:
+- rendered (MNIST): every digit exists both ways (`pipeline.data.render`), so
+  a dataset keeps all digits and only chooses f per digit;
+- observed (a manifest source): f is a property of the photo, so a dataset is
+  a *selection* of images with the wanted share of f=1 in every class, and
+  every dataset of a factor gets the same number of images per class so that
+  balanced and skewed models see equally much data.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ class FactorDataset:
     images: np.ndarray  # (N, 28, 28, 3) uint8
     labels: np.ndarray  # (N,) int64
     factor: np.ndarray  # (N,) uint8, 1 = factor present
-    green: np.ndarray  # (N,) bool, ink colour
+    green: np.ndarray  # (N,) bool, ink colour (all False for observed factors)
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -75,6 +81,43 @@ def skewed_factor(labels: np.ndarray, rare_class: int, rare_fraction: float, rng
     return f
 
 
+def present_share(num_classes: int, rare_class: int | None, rare_fraction: float = 0.0) -> np.ndarray:
+    """Per class, the share of f=1 a dataset asks for: 1/2 everywhere for the
+    balanced set (rare_class None); for skewed_k, 1 - r for k and r elsewhere."""
+    if rare_class is None:
+        return np.full(num_classes, 0.5)
+    share = np.full(num_classes, rare_fraction)
+    share[rare_class] = 1.0 - rare_fraction
+    return share
+
+
+def capacity(labels: np.ndarray, factor: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Per class, the most images a selection with `share` f=1 can hold."""
+    out = np.zeros(len(share), dtype=np.int64)
+    for c, p in enumerate(share):
+        n1 = int(np.sum((labels == c) & (factor == 1)))
+        n0 = int(np.sum((labels == c) & (factor == 0)))
+        limits = ([n1 / p] if p > 0 else []) + ([n0 / (1 - p)] if p < 1 else [])
+        out[c] = int(np.floor(min(limits) + 1e-9))
+    return out
+
+
+def select_observed(
+    labels: np.ndarray, factor: np.ndarray, share: np.ndarray, sizes: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted indices of sizes[c] images of every class c, round(share[c] *
+    sizes[c]) of them with f=1, drawn uniformly within (class, f)."""
+    chosen = []
+    for c, (p, size) in enumerate(zip(share, sizes, strict=True)):
+        n1 = int(round(p * size))
+        for f, n in ((1, n1), (0, int(size) - n1)):
+            pool = np.flatnonzero((labels == c) & (factor == f))
+            if n > len(pool):
+                raise DatasetError(f"class {c} has {len(pool)} images with f={f}, {n} needed")
+            chosen.append(rng.choice(pool, size=n, replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
 def assemble(absent: np.ndarray, present: np.ndarray, labels, factor, green) -> FactorDataset:
     """Pick each image from the f=0 or f=1 rendering according to `factor`."""
     images = np.where(factor.astype(bool)[:, None, None, None], present, absent)
@@ -95,6 +138,21 @@ def counts(ds: FactorDataset, num_classes: int = 10) -> dict[str, dict[str, int]
     table = np.zeros((num_classes, 2), dtype=int)
     np.add.at(table, (ds.labels, ds.factor), 1)
     return {str(c): {"f0": int(table[c, 0]), "f1": int(table[c, 1])} for c in range(num_classes)}
+
+
+def read_data_manifest(directory: str | Path) -> dict:
+    """data/<factor>/manifest.json, with the class count and names of MNIST
+    filled in for folders written before the manifest source existed."""
+    path = Path(directory) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing; run `dvc repro prepare`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{path}: corrupt ({err}); rebuild with `dvc repro --force prepare`") from None
+    manifest.setdefault("num_classes", 10)
+    manifest.setdefault("class_names", [str(c) for c in range(manifest["num_classes"])])
+    return manifest
 
 
 def _sha256(path: Path) -> str:

@@ -97,8 +97,19 @@ def _class_keys(metrics: list[dict]) -> list[str]:
     return sorted(keys, key=int) + ["total"]
 
 
-def _row_label(key: str) -> str:
-    return "Total" if key == "total" else key
+def _row_label(key: str, names: list[str] | None = None) -> str:
+    if key == "total":
+        return "Total"
+    return names[int(key)] if names and int(key) < len(names) else key
+
+
+def _class_names(metrics: list[dict]) -> list[str] | None:
+    """The classes' names when every file agrees on them (a manifest source's
+    makes, say); None for MNIST's digits or a mix."""
+    names = {tuple(m.get("class_names") or ()) for m in metrics}
+    if len(names) != 1 or not (only := list(names.pop())) or all(n.isdigit() for n in only):
+        return None
+    return only
 
 
 def _columns(metrics: list[dict]) -> list[tuple[str, str]]:
@@ -122,7 +133,8 @@ def _grid(metrics: list[dict], rare_class: int, cell) -> pd.DataFrame:
         ]
         for f, model in cols
     }
-    df = pd.DataFrame(data, index=pd.Index([_row_label(k) for k in keys], name="class"))
+    names = _class_names(chosen)
+    df = pd.DataFrame(data, index=pd.Index([_row_label(k, names) for k in keys], name="class"))
     df.columns = pd.MultiIndex.from_tuples(list(data), names=["factor", "model"])
     return df
 
@@ -149,6 +161,34 @@ def z_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
 def proportions_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
     """P_c^u, the balanced model's fraction of f=1 samples per class."""
     return _grid(metrics, rare_class, lambda row: _fmt(row.get("p_balanced")))
+
+
+def counts_table(metrics: list[dict]) -> pd.DataFrame:
+    """Table 3 (CompCars): for every run of a manifest source, the oracle
+    counts of samples by class x factor value from the balanced-trained (D_u)
+    and the skewed-trained (D_r) model, and on the D_r row z per class and for
+    the total, with verdicts."""
+    chosen = [m for m in metrics if m.get("source") == "manifest"]
+    if not chosen:
+        return pd.DataFrame()
+    order = {m: i for i, m in enumerate(MODELS)}
+    records = []
+    for m in sorted(chosen, key=lambda m: (m["factor"], m["rare_class"], order.get(m["model"], len(MODELS)))):
+        names = m.get("class_names") or []
+        values = m.get("factor_values") or ["absent", "present"]
+        keys = _class_keys([m])[:-1]
+        label = {k: _row_label(k, names) for k in keys}
+        rare = _row_label(str(m["rare_class"]), names)
+        for trained_on, n, k_present in (("D_u", "n_b", "k_b"), (f"D_r ({rare} rare)", "n_s", "k_s")):
+            record = {"factor": m["factor"], "model": MODEL_NAMES.get(m["model"], m["model"]), "trained on": trained_on}
+            for key in keys:
+                row = m["classes"][key]
+                record[f"{label[key]} {values[0]}"] = row[n] - row[k_present]
+                record[f"{label[key]} {values[1]}"] = row[k_present]
+            for key in keys + ["total"]:
+                record[f"z {_row_label(key, names)}"] = z_cell(m["classes"][key]) if n == "n_s" else ""
+            records.append(record)
+    return pd.DataFrame.from_records(records).set_index(["factor", "model", "trained on"])
 
 
 def _verdict_counts(m: dict) -> dict[str, int]:
