@@ -20,7 +20,7 @@ TINY = {
 }
 KEYS = {"vae": {"loss", "recon", "kl"}, "gan": {"d_loss", "g_loss", "sd_penalty"}, "ddpm": {"loss"}}
 KEYS["gan_sd"] = KEYS["gan"]
-SIZES = [28, 32]
+SIZES = [28, 32, 64]  # MNIST, and the manifest source's sizes (CompCars: 64)
 
 
 @pytest.fixture(autouse=True, scope="module")
