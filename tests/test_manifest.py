@@ -206,3 +206,11 @@ def test_compcars_manifest_names_what_is_wrong(tmp_path):
         compcars_manifest(tmp_path, makes=["Skoda"])
     with pytest.raises(ManifestError, match=r"colour\(s\) \['pink'\] unknown"):
         compcars_manifest(tmp_path, colours=["pink"])
+
+
+def test_the_source_stage_stops_on_a_folder_without_manifest(cars, tmp_path, capsys):
+    params = _stage_params(tmp_path, tmp_path)  # the params point at an empty folder
+    assert run(source.main, ["--params", str(params), "--out", str(tmp_path / "source")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.csv: no manifest; write a CSV with columns path,make,colour" in err
+    assert not (tmp_path / "source").exists()
