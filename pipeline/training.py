@@ -99,6 +99,8 @@ def train(
         TextColumn("{task.fields[loss]}"),
     )
     # several runs in parallel processes would fight over one live bar
+    if start:
+        print(f"{run.name}: resumed at epoch {start} from {run.resume_path}", flush=True)
     with Progress(*columns, disable=not live) as progress:
         label = f"{run.name}" + (f" (resumed at epoch {start})" if start else "")
         task = progress.add_task(label, total=run.epochs, completed=start, loss="")

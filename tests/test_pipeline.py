@@ -3,14 +3,17 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.evaluation.stats import compare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +195,38 @@ def test_compcars_stand_in_gives_table_3_and_calibrated_controls(tmp_path_factor
     table3 = (root / "reports" / "tables" / "counts.csv").read_text().splitlines()
     assert table3[0].startswith("factor,model,trained on,Volkswagen black,Volkswagen white,Toyota black,Toyota white")
     assert len(table3) == 1 + 2 * 3  # D_u and D_r rows of three models
+
+
+def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    root, env = _clone(tmp_path_factory.mktemp("killed"))
+    overrides = ["profile=smoke", "factors=[colour]", "models=[vae]", "vae.epochs=40", "vae.width=32"]
+    with initialize_config_dir(config_dir=str(root / "conf"), version_base=None):
+        raw = OmegaConf.to_container(compose(config_name="config", overrides=overrides + ["train.checkpoint_every=1"]))
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour"]
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    resume = root / "models" / "resume"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            saved = [load_checkpoint(p)["epoch"] for p in resume.glob("vae-colour-*.pt")] if resume.is_dir() else []
+            if len(saved) == 2 and min(saved) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "training finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    out = _dvc(root, env, "repro", "train@vae-colour").stdout
+    assert "vae-colour-balanced: resumed at epoch" in out and "vae-colour-skewed_k1: resumed at epoch" in out
+    for dataset in ("balanced", "skewed_k1"):
+        lines = (root / "plots/train/vae-colour" / f"{dataset}.csv").read_text().splitlines()[1:]
+        epochs = [int(line.split(",")[0]) for line in lines]
+        assert epochs == list(range(1, 41))
+        assert load_checkpoint(root / "models/vae-colour" / dataset / "model.pt")["epoch"] == 40
+    assert not list(resume.glob("*.pt")), "finished runs drop their resume files"
