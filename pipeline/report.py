@@ -4,7 +4,9 @@
 
 Writes <out>/README.md (every table, what L/M/O mean, which test produced
 them, the test's calibration on the controls and the runs' quality) and one
-CSV per table: z_k<k>, summary, proportions_k<k>, false_positives, quality.
+CSV per table: z_k<k>, summary, proportions_k<k>, false_positives, quality;
+with --plot-data, the z-per-class bars and discriminator-probe curves that
+`dvc plots show` draws (plot definitions: dvc.yaml).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.table import Table
 
 from pipeline.config import EvaluationParams, load_params
 from pipeline.data.datasets import write_json
-from pipeline.evaluation.figures import probe_figure, read_history
+from pipeline.evaluation.figures import probe_figure, probe_series, read_history
 from pipeline.evaluation.tables import (
     MODEL_NAMES,
     MODELS,
@@ -31,6 +33,7 @@ from pipeline.evaluation.tables import (
     quality_table,
     summary_table,
     to_markdown,
+    z_bars,
     z_table,
 )
 from pipeline.factors import FACTORS
@@ -185,6 +188,23 @@ def write_report(out: Path, readme: str, tables: dict, plots: Path | None = None
             df.to_csv(tmp / f"{name}.csv")
 
 
+def write_plot_data(out: Path, metrics: list[dict], plots: Path | None, rare_classes: list[int]) -> None:
+    """The data of `dvc plots show`, replacing `out` as a whole:
+    z/<model>-<factor>-k<k>.csv (z per class, one bar chart each) and
+    probe/<model>-<factor>-<dataset>-k<k>.csv (the discriminator probe)."""
+    with atomic_dir(out) as tmp:
+        (tmp / "z").mkdir()
+        for name, df in z_bars(metrics).items():
+            df.to_csv(tmp / "z" / f"{name}.csv", index=False)
+        (tmp / "probe").mkdir()
+        for csv_path in sorted(plots.glob("gan*-*/*.csv")) if plots and plots.is_dir() else []:
+            history = read_history(csv_path)
+            for k in rare_classes:
+                if rows := probe_series(history, k):
+                    name = f"{csv_path.parent.name}-{csv_path.stem}-k{k}.csv"
+                    pd.DataFrame(rows).to_csv(tmp / "probe" / name, index=False)
+
+
 def _load(root: Path) -> list[dict]:
     try:
         return load_metrics(root)
@@ -253,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("reports/tables"), help="output folder (default: reports/tables)")
     p.add_argument("--summary", type=Path, default=Path("reports/summary.json"), help="headline metrics JSON")
     p.add_argument("--plots", type=Path, default=Path("plots/train"), help="training histories (probe figures)")
+    p.add_argument("--plot-data", type=Path, help="folder for the data of `dvc plots show` (default: none)")
     args = p.parse_args(argv)
     params = load_params(args.params)
     metrics = _load(args.metrics)
@@ -260,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     tables = build_tables(metrics, rare, params.oracle.min_accuracy)
     readme = render_readme(metrics, tables, rare, str(args.metrics), params.evaluation, params.oracle.min_accuracy)
     write_report(args.out, readme, tables, args.plots, rare)
+    if args.plot_data:
+        write_plot_data(args.plot_data, metrics, args.plots, rare)
     write_json(args.summary, summarise(metrics, tables["false_positives"]) if metrics else {})
     print(f"report: {len(metrics)} metrics files, {len(tables)} tables -> {args.out}")
 

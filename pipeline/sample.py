@@ -1,9 +1,10 @@
 """Stage `sample@<model>-<factor>-<dataset>`: M samples of one trained model.
 
 Writes data/samples/<model>-<factor>-<dataset>/ with `images.npy`
-(M, H, W, 3) uint8, a `meta.json` that names the run (the evaluate stage
-checks it, so samples of another factor or model are refused) and `grid.png`,
-the first samples at a glance.
+(M, H, W, 3) uint8 and a `meta.json` that names the run (the evaluate stage
+checks it, so samples of another factor or model are refused), and
+plots/samples/<run>.png, the first 100 samples at a glance (paper Fig. 2;
+`dvc plots show` renders it).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, help="default: data/<factor>")
     p.add_argument("--model-dir", type=Path, help="default: models/<model>-<factor>/<dataset>")
     p.add_argument("--out", type=Path, help="default: data/samples/<model>-<factor>-<dataset>")
+    p.add_argument("--grid", type=Path, help="PNG of the first samples (default: plots/samples/<run>.png)")
     args = p.parse_args(argv)
     params = load_params(args.params)
     check_factor(args.factor, params)
@@ -104,8 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         np.save(tmp / "images.npy", images, allow_pickle=False)
         meta = {"run": name, "model": args.model, "factor": args.factor, "dataset": args.dataset}
         write_json(tmp / "meta.json", {**meta, "num_samples": m, "seed": params.seed})
-        save_png(tmp / "grid.png", image_grid(images[:100]))
-    print(f"sample@{name}: {m} samples -> {out}")
+    grid = args.grid or Path("plots/samples") / f"{name}.png"
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    save_png(grid, image_grid(images[:100]))
+    print(f"sample@{name}: {m} samples -> {out}, grid -> {grid}")
 
 
 if __name__ == "__main__":

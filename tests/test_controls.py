@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from pipeline import sample
 from pipeline.controls import control_samples, draw
@@ -49,11 +50,14 @@ def data_dir(tmp_path):
 def test_sample_stage_writes_images_meta_and_grid(data_dir):
     out = data_dir / "samples" / "run"
     argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-memorizer", "--factor", "colour"]
-    sample.main(argv + ["--dataset", "skewed_k1", "--data", str(data_dir / "colour"), "--out", str(out)])
+    grid = data_dir / "plots" / "grid.png"
+    sample.main(
+        argv + ["--dataset", "skewed_k1", "--data", str(data_dir / "colour"), "--out", str(out), "--grid", str(grid)]
+    )
     images = read_samples(out, "data-memorizer", "colour", "skewed_k1")
     assert images.shape == (40, 28, 28, 3)
     assert json.loads((out / "meta.json").read_text())["run"] == "data-memorizer-colour-skewed_k1"
-    assert (out / "grid.png").stat().st_size > 0
+    assert Image.open(grid).size == (3 * (10 * 30 + 2), 3 * (4 * 30 + 2))  # 40 samples: 4 rows of 10, zoom 3
     with pytest.raises(InputError, match="expected {'model': 'data-memorizer', 'factor': 'thin'"):
         read_samples(out, "data-memorizer", "thin", "skewed_k1")
 

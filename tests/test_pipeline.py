@@ -80,7 +80,7 @@ def test_smoke_profile_runs_every_stage(smoke):
             for dataset in params["datasets"]:
                 run = f"{model}-{factor}-{dataset}"
                 assert np.load(root / "data" / "samples" / run / "images.npy").shape == (200, 28, 28, 3)
-                assert (root / "data" / "samples" / run / "grid.png").exists()
+                assert (root / "plots" / "samples" / f"{run}.png").exists()
                 assert (root / "plots" / "train" / f"{model}-{factor}" / f"{dataset}.csv").exists()
     gan_history = (root / "plots" / "train" / "gan_sd-colour" / "skewed_k1.csv").read_text().splitlines()
     assert "d_loss_k1_with" in gan_history[0] and len(gan_history) == 2

@@ -113,6 +113,40 @@ def test_z_table_cells_and_absent_columns(metrics_root):
     assert tables.z_table(tables.load_metrics(metrics_root), rare_class=7).empty
 
 
+def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
+    bars = tables.z_bars(tables.load_metrics(metrics_root))
+    expected = {f"{model}-{factor}-k{k}" for model in MAKERS for factor in ("colour", "thin") for k in (1, 2)}
+    assert set(bars) == expected - {"gan-thin-k1", "gan-thin-k2"}  # no GAN metrics for thin
+    gan = bars["gan-colour-k1"]
+    assert list(gan.columns) == ["class", "z", "verdict"]
+    assert list(gan["class"]) == [str(c) for c in range(9)]  # class 9 has no samples: undefined, left out
+    assert gan.set_index("class").loc["0", "z"] == -4.0 and gan.set_index("class").loc["0", "verdict"] == "memorized"
+    histories = tmp_path / "train" / "gan_sd-colour"
+    histories.mkdir(parents=True)
+    (histories / "balanced.csv").write_text(
+        "epoch,d_loss,d_loss_k1_with,d_loss_k1_without,d_loss_k2_with,d_loss_k2_without\n1,1.2,0.5,0.9,0.4,0.8\n"
+        "2,1.1,0.25,1.5,0.3,0.7\n"
+    )
+    (histories.parent / "vae-colour").mkdir()
+    (histories.parent / "vae-colour" / "balanced.csv").write_text("epoch,loss\n1,3.0\n")
+    out = tmp_path / "plot-data"
+    argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
+    report.main(
+        argv + ["--plots", str(histories.parent), "--summary", str(tmp_path / "s.json"), "--plot-data", str(out)]
+    )
+    learner = pd.read_csv(out / "z" / "data-learner-thin-k2.csv")
+    assert learner.loc[3].tolist() == [3, 2.2, "opposite"]
+    assert len(list((out / "z").glob("*.csv"))) == 10
+    assert sorted(p.name for p in (out / "probe").iterdir()) == [
+        "gan_sd-colour-balanced-k1.csv",
+        "gan_sd-colour-balanced-k2.csv",
+    ]
+    probe = pd.read_csv(out / "probe" / "gan_sd-colour-balanced-k1.csv")
+    assert probe.columns.tolist() == ["epoch", "with_factor", "without_factor", "log2"]
+    assert probe[["epoch", "with_factor", "without_factor"]].values.tolist() == [[1, 0.5, 0.9], [2, 0.25, 1.5]]
+    assert probe["log2"].round(4).tolist() == [0.6931, 0.6931]
+
+
 def test_summary_counts(metrics_root):
     metrics = tables.load_metrics(metrics_root)
     df = tables.summary_table(metrics)

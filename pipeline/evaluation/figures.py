@@ -18,6 +18,17 @@ def read_history(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def probe_series(rows: list[dict], rare_class: int) -> list[dict]:
+    """The probe columns of one history as `dvc plots` rows (epoch,
+    with_factor, without_factor, log2); [] when it has none."""
+    keys = (f"d_loss_k{rare_class}_with", f"d_loss_k{rare_class}_without")
+    return [
+        {"epoch": int(r["epoch"]), "with_factor": r[keys[0]], "without_factor": r[keys[1]], "log2": math.log(2)}
+        for r in rows
+        if keys[0] in r and keys[1] in r
+    ]
+
+
 def probe_figure(histories: dict[str, list[dict]], rare_class: int, title: str, out: Path) -> bool:
     """One panel per training dataset: D's loss w.r.t. "real" on held-out
     digits of class k with and without the factor, per epoch, and the log 2

@@ -158,6 +158,23 @@ def z_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
     return _grid(metrics, rare_class, z_cell)
 
 
+def z_bars(metrics: list[dict]) -> dict[str, pd.DataFrame]:
+    """`dvc plots` data: for every metrics file, <model>-<factor>-k<k> -> one
+    row per defined class (class, z, verdict). Undefined classes are left out
+    rather than drawn as z = 0, and so is the Total, whose scale would hide
+    the classes."""
+    out = {}
+    for m in metrics:
+        names = m.get("class_names")
+        rows = [
+            {"class": _row_label(k, names), "z": round(r["z"], 4), "verdict": r["verdict"]}
+            for k, r in sorted(((k, r) for k, r in m["classes"].items() if k != "total"), key=lambda kr: int(kr[0]))
+            if r["verdict"] != "undefined" and r.get("z") is not None
+        ]
+        out[f"{m['model']}-{m['factor']}-k{m['rare_class']}"] = pd.DataFrame(rows, columns=["class", "z", "verdict"])
+    return out
+
+
 def proportions_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
     """P_c^u, the balanced model's fraction of f=1 samples per class."""
     return _grid(metrics, rare_class, lambda row: _fmt(row.get("p_balanced")))
