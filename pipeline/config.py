@@ -164,6 +164,8 @@ class GanParams(_Section):
     latent_dim: Annotated[int, Field(ge=1)] = 100
     architecture: Literal["mlp", "conv"] = "mlp"  # mlp: Goodfellow et al. 2014
     width: Annotated[int, Field(ge=1)] = 32  # conv: base channels
+    # weight of the mode-seeking term (Mao et al. 2019); 0 is the plain GAN
+    mode_seeking: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 class GanSdParams(_Section):

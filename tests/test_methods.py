@@ -6,6 +6,7 @@ import torch
 
 from pipeline.config import parse_params
 from pipeline.methods import METHODS, DdpmMethod, GanMethod, build_method
+from pipeline.methods.gan import mode_seeking_term
 from pipeline.models.gan import conv_pyramid
 from pipeline.models.unet import UNet
 from pipeline.models.vae import VAE
@@ -145,6 +146,37 @@ def test_sd_penalty_is_the_only_difference_and_stops_after_sd_epochs():
             torch.testing.assert_close(loss_sd, plain.d_loss(real, fake, epoch)[0])
     assert sd.train_step(batch(28), epoch=0)["sd_penalty"] > 0
     assert sd.train_step(batch(28), epoch=2)["sd_penalty"] == 0
+
+
+def test_mode_seeking_term_is_mao_et_al_eq_3():
+    z = torch.zeros(4, 8)
+    z[2:] = 2.0  # the paired halves' noise differs by 2 in every entry
+    same = torch.zeros(4, 3, 28, 28)
+    torch.testing.assert_close(mode_seeking_term(same, z), torch.tensor(1 / 1e-5))  # identical images: maximal
+    apart = same.clone()
+    apart[2:] = 1.0  # images differ by 1: ratio 1 / 2
+    torch.testing.assert_close(mode_seeking_term(apart, z), torch.tensor(1 / (0.5 + 1e-5)))
+    odd = torch.cat([apart, torch.full((1, 3, 28, 28), 9.0)])  # an odd one out is left unpaired
+    torch.testing.assert_close(mode_seeking_term(odd, torch.cat([z, z[:1]])), torch.tensor(1 / (0.5 + 1e-5)))
+    assert mode_seeking_term(same[:1], z[:1]) == 0  # nothing to pair
+
+
+def test_mode_seeking_adds_its_weighted_term_to_g_only():
+    plain = build("gan")
+    seeking = build("gan", gan={"mode_seeking": 2.0})
+    seeking.load_state_dict(plain.state_dict())
+    z = torch.randn(8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fake = seeking.generator(z)
+        loss, term = seeking.g_loss(fake, z)
+        base, zero = plain.g_loss(fake, z)
+        assert zero == 0
+        torch.testing.assert_close(loss - base, 2.0 * mode_seeking_term(fake, z))
+        torch.testing.assert_close(term, mode_seeking_term(fake, z))
+        real = batch(28) * 2 - 1
+        torch.testing.assert_close(seeking.d_loss(real, fake, 0)[0], plain.d_loss(real, fake, 0)[0])
+    assert "mode_seeking" not in plain.train_step(batch(28), epoch=0)
+    assert seeking.train_step(batch(28), epoch=0)["mode_seeking"] > 0
 
 
 @pytest.mark.parametrize("architecture", ["conv", "mlp"])

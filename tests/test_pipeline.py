@@ -111,6 +111,36 @@ def test_exp_show_lists_the_headline_metrics(smoke):
     assert "profile" in out and "learner_fp_rate" in out
 
 
+def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
+    """The README's sweep: two queued GAN-SD experiments, run by `dvc queue
+    start -j 2`, each listed by `dvc exp show` with its lambda and metrics."""
+    root, env = smoke
+    _dvc(root, env, "queue", "remove", "--all")
+    base = ["-S", "profile=smoke", "-S", "factors=[colour]", "-S", "models=[gan_sd]"]
+    for value in ("0.4", "1.6"):
+        _dvc(root, env, "exp", "run", "--queue", *base, "-S", f"gan_sd.sd_lambda={value}")
+    _dvc(root, env, "queue", "start", "-j", "2")
+    deadline = time.time() + 1200
+    while time.time() < deadline:
+        status = _dvc(root, env, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    _dvc(root, env, "queue", "stop", "--kill", check=False)
+    assert status.count("Success") == 2, status
+    shown = json.loads(_dvc(root, env, "exp", "show", "--json").stdout)
+    runs = [exp for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]]
+    lambdas = set()
+    for run in runs:
+        data = run.get("data") or {}
+        params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+        summary = data.get("metrics", {}).get("reports/summary.json", {}).get("data", {})
+        if "gan_sd" in summary.get("models", {}):
+            lambdas.add(params["gan_sd"]["sd_lambda"])
+            assert set(summary["models"]) == {"gan_sd"}
+    assert lambdas == {0.4, 1.6}
+
+
 def test_misspelled_override_stops_before_any_work(smoke):
     root, env = smoke
     done = _dvc(root, env, "exp", "run", "-S", "+skew.rare_fracton=0.1", check=False)

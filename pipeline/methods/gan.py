@@ -3,6 +3,12 @@ GAN-SD (section 6.3): the same GAN whose discriminator loss on real images
 gets a spectral-decoupling penalty (Pezeshki et al., 2021) during the first
 `sd_epochs` epochs. With sd_lambda = 0 it is the plain GAN.
 
+`gan.mode_seeking` > 0 adds the mode-seeking term of Mao et al. (2019) to
+G's loss. On the colour factor the small conv GAN otherwise puts every sample
+in one colour (P_c^u = 0 in every class, so nothing can be tested); the term
+rewards images that differ when their noise differs. D and its probe are
+unchanged.
+
 Networks see images in [-1, 1] (tanh generators); the interface in [0, 1].
 """
 
@@ -16,10 +22,23 @@ from pipeline.config import GanParams
 from pipeline.methods.base import Method, to_signed, to_unit
 
 ADAM_BETA2 = 0.999  # PyTorch's default; DCGAN changes only beta1 (Radford et al. 2016, section 4)
+MODE_SEEKING_EPS = 1e-5  # Mao et al. (2019): the term is 1 / (ratio + eps)
 
 
 def _bce(logits: torch.Tensor, label: float, reduction: str = "mean") -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label), reduction=reduction)
+
+
+def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mao et al. (2019), eq. 3: 1 / (d_I / d_z + eps), the two halves of the
+    batch paired, d_I and d_z mean absolute differences of images and noise.
+    Small when images differ as much as their noise does."""
+    half = len(fake) // 2
+    if half == 0:
+        return torch.zeros((), device=fake.device)
+    d_image = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    d_noise = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1 / (d_image / d_noise + MODE_SEEKING_EPS)
 
 
 class GanMethod(Method):
@@ -42,6 +61,7 @@ class GanMethod(Method):
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = params.latent_dim
+        self.mode_seeking = params.mode_seeking
         self.image_shape = image_shape
         self.sd_lambda = sd_lambda
         self.sd_epochs = sd_epochs
@@ -72,9 +92,12 @@ class GanMethod(Method):
             penalty = self.sd_lambda / 2 * logits_real.pow(2).mean()
         return loss + penalty, penalty
 
-    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        """Non-saturating G loss -log D(G(z)) (Goodfellow et al. 2014, section 3)."""
-        return _bce(self.discriminator(fake), 1.0)
+    def g_loss(self, fake: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Non-saturating G loss -log D(G(z)) (Goodfellow et al. 2014, section
+        3), plus mode_seeking x the mode-seeking term, which is returned too."""
+        loss = _bce(self.discriminator(fake), 1.0)
+        term = mode_seeking_term(fake, z) if self.mode_seeking > 0 else torch.zeros((), device=loss.device)
+        return loss + self.mode_seeking * term, term
 
     def train_step(self, x: torch.Tensor, epoch: int) -> dict[str, float]:
         real = to_signed(x)
@@ -90,10 +113,13 @@ class GanMethod(Method):
         # G step against the freshly updated D; D's gradients from it are cleared before D's next step
         g_opt = self.optimizers["generator"]
         g_opt.zero_grad(set_to_none=True)
-        g_loss = self.g_loss(fake)
+        g_loss, seeking = self.g_loss(fake, z)
         g_loss.backward()
         g_opt.step()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "sd_penalty": penalty.item()}
+        losses = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "sd_penalty": penalty.item()}
+        if self.mode_seeking > 0:
+            losses["mode_seeking"] = seeking.item()
+        return losses
 
     def real_loss_per_image(self, x: torch.Tensor) -> torch.Tensor:
         """D's BCE against the "real" label, -log D(x), per image (B,) for x in
