@@ -246,7 +246,7 @@ def print_report(metrics_root: Path, console: Console | None = None, rare_classe
         console.print(_rich_table(df, _title(name)))
 
 
-def summarise(metrics: list[dict], fp: pd.DataFrame) -> dict:
+def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
     """Headline numbers for `dvc exp show`: learned/memorized counts and mean
     |z| per model (over factors, k and classes), oracle accuracies per factor
     and the learner control's false-positive rate per test."""
@@ -262,7 +262,9 @@ def summarise(metrics: list[dict], fp: pd.DataFrame) -> dict:
     for entry in models.values():
         z = entry.pop("z")
         entry["mean_abs_z"] = round(sum(z) / len(z), 3) if z else None
-    learner = fp.xs("Learner", level=0) if "Learner" in fp.index.get_level_values(0) else None
+    # a study without the controls (a sweep of one model, say) has no false-positive table
+    has_learner = fp is not None and "Learner" in fp.index.get_level_values(0)
+    learner = fp.xs("Learner", level=0) if has_learner else None
     rates = {} if learner is None else {t: round(float(r), 4) for t, r in learner["rate"].items()}
     return {"models": models, "oracles": oracles, "learner_fp_rate": rates}
 
@@ -283,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     write_report(args.out, readme, tables, args.plots, rare)
     if args.plot_data:
         write_plot_data(args.plot_data, metrics, args.plots, rare)
-    write_json(args.summary, summarise(metrics, tables["false_positives"]) if metrics else {})
+    write_json(args.summary, summarise(metrics, tables.get("false_positives")) if metrics else {})
     print(f"report: {len(metrics)} metrics files, {len(tables)} tables -> {args.out}")
 
 

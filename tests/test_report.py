@@ -147,6 +147,17 @@ def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
     assert probe["log2"].round(4).tolist() == [0.6931, 0.6931]
 
 
+def test_a_study_without_controls_still_gets_its_summary(metrics_root, params_file, tmp_path):
+    for control in ("data-memorizer", "data-learner"):
+        for path in (metrics_root / control).rglob("*.json"):
+            path.unlink()
+    argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
+    report.main(argv + ["--plots", str(tmp_path / "none"), "--summary", str(tmp_path / "s.json")])
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert set(summary["models"]) == {"gan"} and summary["learner_fp_rate"] == {}
+    assert summary["models"]["gan"]["memorized"] == 2 * 3  # classes 0-3 but k, for k = 1 and k = 2
+
+
 def test_summary_counts(metrics_root):
     metrics = tables.load_metrics(metrics_root)
     df = tables.summary_table(metrics)
