@@ -15,7 +15,7 @@ from tests.test_config import RAW
 # tiny networks so that every test runs in seconds on one CPU core
 TINY = {
     "vae": {"width": 4, "latent_dim": 4, "lr": 1e-2},
-    "gan": {"width": 4, "latent_dim": 8, "architecture": "conv"},
+    "gan": {"width": 4, "latent_dim": 8, "architecture": "conv", "mode_seeking": 0.0},
     "gan_sd": {"sd_lambda": 0.8, "sd_epochs": 2},
     "ddpm": {"channels": [4, 8], "timesteps": 20, "sampling_steps": 5, "lr": 1e-2, "ema_decay": 0.9},
 }
