@@ -91,7 +91,10 @@ def _evaluate_setup(data_dir):
     for dataset in ("balanced", "skewed_k1"):
         argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
         out = data_dir / "samples" / f"data-learner-colour-{dataset}"
-        sample.main(argv + ["--dataset", dataset, "--data", str(data_dir / "colour"), "--out", str(out)])
+        grid = data_dir / "plots" / f"{dataset}.png"  # never the workspace's plots/
+        sample.main(
+            argv + ["--dataset", dataset, "--data", str(data_dir / "colour"), "--out", str(out), "--grid", str(grid)]
+        )
     counts = {"skewed_k1": {"counts": {"0": {"f0": 9, "f1": 1}}}}
     write_json(data_dir / "colour" / "manifest.json", {"datasets": counts})
     old = data_dir / "metrics.json"
