@@ -34,15 +34,14 @@ def probe_figure(histories: dict[str, list[dict]], rare_class: int, title: str, 
     digits of class k with and without the factor, per epoch, and the log 2
     line below which the discriminator calls an image real. Returns False
     (and writes nothing) when no history has probe columns."""
-    keys = (f"d_loss_k{rare_class}_with", f"d_loss_k{rare_class}_without")
-    panels = {name: rows for name, rows in histories.items() if rows and keys[0] in rows[0]}
+    panels = {name: series for name, rows in histories.items() if (series := probe_series(rows, rare_class))}
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), sharey=True, squeeze=False)
     for ax, (name, rows) in zip(axes[0], panels.items(), strict=True):
         epochs = [r["epoch"] for r in rows]
-        ax.plot(epochs, [r[keys[0]] for r in rows], marker="o", ms=3, color="tab:green", label="with factor")
-        ax.plot(epochs, [r[keys[1]] for r in rows], marker="o", ms=3, color="tab:red", label="without factor")
+        ax.plot(epochs, [r["with_factor"] for r in rows], marker="o", ms=3, color="tab:green", label="with factor")
+        ax.plot(epochs, [r["without_factor"] for r in rows], marker="o", ms=3, color="tab:red", label="without factor")
         ax.axhline(math.log(2), color="grey", ls="--", lw=1, label="log 2")
         ax.set(title=f"trained on {name}", xlabel="epoch")
     axes[0][0].set_ylabel(f"D loss on real class-{rare_class} digits")
