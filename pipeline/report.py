@@ -17,7 +17,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import EvaluationParams, load_params
+from pipeline.config import EvaluationParams, Params, load_params
 from pipeline.data.datasets import write_json
 from pipeline.evaluation.figures import probe_figure, probe_series, read_history
 from pipeline.evaluation.tables import (
@@ -52,6 +52,26 @@ balanced model's, P_c^u:
 
 def _rare_classes(metrics: list[dict], wanted: list[int] | None = None) -> list[int]:
     return sorted(set(wanted or ()) | {m["rare_class"] for m in metrics})
+
+
+def in_study(metrics: list[dict], params: Params) -> tuple[list[dict], list[str]]:
+    """The metrics of the study params.yaml describes, and the names of the
+    rest: metrics/ keeps files of earlier configurations (a sweep of one model
+    inherits the others' results), and they must not mix into this study's
+    tables and headline numbers."""
+    kept, left_out = [], []
+    for m in metrics:
+        wanted = (
+            m["model"] in params.models
+            and m["factor"] in params.factors
+            and m["rare_class"] in params.skew.rare_classes
+            and m.get("source", params.data.source) == params.data.source
+        )
+        if wanted:
+            kept.append(m)
+        else:
+            left_out.append(f"{m['model']}/{m['factor']}/k{m['rare_class']}")
+    return kept, left_out
 
 
 def build_tables(metrics: list[dict], rare_classes: list[int], min_accuracy: float | None = None) -> dict:
@@ -160,10 +180,16 @@ def render_readme(
     return "\n".join(out) + "\n"
 
 
-def draw_probes(plots: Path, rare_classes: list[int], out: Path) -> list[str]:
+def _probe_dirs(plots: Path | None, runs: set[str] | None) -> list[Path]:
+    """plots/<model>-<factor>/ of the GAN runs, those named in `runs` if given."""
+    found = sorted(plots.glob("gan*-*")) if plots and plots.is_dir() else []
+    return [d for d in found if d.is_dir() and (runs is None or d.name in runs)]
+
+
+def draw_probes(plots: Path, rare_classes: list[int], out: Path, runs: set[str] | None = None) -> list[str]:
     """probe_<model>-<factor>_k<k>.png for every GAN run with probe data."""
     names = []
-    for run_dir in sorted(plots.glob("gan*-*")) if plots.is_dir() else []:
+    for run_dir in _probe_dirs(plots, runs):
         histories = {csv_path.stem: read_history(csv_path) for csv_path in sorted(run_dir.glob("*.csv"))}
         for k in rare_classes:
             wanted = {d: h for d, h in histories.items() if d in ("balanced", f"skewed_k{k}")}
@@ -173,10 +199,12 @@ def draw_probes(plots: Path, rare_classes: list[int], out: Path) -> list[str]:
     return names
 
 
-def write_report(out: Path, readme: str, tables: dict, plots: Path | None = None, rare_classes=()) -> None:
+def write_report(
+    out: Path, readme: str, tables: dict, plots: Path | None = None, rare_classes=(), runs: set[str] | None = None
+) -> None:
     """README.md, one CSV per table and the probe figures, replacing `out` as a whole."""
     with atomic_dir(out) as tmp:
-        figures = draw_probes(plots, list(rare_classes), tmp) if plots else []
+        figures = draw_probes(plots, list(rare_classes), tmp, runs) if plots else []
         if figures:
             readme += (
                 "\n## Discriminator probe (section 6.2)\n\nD's loss w.r.t. the real label on held-out digits of the"
@@ -188,7 +216,9 @@ def write_report(out: Path, readme: str, tables: dict, plots: Path | None = None
             df.to_csv(tmp / f"{name}.csv")
 
 
-def write_plot_data(out: Path, metrics: list[dict], plots: Path | None, rare_classes: list[int]) -> None:
+def write_plot_data(
+    out: Path, metrics: list[dict], plots: Path | None, rare_classes: list[int], runs: set[str] | None = None
+) -> None:
     """The data of `dvc plots show`, replacing `out` as a whole:
     z/<model>-<factor>-k<k>.csv (z per class, one bar chart each) and
     probe/<model>-<factor>-<dataset>-k<k>.csv (the discriminator probe)."""
@@ -197,7 +227,7 @@ def write_plot_data(out: Path, metrics: list[dict], plots: Path | None, rare_cla
         for name, df in z_bars(metrics).items():
             df.to_csv(tmp / "z" / f"{name}.csv", index=False)
         (tmp / "probe").mkdir()
-        for csv_path in sorted(plots.glob("gan*-*/*.csv")) if plots and plots.is_dir() else []:
+        for csv_path in [path for run_dir in _probe_dirs(plots, runs) for path in sorted(run_dir.glob("*.csv"))]:
             history = read_history(csv_path)
             for k in rare_classes:
                 if rows := probe_series(history, k):
@@ -278,13 +308,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--plot-data", type=Path, help="folder for the data of `dvc plots show` (default: none)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    metrics = _load(args.metrics)
+    metrics, left_out = in_study(_load(args.metrics), params)
     rare = _rare_classes(metrics, params.skew.rare_classes)
     tables = build_tables(metrics, rare, params.oracle.min_accuracy)
     readme = render_readme(metrics, tables, rare, str(args.metrics), params.evaluation, params.oracle.min_accuracy)
-    write_report(args.out, readme, tables, args.plots, rare)
+    if left_out:
+        readme += (
+            f"\n## Left out\n\n{len(left_out)} metrics files under `{args.metrics}/` belong to other studies "
+            f"(models, factors, rare classes or source not in params.yaml): {', '.join(left_out)}.\n"
+        )
+    runs = {f"{model}-{factor}" for model in params.models for factor in params.factors}
+    write_report(args.out, readme, tables, args.plots, rare, runs)
     if args.plot_data:
-        write_plot_data(args.plot_data, metrics, args.plots, rare)
+        write_plot_data(args.plot_data, metrics, args.plots, rare, runs)
     write_json(args.summary, summarise(metrics, tables.get("false_positives")) if metrics else {})
     print(f"report: {len(metrics)} metrics files, {len(tables)} tables -> {args.out}")
 

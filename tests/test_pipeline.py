@@ -113,15 +113,24 @@ def test_exp_show_lists_the_headline_metrics(smoke):
     assert "per_class" not in header and "n_b" not in header  # per-class detail stays in the tables
 
 
+def _collect_failures(root: Path) -> str:
+    """What DVC's queue workers logged about experiments they ran but could not
+    bring back (they still count as Success in `dvc queue status`)."""
+    logs = sorted((root / ".dvc" / "tmp" / "exps" / "celery").glob("*.out"))
+    lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+    return "\n".join(line for line in lines if "ERROR" in line or "Failed to collect" in line or "Error:" in line)
+
+
 def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
     """The README's sweep: two queued GAN-SD experiments, run by `dvc queue
-    start -j 2`, each listed by `dvc exp show` with its lambda and metrics."""
+    start -j 1` (each experiment already trains in `workers` processes), each
+    listed by `dvc exp show` with its lambda and metrics."""
     root, env = smoke
     _dvc(root, env, "queue", "remove", "--all")
     base = ["-S", "profile=smoke", "-S", "factors=[colour]", "-S", "models=[gan_sd]"]
     for value in ("0.4", "1.6"):
         _dvc(root, env, "exp", "run", "--queue", *base, "-S", f"gan_sd.sd_lambda={value}")
-    _dvc(root, env, "queue", "start", "-j", "2")
+    _dvc(root, env, "queue", "start", "-j", "1")
     deadline = time.time() + 1200
     while time.time() < deadline:
         status = _dvc(root, env, "queue", "status").stdout
@@ -139,8 +148,9 @@ def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
         summary = data.get("metrics", {}).get("reports/summary.json", {}).get("data", {})
         if params.get("models") == ["gan_sd"]:
             lambdas.add(params["gan_sd"]["sd_lambda"])
-            assert {"learned", "memorized"} <= set(summary["models"]["gan_sd"])
-    assert lambdas == {0.4, 1.6}
+            # the report keeps to the study in params.yaml: no older models' metrics
+            assert set(summary["models"]) == {"gan_sd"}, summary
+    assert lambdas == {0.4, 1.6}, f"{status}\n{_collect_failures(root)}"
 
 
 def test_misspelled_override_stops_before_any_work(smoke):

@@ -158,6 +158,39 @@ def test_a_study_without_controls_still_gets_its_summary(metrics_root, params_fi
     assert summary["models"]["gan"]["memorized"] == 2 * 3  # classes 0-3 but k, for k = 1 and k = 2
 
 
+def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
+    """A sweep of one model must not report the other models' older files."""
+    params = tmp_path / "gan-only.yaml"
+    params.write_text(
+        "profile: test\nseed: 0\ndata:\n  source: mnist-bundled\nmodels: [gan]\nfactors: [colour]\n"
+        "skew:\n  rare_classes: [1]\ndatasets: [balanced, skewed_k1]\n"
+    )
+    stale_probe = tmp_path / "train" / "gan-thin"
+    stale_probe.mkdir(parents=True)
+    (stale_probe / "balanced.csv").write_text("epoch,d_loss,d_loss_k1_with,d_loss_k1_without\n1,1.2,0.5,0.9\n")
+    out = tmp_path / "reports"
+    argv = ["--metrics", str(metrics_root), "--out", str(out), "--params", str(params)]
+    report.main(
+        argv
+        + [
+            "--plots",
+            str(stale_probe.parent),
+            "--summary",
+            str(tmp_path / "s.json"),
+            "--plot-data",
+            str(tmp_path / "p"),
+        ]
+    )
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert set(summary["models"]) == {"gan"} and set(summary["oracles"]) == {"colour"}
+    # classes 0, 2, 3 at z = -4; 4-8 at -0.4; k = 1 at 0; 9 undefined
+    assert summary["models"]["gan"] == {"learned": 6, "memorized": 3, "mean_abs_z": round(14 / 9, 3)}
+    readme = (out / "README.md").read_text()
+    assert "9 metrics files under" in readme and "data-learner/thin/k2" in readme
+    assert [p.name for p in (tmp_path / "p" / "z").iterdir()] == ["gan-colour-k1.csv"]
+    assert list((tmp_path / "p" / "probe").iterdir()) == [] and not list(out.glob("probe_*"))
+
+
 def test_summary_counts(metrics_root):
     metrics = tables.load_metrics(metrics_root)
     df = tables.summary_table(metrics)
