@@ -1,27 +1,40 @@
 # rgf on a CUDA machine:
-#   docker build -t rgf .
+#   docker build --build-arg UID="$(id -u)" -t rgf .
 #   docker run --gpus all --rm -v "$PWD":/work/rgf rgf dvc exp run -S profile=paper
-# The PyPI wheel of the pinned torch (pyproject.toml) ships its own CUDA
-# runtime, so a slim Python base is all it needs; the host provides the driver.
-FROM python:3.11.10-slim-bookworm
+# The base is PyTorch's own CUDA image of the torch version pyproject.toml pins
+# (2.13.0+cu126, CPython 3.12 on Ubuntu); pip sees the pin satisfied and keeps
+# the base's CUDA build. CUDA 12.6 runs on any driver >= 525 (minor-version
+# compatibility); the host needs the NVIDIA driver and container toolkit.
+FROM pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime@sha256:6acf597eeb8e376a96580dde4952f37cc017fef732bb40bfc73f28f25e3f64b4
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DVC_NO_ANALYTICS=1
 
-# git: DVC experiments are git commits
+# git: DVC experiments are git commits. Its version does not touch results,
+# so it follows the base's Ubuntu release rather than a pin that would break
+# when the release's archive moves on.
+# hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git=1:2.39.* \
+    && apt-get install -y --no-install-recommends git \
     && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --create-home --uid 1000 rgf
+# uid 1000 matches the usual host user, so files written into the mounted repo
+# stay the host user's; Ubuntu images give that uid to `ubuntu`, so free it
+ARG UID=1000
+RUN if id -u ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
+    && useradd --create-home --uid "${UID}" rgf
+
 WORKDIR /opt/rgf
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
-RUN pip install --no-cache-dir -e .
+# the base's Python is marked externally managed (PEP 668); the base itself
+# installed torch with pip into the same site-packages
+RUN pip install --no-cache-dir --break-system-packages -e . \
+    && python -c "import torch; assert torch.__version__.startswith('2.13.0+cu'), torch.__version__"
 
-USER 1000:1000
+USER ${UID}
 # the repo is mounted here and owned by the host user: let git accept it
 RUN git config --global --add safe.directory /work/rgf \
     && git config --global user.name "rgf" \

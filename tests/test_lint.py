@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,18 +24,22 @@ def test_linters_pass(tool, args):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_dockerfile_copies_existing_files_and_matches_the_python_pin():
+def test_dockerfile_copies_existing_files_and_matches_the_pins():
     text = (REPO / "Dockerfile").read_text()
     for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
         *sources, _ = line.split()
         for src in sources:
             assert (REPO / src).exists(), f"Dockerfile copies {src}, which does not exist"
-    base = re.search(r"^FROM python:(\d+)\.(\d+)", text, flags=re.M)
-    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
-    low = re.search(r">=(\d+)\.(\d+)", requires)
-    assert base and low and (int(base[1]), int(base[2])) >= (int(low[1]), int(low[2]))
-    # the image installs the project itself, so its torch is the pinned one
-    assert "pip install --no-cache-dir -e ." in text
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = dict(dep.split("==") for dep in project["dependencies"] if "==" in dep)
+    # PyTorch's CUDA image of exactly the pinned torch, fixed by digest
+    base = re.search(r"^FROM pytorch/pytorch:([\d.]+)-cuda[\d.]+-cudnn\d+-runtime@sha256:[0-9a-f]{64}$", text, re.M)
+    assert base and base[1] == pins["torch"]
+    # its CPython 3.12 must satisfy requires-python, or pip refuses the project
+    assert SpecifierSet(project["requires-python"]).contains("3.12")
+    # the project goes in with its pins, and the build fails if pip swapped the base's CUDA torch
+    assert "pip install --no-cache-dir --break-system-packages -e ." in text
+    assert f"torch.__version__.startswith('{pins['torch']}+cu')" in text
 
 
 def test_dockerignore_keeps_data_out_of_the_build_context():
