@@ -1,5 +1,7 @@
 import copy
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,6 +80,14 @@ def test_train_step_and_reproducible_samples(name, sections, size):
     assert 0 <= first.min() and first.max() <= 1
     assert torch.equal(first, again)
     assert not torch.equal(first, method.sample(5, torch.Generator().manual_seed(2)))
+
+
+def test_the_loss_plot_template_draws_every_logged_term():
+    """`dvc plots show` draws the training histories through .dvc/plots/losses.json,
+    which must name every term a method logs (a term it misses is not drawn)."""
+    template = json.loads((Path(__file__).resolve().parents[1] / ".dvc" / "plots" / "losses.json").read_text())
+    folded = template["transform"][0]["fold"]
+    assert sorted(folded) == sorted(set().union(*KEYS.values(), {"mode_seeking"}))
 
 
 def test_unknown_method_lists_the_choices():
