@@ -65,7 +65,7 @@ def _check_params(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from pipeline.report import print_report
 
-    print_report(args.metrics)
+    print_report(args.metrics, params=load_params(args.params) if args.params.exists() else None)
 
 
 def _compcars_manifest(args: argparse.Namespace) -> None:
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="print the study's tables (from metrics/) in the terminal")
     rp.add_argument("--metrics", type=Path, default=Path("metrics"))
+    rp.add_argument("--params", type=Path, default=Path("params.yaml"), help="keep to this study (if the file exists)")
     rp.set_defaults(func=_report)
 
     cc = sub.add_parser("compcars-manifest", help="write manifest.csv for the paper's CompCars subset")

@@ -265,15 +265,21 @@ def _rich_table(df: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def print_report(metrics_root: Path, console: Console | None = None, rare_classes: list[int] | None = None) -> None:
-    """Print the report's tables as rich Tables (stdout unless `console`)."""
+def print_report(metrics_root: Path, console: Console | None = None, params: Params | None = None) -> None:
+    """Print the report's tables as rich Tables (stdout unless `console`); with
+    `params`, only the study they describe, as the report stage does."""
     console = console or Console()
-    metrics = _load(Path(metrics_root))
-    if not metrics:
+    metrics, left_out = _load(Path(metrics_root)), []
+    if params is not None:
+        metrics, left_out = in_study(metrics, params)
+    if metrics:
+        rare = _rare_classes(metrics, params.skew.rare_classes if params else None)
+        for name, df in build_tables(metrics, rare).items():
+            console.print(_rich_table(df, _title(name)))
+    else:
         console.print(f"No metrics found under {metrics_root}/: run the evaluate stage first.")
-        return
-    for name, df in build_tables(metrics, _rare_classes(metrics, rare_classes)).items():
-        console.print(_rich_table(df, _title(name)))
+    if left_out:
+        console.print(f"Left out {len(left_out)} metrics files of other studies: {', '.join(left_out)}")
 
 
 def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:

@@ -7,6 +7,7 @@ import pytest
 from rich.console import Console
 
 from pipeline import report
+from pipeline.config import load_params
 from pipeline.evaluation import tables
 from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
 from pipeline.stage import run
@@ -342,3 +343,13 @@ def test_print_report(metrics_root):
     report.print_report(metrics_root, Console(file=buf, width=200))
     text = buf.getvalue()
     assert "rare class k = 1" in text and "colour / Memorizer" in text and "-25.30 (M)" in text
+
+
+def test_print_report_keeps_to_the_study_in_params(metrics_root, tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("profile: t\nseed: 0\ndata:\n  source: mnist-bundled\nfactors: [thin]\n")
+    buf = io.StringIO()
+    report.print_report(metrics_root, Console(file=buf, width=300), load_params(params))
+    text = buf.getvalue()
+    assert "thin / Memorizer" in text and "colour / Memorizer" not in text
+    assert "Left out 6 metrics files of other studies" in text and "gan/colour/k1" in text
