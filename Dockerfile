@@ -23,7 +23,7 @@ RUN apt-get update \
 # uid 1000 matches the usual host user, so files written into the mounted repo
 # stay the host user's; Ubuntu images give that uid to `ubuntu`, so free it
 ARG UID=1000
-RUN if id -u ubuntu >/dev/null 2>&1; then userdel --remove ubuntu; fi \
+RUN if id -u ubuntu >/dev/null 2>&1; then userdel ubuntu; fi \
     && useradd --create-home --uid "${UID}" rgf
 
 WORKDIR /opt/rgf
