@@ -17,31 +17,33 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import PerturbParams, load_params
-from pipeline.data.datasets import rng_for
 from pipeline.data.mnist import MIRRORS, download_mnist
-from pipeline.factors import MORPHOLOGICAL, perturb
-from pipeline.stage import InputError, console, run
+from pipeline.errors import RgfError
+from pipeline.factors import perturb
+from pipeline.io import rng_for
+from pipeline.names import MORPHOLOGICAL
+from pipeline.params import load_params
+from pipeline.stages import console, run
 
 
 def read_grey_digits(path: Path) -> np.ndarray:
-    """An (N, 28, 28) uint8 array from a .npy file, or a clear InputError."""
+    """An (N, 28, 28) uint8 array from a .npy file, or a clear RgfError."""
     try:
         images = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise RgfError(f"{path}: no such file") from None
     except ValueError as err:
-        raise InputError(f"{path}: not a readable .npy array ({err})") from None
+        raise RgfError(f"{path}: not a readable .npy array ({err})") from None
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise InputError(f"{path}: expected shape (N, 28, 28), got {images.shape}")
+        raise RgfError(f"{path}: expected shape (N, 28, 28), got {images.shape}")
     if images.dtype != np.uint8:
-        raise InputError(f"{path}: expected dtype uint8 (grey levels 0..255), got {images.dtype}")
+        raise RgfError(f"{path}: expected dtype uint8 (grey levels 0..255), got {images.dtype}")
     return images
 
 
 def _perturb(args: argparse.Namespace) -> None:
     images = read_grey_digits(args.input)
-    params = load_params(args.params).perturb if args.params else PerturbParams()
+    params = load_params(args.params).perturb
     out = np.empty_like(images)
     size = params.chunk_size
     for i in range(0, len(images), size):
@@ -63,7 +65,7 @@ def _check_params(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from pipeline.report import print_report
+    from pipeline.evaluation.report import print_report
 
     print_report(args.metrics, params=load_params(args.params) if args.params.exists() else None)
 
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--input", required=True, type=Path)
     pt.add_argument("--output", required=True, type=Path)
     pt.add_argument("--seed", type=int, default=0)
-    pt.add_argument("--params", type=Path, help="take perturbation settings from this params.yaml")
+    pt.add_argument("--params", type=Path, default=Path("params.yaml"), help="perturbation settings (perturb.*)")
     pt.set_defaults(func=_perturb)
 
     dl = sub.add_parser("download", help="fetch the four MNIST files with md5 verification")

@@ -1,10 +1,5 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +17,14 @@ def digits(bundled):
     images, labels = bundled
     idx = np.random.default_rng(0).permutation(len(labels))[:200]
     return images[idx], labels[idx]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Benchmarks run only when asked for (`-m benchmark --benchmark-enable`):
+    with timing disabled they would measure nothing, whatever `-m` says."""
+    if config.getoption("benchmark_enable", default=False):
+        return
+    skip = pytest.mark.skip(reason="a benchmark: run with -m benchmark --benchmark-enable")
+    for item in items:
+        if "benchmark" in item.keywords:
+            item.add_marker(skip)

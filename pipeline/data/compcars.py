@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from pipeline.data.manifest import ManifestError
+from pipeline.errors import DataError
 
 COLOUR_CODES = {
     0: "black",
@@ -42,13 +42,13 @@ COLOUR_CODES = {
 
 def _loadmat(path: Path, variable: str):
     if not path.is_file():
-        raise ManifestError(f"{path}: missing; is this the release's sv_data folder?")
+        raise DataError(f"{path}: missing; is this the release's sv_data folder?")
     try:
         return scipy.io.loadmat(path, simplify_cells=True)[variable]
     except KeyError:
-        raise ManifestError(f"{path}: has no variable '{variable}'") from None
+        raise DataError(f"{path}: has no variable '{variable}'") from None
     except (ValueError, OSError, TypeError) as err:
-        raise ManifestError(f"{path}: not a readable .mat file ({err})") from None
+        raise DataError(f"{path}: not a readable .mat file ({err})") from None
 
 
 def _split_of(sv_data: Path) -> dict[str, str]:
@@ -74,9 +74,9 @@ def compcars_manifest(
     make_of_model = {i + 1: str(row[0]).strip() for i, row in enumerate(names)}
     known = {m.lower(): m for m in make_of_model.values()}
     if missing := [m for m in makes if m.lower() not in known]:
-        raise ManifestError(f"make(s) {missing} are not in sv_make_model_name.mat; it has {sorted(known.values())}")
+        raise DataError(f"make(s) {missing} are not in sv_make_model_name.mat; it has {sorted(known.values())}")
     if unknown := [c for c in colours if c not in COLOUR_CODES.values()]:
-        raise ManifestError(f"colour(s) {unknown} unknown; CompCars colours: {list(COLOUR_CODES.values())}")
+        raise DataError(f"colour(s) {unknown} unknown; CompCars colours: {list(COLOUR_CODES.values())}")
     wanted_makes = {m.lower(): m for m in makes}
     split = _split_of(sv_data)
     rows = []
@@ -90,7 +90,7 @@ def compcars_manifest(
                 rows[-1]["split"] = split.get(rel, "train")
     table = pd.DataFrame(rows, columns=["path", "make", "colour"] + (["split"] if split else []))
     if table.empty:
-        raise ManifestError(f"{sv_data}: no image of {list(makes)} in {list(colours)}")
+        raise DataError(f"{sv_data}: no image of {list(makes)} in {list(colours)}")
     if even_makes:
         smallest = table["make"].value_counts().min()
         rng = np.random.default_rng(seed)

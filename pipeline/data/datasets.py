@@ -15,30 +15,19 @@ Two ways to decide which images carry the factor:
 from __future__ import annotations
 
 import hashlib
-import json
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import DataError
+
 ARRAYS = ("images", "labels", "factor", "green")
-
-
-class DatasetError(ValueError):
-    """A dataset folder is missing, incomplete or corrupt."""
-
-
-def rng_for(seed: int, *key: str | int) -> np.random.Generator:
-    """An independent generator for one named piece of work, so that results
-    do not depend on the order or the process in which pieces run."""
-    ints = [k if isinstance(k, int) else zlib.crc32(k.encode()) for k in key]
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=ints))
 
 
 @dataclass(frozen=True, eq=False)
 class FactorDataset:
-    images: np.ndarray  # (N, 28, 28, 3) uint8
+    images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # (N,) int64
     factor: np.ndarray  # (N,) uint8, 1 = factor present
     green: np.ndarray  # (N,) bool, ink colour (all False for observed factors)
@@ -46,9 +35,9 @@ class FactorDataset:
     def __post_init__(self) -> None:
         n = len(self.labels)
         if self.images.ndim != 4 or self.images.shape[3] != 3 or self.images.dtype != np.uint8:
-            raise DatasetError(f"images must be (N, H, W, 3) uint8, got {self.images.shape} {self.images.dtype}")
+            raise DataError(f"images must be (N, H, W, 3) uint8, got {self.images.shape} {self.images.dtype}")
         if not (len(self.images) == len(self.factor) == len(self.green) == n):
-            raise DatasetError("images, labels, factor and green must have the same length")
+            raise DataError("images, labels, factor and green must have the same length")
 
 
 def _flip_exactly(mask: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -113,7 +102,7 @@ def select_observed(
         for f, n in ((1, n1), (0, int(size) - n1)):
             pool = np.flatnonzero((labels == c) & (factor == f))
             if n > len(pool):
-                raise DatasetError(f"class {c} has {len(pool)} images with f={f}, {n} needed")
+                raise DataError(f"class {c} has {len(pool)} images with f={f}, {n} needed")
             chosen.append(rng.choice(pool, size=n, replace=False))
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
@@ -140,21 +129,6 @@ def counts(ds: FactorDataset, num_classes: int = 10) -> dict[str, dict[str, int]
     return {str(c): {"f0": int(table[c, 0]), "f1": int(table[c, 1])} for c in range(num_classes)}
 
 
-def read_data_manifest(directory: str | Path) -> dict:
-    """data/<factor>/manifest.json, with the class count and names of MNIST
-    filled in for folders written before the manifest source existed."""
-    path = Path(directory) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: missing; run `dvc repro prepare`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{path}: corrupt ({err}); rebuild with `dvc repro --force prepare`") from None
-    manifest.setdefault("num_classes", 10)
-    manifest.setdefault("class_names", [str(c) for c in range(manifest["num_classes"])])
-    return manifest
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -175,20 +149,14 @@ def load_dataset(directory: str | Path, mmap: bool = False) -> FactorDataset:
     """Read a dataset folder written by `save_dataset`, with clear errors."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise DatasetError(f"{directory}: no such dataset folder (run `dvc repro` to build it)")
+        raise DataError(f"{directory}: no such dataset folder (run `dvc repro` to build it)")
     arrays = {}
     for name in ARRAYS:
         path = directory / f"{name}.npy"
         try:
             arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except FileNotFoundError:
-            raise DatasetError(f"{path}: missing (rebuild with `dvc repro --force prepare`)") from None
+            raise DataError(f"{path}: missing (rebuild with `dvc repro --force prepare`)") from None
         except ValueError as err:
-            raise DatasetError(f"{path}: corrupt ({err}); rebuild with `dvc repro --force prepare`") from None
+            raise DataError(f"{path}: corrupt ({err}); rebuild with `dvc repro --force prepare`") from None
     return FactorDataset(**arrays)
-
-
-def write_json(path: Path, obj) -> None:
-    """Stable, diff-friendly JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

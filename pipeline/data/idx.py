@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import IdxError
+
 _GZIP_MAGIC = b"\x1f\x8b"
 
 # Big-endian on disk; converted to native order after reading.
@@ -26,10 +28,6 @@ _DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 _MAX_DIMS = 4
-
-
-class IdxError(ValueError):
-    """An IDX file is malformed: bad header, wrong length or corrupt gzip stream."""
 
 
 def read_idx(path: str | Path) -> np.ndarray:

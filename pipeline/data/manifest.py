@@ -23,14 +23,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.config import ManifestParams
+from pipeline.errors import DataError
+from pipeline.params import ManifestParams
 
 SPLITS = ("train", "test")
 _SHOWN = 5  # offending rows quoted in an error
-
-
-class ManifestError(ValueError):
-    """The manifest or an image it names is missing, unreadable or invalid."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +59,7 @@ def _check_values(table: pd.DataFrame, column: str, allowed, where: str, key: st
     bad = ~table[column].isin(allowed)
     if bad.any():
         values = sorted(set(table.loc[bad, column]))[:_SHOWN]
-        raise ManifestError(
+        raise DataError(
             f"{where}: unknown {column} {values} on line(s) {_rows(bad)}; "
             f"allowed: {list(allowed)} (data.manifest.{key}); fix the rows or the list"
         )
@@ -73,10 +70,10 @@ def read_manifest(params: ManifestParams) -> pd.DataFrame:
     factor and, when the manifest has a split column, split."""
     root = Path(params.root)
     if not root.is_dir():
-        raise ManifestError(f"data.manifest.root = {params.root}: no such folder; point it at your images")
+        raise DataError(f"data.manifest.root = {params.root}: no such folder; point it at your images")
     where = root / params.file
     if not where.is_file():
-        raise ManifestError(
+        raise DataError(
             f"{where}: no manifest; write a CSV with columns "
             f"{params.path_column},{params.class_column},{params.factor_column} (see README, "
             "'Your own labelled images'), or build one from the CompCars release with `rgf compcars-manifest`"
@@ -84,27 +81,25 @@ def read_manifest(params: ManifestParams) -> pd.DataFrame:
     try:
         table = pd.read_csv(where, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ManifestError(f"{where}: not a readable CSV ({err})") from None
+        raise DataError(f"{where}: not a readable CSV ({err})") from None
     needed = [params.path_column, params.class_column, params.factor_column]
     if params.split_column:
         needed.append(params.split_column)
     if missing := [c for c in needed if c not in table.columns]:
-        raise ManifestError(f"{where}: no column(s) {missing}; it has {list(table.columns)}")
+        raise DataError(f"{where}: no column(s) {missing}; it has {list(table.columns)}")
     if table.empty:
-        raise ManifestError(f"{where}: no rows")
+        raise DataError(f"{where}: no rows")
     _check_values(table, params.class_column, params.classes, str(where), "classes")
     _check_values(table, params.factor_column, params.factor_values, str(where), "factor_values")
     if params.split_column:
         _check_values(table, params.split_column, SPLITS, str(where), "split_column")
     paths = table[params.path_column]
     if (dup := paths.duplicated(keep=False)).any():
-        raise ManifestError(f"{where}: the same image is listed twice on lines {_rows(dup)}")
+        raise DataError(f"{where}: the same image is listed twice on lines {_rows(dup)}")
     files = paths.map(lambda p: root / p)
     if (absent := ~files.map(Path.is_file)).any():
         first = paths[absent].iloc[0]
-        raise ManifestError(
-            f"{where}: {absent.sum()} image(s) not found, e.g. {root / first} (line(s) {_rows(absent)})"
-        )
+        raise DataError(f"{where}: {absent.sum()} image(s) not found, e.g. {root / first} (line(s) {_rows(absent)})")
     out = pd.DataFrame(
         {
             "path": files.map(str),
@@ -124,7 +119,7 @@ def load_image(path: str, size: int) -> np.ndarray:
         with Image.open(path) as im:
             rgb = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
     except (UnidentifiedImageError, OSError) as err:
-        raise ManifestError(f"{path}: not a readable image ({err})") from None
+        raise DataError(f"{path}: not a readable image ({err})") from None
     return np.asarray(rgb, dtype=np.uint8)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.idx import IdxError, read_idx
+from pipeline.data.idx import read_idx
+from pipeline.errors import ChecksumError, DataError, IdxError
 
 # md5 of the published .gz files (http://yann.lecun.com/exdb/mnist/).
 MNIST_FILES: Mapping[str, str] = {
@@ -36,14 +37,6 @@ _FIX = (
     "put the four published MNIST .gz files there (see README), set data.mnist_dir to a "
     "folder holding them, or run `rgf download --dest DIR` when online"
 )
-
-
-class DataUnavailableError(RuntimeError):
-    """The MNIST files are not on disk and could not be fetched."""
-
-
-class ChecksumError(ValueError):
-    """A file's md5 differs from the published one."""
 
 
 # eq=False: the generated __eq__ would compare arrays elementwise and raise.
@@ -84,13 +77,13 @@ def load_mnist_dir(
 
     `files` maps each published file name to its expected md5 (checked when
     `verify`); tests pass their own md5s, the names stay the published ones.
-    Raises DataUnavailableError when files are missing, ChecksumError on an md5
+    Raises DataError when files are missing, ChecksumError on an md5
     mismatch and IdxError when a file's content is not the expected shape.
     """
     directory = Path(directory)
     missing = [name for name in files if not (directory / name).is_file()]
     if missing:
-        raise DataUnavailableError(f"MNIST files missing from {directory}: {', '.join(missing)}. Fix: {_FIX}")
+        raise DataError(f"MNIST files missing from {directory}: {', '.join(missing)}. Fix: {_FIX}")
     for name, expected in files.items() if verify else ():
         actual = md5sum(directory / name)
         if actual != expected:
@@ -145,7 +138,7 @@ def download_mnist(
             except (OSError, ValueError, http.client.HTTPException) as err:
                 last_error = err
         else:
-            raise DataUnavailableError(
+            raise DataError(
                 f"could not download {name} from any mirror ({', '.join(mirrors)}); "
                 f"last error: {last_error}. Download the four published MNIST .gz files by "
                 f"other means and put them in {dest} (see README), or set data.mnist_dir "

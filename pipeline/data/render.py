@@ -13,9 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from rich.progress import Progress
 
-from pipeline.config import PerturbParams
-from pipeline.data.datasets import rng_for
 from pipeline.factors import render
+from pipeline.io import rng_for
+from pipeline.params import PerturbParams
 
 
 def _single_thread() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -10,12 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on CI or servers
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of a plots/train CSV as floats (empty cells dropped)."""
-    with path.open() as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 def probe_series(rows: list[dict], rare_class: int) -> list[dict]:

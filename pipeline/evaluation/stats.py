@@ -9,43 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.stats import fisher_exact, norm
 from statsmodels.stats.multitest import multipletests
 
+from pipeline.files import ClassResult
+
 TESTS = ("one_sample", "two_proportion", "fisher")
 CORRECTIONS = ("none", "holm", "fdr_bh")
-VERDICTS = ("learned", "memorized", "opposite", "undefined")
 
 # fisher_exact can underflow to p=0; isf(0) is inf, which JSON cannot hold.
 _TINY_P = np.finfo(float).tiny
-
-
-@dataclass(frozen=True)
-class ClassResult:
-    """The counts, proportions, test statistic and verdict of one row."""
-
-    n_b: int
-    k_b: int
-    n_s: int
-    k_s: int
-    p_balanced: float | None
-    p_skewed: float | None
-    z: float | None
-    p_value: float | None
-    verdict: str
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict: python ints/floats, None kept."""
-        out = asdict(self)
-        for key in ("p_balanced", "p_skewed", "z", "p_value"):
-            # numpy floats are not JSON-serialisable; None (undefined) stays.
-            out[key] = None if out[key] is None else float(out[key])
-        for key in ("n_b", "k_b", "n_s", "k_s"):
-            out[key] = int(out[key])
-        return out
 
 
 def _check_count(k, n, name: str) -> None:

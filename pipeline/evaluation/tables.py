@@ -8,78 +8,17 @@ them as a pipe table.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.stats import TESTS, VERDICTS, compare, false_positive_rate
-from pipeline.factors import FACTORS
+from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
+from pipeline.names import FACTORS, MODELS, VERDICTS, display
 
-MODELS = ("vae", "gan", "gan_sd", "ddpm", "data-memorizer", "data-learner")
-MODEL_NAMES = {
-    "vae": "VAE",
-    "gan": "GAN",
-    "gan_sd": "GAN-SD",
-    "ddpm": "DM",
-    "data-memorizer": "Memorizer",
-    "data-learner": "Learner",
-}
 MARKS = {"learned": "L", "memorized": "M", "opposite": "O"}
 UNDEFINED = "–"
-_COUNTS = ("n_b", "k_b", "n_s", "k_s")
-
-
-class MetricsError(ValueError):
-    """A metrics file is unreadable or does not have the expected shape."""
-
-
-def _check_file(path: Path, data) -> None:
-    where = f"{path}"
-    if not isinstance(data, dict):
-        raise MetricsError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    for key in ("model", "factor", "rare_class", "test", "alpha", "classes"):
-        if key not in data:
-            raise MetricsError(f"{where}: missing key '{key}'")
-    if isinstance(data["rare_class"], bool) or not isinstance(data["rare_class"], int):
-        raise MetricsError(f"{where}: rare_class must be an integer, got {data['rare_class']!r}")
-    # The path is how the pipeline finds a file; a file under the wrong path
-    # would silently land in the wrong column.
-    expected = (path.parent.parent.name, path.parent.name, path.stem)
-    found = (data["model"], data["factor"], f"k{data['rare_class']}")
-    if expected != found:
-        raise MetricsError(f"{where}: holds model/factor/k {found}, its path says {expected}")
-    classes = data["classes"]
-    if not isinstance(classes, dict) or "total" not in classes:
-        raise MetricsError(f"{where}: 'classes' must map class names and 'total' to rows")
-    for name, row in classes.items():
-        if name != "total" and not name.isdigit():
-            raise MetricsError(f"{where}: class names must be digits or 'total', got {name!r}")
-        if not isinstance(row, dict) or any(not isinstance(row.get(c), int) for c in _COUNTS):
-            raise MetricsError(f"{where}: class {name}: needs integer counts {', '.join(_COUNTS)}")
-        if row.get("verdict") not in VERDICTS:
-            raise MetricsError(f"{where}: class {name}: verdict must be one of {VERDICTS}")
-
-
-def load_metrics(root: Path) -> list[dict]:
-    """Every metrics/<model>/<factor>/k<k>.json under `root` (oracles skipped),
-    in path order; a missing root gives []. Raises MetricsError (a ValueError)
-    naming the file that is not valid JSON or lacks the expected keys."""
-    root = Path(root)
-    out = []
-    for path in sorted(root.glob("*/*/k*.json")):
-        if path.parent.parent.name == "oracles":
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MetricsError(f"{path}: not valid JSON ({err})") from None
-        _check_file(path, data)
-        out.append(data)
-    return out
 
 
 def ordered(values: Iterable[str], canonical: tuple[str, ...]) -> list[str]:
@@ -128,7 +67,7 @@ def _grid(metrics: list[dict], rare_class: int, cell) -> pd.DataFrame:
     cols = _columns(chosen)
     keys = _class_keys(chosen)
     data = {
-        (f, MODEL_NAMES.get(model, model)): [
+        (f, display(model)): [
             cell(by_col[f, model]["classes"][k]) if k in by_col[f, model]["classes"] else UNDEFINED for k in keys
         ]
         for f, model in cols
@@ -197,7 +136,7 @@ def counts_table(metrics: list[dict]) -> pd.DataFrame:
         label = {k: _row_label(k, names) for k in keys}
         rare = _row_label(str(m["rare_class"]), names)
         for trained_on, n, k_present in (("D_u", "n_b", "k_b"), (f"D_r ({rare} rare)", "n_s", "k_s")):
-            record = {"factor": m["factor"], "model": MODEL_NAMES.get(m["model"], m["model"]), "trained on": trained_on}
+            record = {"factor": m["factor"], "model": display(m["model"]), "trained on": trained_on}
             for key in keys:
                 row = m["classes"][key]
                 record[f"{label[key]} {values[0]}"] = row[n] - row[k_present]
@@ -246,7 +185,7 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
         data.append(line)
     data.append([_lm(totals[model], paper_style) for model in models])
     index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
-    return pd.DataFrame(data, index=index, columns=pd.Index([MODEL_NAMES.get(m, m) for m in models], name="model"))
+    return pd.DataFrame(data, index=index, columns=pd.Index([display(m) for m in models], name="model"))
 
 
 def _count_tables(m: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +231,7 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
                 flagged, defined = sum(r.verdict == "memorized" for r in rows), len(rows)
             records.append(
                 {
-                    "control": MODEL_NAMES[control],
+                    "control": display(control),
                     "test": test,
                     "measure": measure,
                     "files": len(files),
@@ -317,7 +256,7 @@ def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.
     for m in sorted(metrics, key=lambda m: (order[m["model"]], _ordered_index(m["factor"]), m["rare_class"])):
         oracle = m.get("oracle_accuracy") or {}
         record = {
-            "model": MODEL_NAMES.get(m["model"], m["model"]),
+            "model": display(m["model"]),
             "factor": m["factor"],
             "k": m["rare_class"],
             "num_samples": m.get("num_samples"),

@@ -13,12 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.factors import morphology
+from pipeline.names import MORPHOLOGICAL
 
 if TYPE_CHECKING:
-    from pipeline.config import PerturbParams
-
-FACTORS = ("colour", "thin", "thick", "swell", "fracture")
-MORPHOLOGICAL = FACTORS[1:]
+    from pipeline.params import PerturbParams
 
 
 def colourise(images: np.ndarray, green: np.ndarray) -> np.ndarray:

@@ -1,17 +1,20 @@
-"""The DDPM method (Ho et al., 2020): a linear noise schedule, a U-Net trained
-by MSE on one of three targets, an EMA copy of it for sampling, and two
-samplers.
+"""The DDPM family (Ho et al., 2020): a small U-Net, a linear noise schedule,
+MSE training on one of three targets and an EMA copy of the network for
+sampling. The samplers themselves live apart, in `samplers.py`.
 
 Targets (`ddpm.target`), all of x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps:
 - eps: the noise (Ho et al. 2020, eq. 14, the simplified objective);
 - x0:  the clean image;
 - v:   sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (Salimans & Ho, 2022, section 4).
 
-Samplers (`ddpm.sampler`): ancestral sampling through all T steps (Ho et al.
-2020, Algorithm 2, written with the posterior q(x_{t-1} | x_t, x0) of eqs.
-6-7), or deterministic DDIM (Song et al., 2021, eq. 12 with sigma = 0) over
-`sampling_steps` evenly spaced timesteps. Both read the network's output
-through `to_x0_eps`, so the three targets share one sampler.
+The U-Net (Ho et al., 2020, Appendix B) is scaled down for 28-64 px images:
+one residual block per level on the way down and one on the way up, no
+attention, and no separate middle block (the deepest level's two blocks are
+the bottleneck). Level i works at side S / 2^i with `channels[i]` channels;
+every residual block receives the sinusoidal time embedding. Downsampling is
+a stride-2 convolution (ceil(S/2), so odd sides such as 7 work) and
+upsampling resizes to the exact side of the matching skip connection, so any
+S >= 1 works; with [16, 32, 64] a 28 px image goes 28 -> 14 -> 7.
 
 Timesteps are 0-based here: t = 0..T-1 is the paper's 1..T.
 """
@@ -19,13 +22,110 @@ Timesteps are 0-based here: t = 0..T-1 is the paper's 1..T.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from pipeline.config import DdpmParams
-from pipeline.methods.base import Method, to_signed, to_unit
-from pipeline.models.unet import UNet
+from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
+from pipeline.generative.samplers import ancestral, ddim
+from pipeline.params import DdpmParams, Params
+
+MAX_GROUPS = 8  # GroupNorm groups (Ho et al. use 32 at widths >= 128)
+TIME_EMBEDDING_FACTOR = 4  # embedding width = 4 * channels[0] (Ho et al.)
+MAX_PERIOD = 10_000  # Vaswani et al. (2017), section 3.5
+
+
+def _groups(c: int) -> int:
+    # GroupNorm needs a group count that divides the channels: the largest <= MAX_GROUPS
+    return next(g for g in range(min(MAX_GROUPS, c), 0, -1) if c % g == 0)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding (Vaswani et al., 2017, section 3.5; Ho et al., 2020,
+    Appendix B) of timesteps t (B,) as (B, dim): [sin(t w_k), cos(t w_k)]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(MAX_PERIOD) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None, :]  # (B, half)
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)  # (B, 2 * half)
+    return F.pad(emb, (0, dim - 2 * half))  # odd dim: one zero column
+
+
+class ResidualBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the time embedding added in between
+    (Ho et al., 2020, Appendix B; the Wide ResNet block of their code)."""
+
+    def __init__(self, c_in: int, c_out: int, time_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(time_dim, c_out)
+        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time(F.silu(temb))[:, :, None, None]  # (B, c_out) -> (B, c_out, 1, 1)
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour resize to a given side, then a 3x3 convolution."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.conv(F.interpolate(x, size=size, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """eps/x0/v-prediction network f(x_t, t) for (image_channels, S, S) images.
+
+    `channels` lists the widths per resolution level, e.g. [16, 32, 64]
+    (three levels, two downsamplings); `forward` takes x_t (B, C, S, S) and
+    integer timesteps t (B,) and returns a (B, C, S, S) prediction.
+    """
+
+    def __init__(self, channels: list[int], image_channels: int = 3) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError("the U-Net needs at least one level in `channels`")
+        self.base = channels[0]
+        time_dim = TIME_EMBEDDING_FACTOR * self.base
+        self.time_mlp = nn.Sequential(nn.Linear(self.base, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.stem = nn.Conv2d(image_channels, self.base, 3, padding=1)
+
+        ins = [self.base, *channels[:-1]]
+        self.down = nn.ModuleList(ResidualBlock(c_in, c, time_dim) for c_in, c in zip(ins, channels, strict=True))
+        self.downsample = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for c in channels[:-1])
+        # level i takes the upsampled level i+1 (reduced to channels[i]) and its skip: 2 * channels[i]
+        self.upsample = nn.ModuleList(Upsample(c_up, c) for c, c_up in zip(channels[:-1], channels[1:], strict=True))
+        self.up = nn.ModuleList(ResidualBlock(2 * c, c, time_dim) for c in channels)
+
+        self.out_norm = nn.GroupNorm(_groups(self.base), self.base)
+        self.out = nn.Conv2d(self.base, image_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.base))  # (B, 4 * channels[0])
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, temb)
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)  # side s -> ceil(s / 2)
+        for i in reversed(range(len(self.up))):
+            skip = skips[i]
+            if i < len(self.upsample):
+                h = self.upsample[i](h, skip.shape[-2:])  # back to the skip's side, channels[i]
+            h = self.up[i](torch.cat([h, skip], dim=1), temb)  # (B, 2 * channels[i], s, s) -> (B, channels[i], s, s)
+        return self.out(F.silu(self.out_norm(h)))
+
 
 # the EMA decay after n updates is min(ema_decay, (1 + n) / (EMA_WARMUP + n)), as in
 # TensorFlow's ExponentialMovingAverage(num_updates) and diffusers' EMAModel: with a short
@@ -148,30 +248,16 @@ class DdpmMethod(Method):
 
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
         x = self.randn(n, *self.image_shape, generator=generator)  # x_T ~ N(0, I)
-        x = self._ancestral(x, generator) if self.sampler == "ddpm" else self._ddim(x)
+        x = ancestral(self, x, generator) if self.sampler == "ddpm" else ddim(self, x, self.sampling_steps)
         return to_unit(x)
 
-    def _denoise(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def denoise(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0_hat, eps_hat) from the EMA network at integer timestep `step`."""
         t = torch.full((len(x),), step, device=x.device, dtype=torch.long)
         return self.to_x0_eps(x, t, self.ema(x, t))
 
-    def _ancestral(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        for step in reversed(range(self.timesteps)):
-            x0, _ = self._denoise(x, step)
-            beta, abar, abar_prev = self.betas[step], self.alphas_cumprod[step], self.alphas_cumprod_prev[step]
-            # posterior mean of q(x_{t-1} | x_t, x0) (Ho et al. 2020, eq. 7)
-            mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * x) / (1 - abar)
-            if step == 0:
-                return mean  # the last step adds no noise (Algorithm 2, z = 0 at t = 1)
-            beta_tilde = (1 - abar_prev) / (1 - abar) * beta  # posterior variance (eq. 7)
-            x = mean + beta_tilde.sqrt() * self.randn(*x.shape, generator=generator)
-        return x
 
-    def _ddim(self, x: torch.Tensor) -> torch.Tensor:
-        # evenly spaced from T-1 down to 0, so the first step starts from pure noise
-        steps = torch.linspace(self.timesteps - 1, 0, self.sampling_steps).round().long().unique_consecutive().tolist()
-        for i, step in enumerate(steps):
-            x0, eps = self._denoise(x, step)
-            abar_prev = self.alphas_cumprod[steps[i + 1]] if i + 1 < len(steps) else torch.ones_like(self.betas[0])
-            x = abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps  # Song et al. 2021, eq. 12, sigma_t = 0
-        return x
+def build(params: Params, image_size: int, device: torch.device | str) -> DdpmMethod:
+    """The DDPM of `params.ddpm` for (3, image_size, image_size) images, on `device`."""
+    p = params.ddpm
+    return DdpmMethod(UNet(p.channels, IMAGE_CHANNELS).to(device), p, (IMAGE_CHANNELS, image_size, image_size))

@@ -1,15 +1,21 @@
-"""The convolutional VAE (Kingma & Welling, 2014) of the study: a Gaussian
-encoder q(z|x) and a Bernoulli decoder p(x|z) over (C, S, S) images.
+"""The VAE family (Kingma & Welling, 2014): a convolutional Gaussian encoder
+q(z|x) and Bernoulli decoder p(x|z) over (C, S, S) images, and the method
+that trains them on the negative ELBO with Adam and samples by decoding
+z ~ N(0, I).
 
 The network is deterministic: it maps images to (mu, log sigma^2) and latents
 to logits. Sampling z (the reparameterisation) and the ELBO belong to
-`pipeline.methods.vae`, which owns the randomness.
+`VaeMethod`, which owns the randomness.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from pipeline.generative.base import IMAGE_CHANNELS, Method
+from pipeline.params import Params, VaeParams
 
 # each stride-2 convolution (kernel 4, padding 1) halves an even side exactly
 _KERNEL, _STRIDE, _PADDING = 4, 2, 1
@@ -83,3 +89,45 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits of p(x|z), shape (B, C, S, S)."""
         return self.decoder(z)
+
+
+class VaeMethod(Method):
+    """Trains a `VAE` on the negative ELBO, averaged over the batch."""
+
+    def __init__(self, vae: VAE, params: VaeParams, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.vae = vae
+        self.image_shape = image_shape
+        self.optimizers = {"vae": torch.optim.Adam(vae.parameters(), lr=params.lr)}
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Negative ELBO ("loss") = reconstruction + KL, each summed over
+        pixels / latent dimensions and averaged over the batch of x in [0, 1]."""
+        mu, log_var = self.vae.encode(x)
+        # reparameterisation trick: z = mu + sigma * eps (Kingma & Welling 2014, eq. 10 / section 2.4)
+        z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+        logits = self.vae.decode(z)
+        # -log p(x|z) of a Bernoulli decoder; grey levels in [0, 1] act as soft targets
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+        # KL(q(z|x) || N(0, I)) in closed form (Kingma & Welling 2014, Appendix B)
+        kl = -0.5 * torch.sum(1 + log_var - mu.pow(2) - log_var.exp()) / len(x)
+        return {"loss": recon + kl, "recon": recon, "kl": kl}
+
+    def train_step(self, x: torch.Tensor, epoch: int) -> dict[str, float]:
+        opt = self.optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        losses = self.loss(x)
+        losses["loss"].backward()
+        opt.step()
+        return {name: value.item() for name, value in losses.items()}
+
+    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        z = self.randn(n, self.vae.latent_dim, generator=generator)  # prior p(z) = N(0, I)
+        return torch.sigmoid(self.vae.decode(z))  # the decoder's pixel means
+
+
+def build(params: Params, image_size: int, device: torch.device | str) -> VaeMethod:
+    """The VAE of `params.vae` for (3, image_size, image_size) images, on `device`."""
+    p = params.vae
+    vae = VAE(image_size, p.latent_dim, p.width, IMAGE_CHANNELS).to(device)
+    return VaeMethod(vae, p, (IMAGE_CHANNELS, image_size, image_size))

@@ -1,8 +1,8 @@
 """The interface through which the one training loop drives every model family.
 
 A *method* owns its networks, its optimizers, its loss and its sampler. The
-loop only calls, per batch, `train_step(x, epoch)` and then `after_step()`,
-and, to generate, `sample(n, generator)`. Images cross the interface as float
+loop only calls, per batch, `train_step(x, epoch)`, and, to generate,
+`sample(n, generator)`. Images cross the interface as float
 (B, C, S, S) in [0, 1]; a method rescales internally if its networks want
 [-1, 1].
 
@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+IMAGE_CHANNELS = 3  # RGB: the colour factor lives in the channels
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -49,11 +51,6 @@ class Method(nn.Module):
         """One optimisation step (zero_grad, backward, step) on a batch of
         images x (B, C, S, S) in [0, 1]; returns the losses as floats."""
         raise NotImplementedError
-
-    def after_step(self) -> None:
-        """Called by the loop after every `train_step`; a no-op by default.
-        (DDPM updates its EMA inside `train_step`, so a loop that skips this
-        hook still trains every method correctly.)"""
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n images (n, C, S, S) in [0, 1] on the method's device, drawn in

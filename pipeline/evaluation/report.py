@@ -1,33 +1,23 @@
-"""Stage `report`: the paper's tables from metrics/, as Markdown and CSV.
-
-    python -m pipeline.report [--metrics metrics] [--out reports] [--params params.yaml]
-
-Writes <out>/README.md (every table, what L/M/O mean, which test produced
-them, the test's calibration on the controls and the runs' quality) and one
-CSV per table: z_k<k>, summary, proportions_k<k>, false_positives, quality;
-with --plot-data, the z-per-class bars and discriminator-probe curves that
-`dvc plots show` draws (plot definitions: dvc.yaml).
-"""
+"""The study's report from its metrics files: which files belong to the
+study, the tables, reports/tables/README.md (every table, what L/M/O mean,
+which test produced them, the test's calibration on the controls and the
+runs' quality), the data `dvc plots show` draws, the headline numbers for
+`dvc exp show`, and the same tables in the terminal (`rgf report`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import EvaluationParams, Params, load_params
-from pipeline.data.datasets import write_json
-from pipeline.evaluation.figures import probe_figure, probe_series, read_history
+from pipeline.evaluation.figures import probe_figure, probe_series
 from pipeline.evaluation.tables import (
-    MODEL_NAMES,
-    MODELS,
-    MetricsError,
     counts_table,
     false_positive_table,
     flatten,
-    load_metrics,
     ordered,
     proportions_table,
     quality_table,
@@ -36,8 +26,10 @@ from pipeline.evaluation.tables import (
     z_bars,
     z_table,
 )
-from pipeline.factors import FACTORS
-from pipeline.stage import InputError, atomic_dir, exit_with, parser
+from pipeline.files import load_metrics, read_history
+from pipeline.io import atomic_dir
+from pipeline.names import FACTORS, MODELS, display
+from pipeline.params import EvaluationParams, Params
 
 LEGEND = """\
 For every class c the skewed model's fraction of samples with the factor, P_c^s, is tested against the
@@ -133,7 +125,7 @@ def render_readme(
     if not metrics:
         return f"# rgf report\n\nNo metrics found under `{source}/`: run the evaluate stage first (`dvc repro`).\n"
     settings = _settings(metrics)
-    models = [MODEL_NAMES.get(m, m) for m in ordered((m["model"] for m in metrics), MODELS)]
+    models = [display(m) for m in ordered((m["model"] for m in metrics), MODELS)]
     factors = ordered((m["factor"] for m in metrics), FACTORS)
     out = [
         "# rgf report",
@@ -235,13 +227,6 @@ def write_plot_data(
                     pd.DataFrame(rows).to_csv(tmp / "probe" / name, index=False)
 
 
-def _load(root: Path) -> list[dict]:
-    try:
-        return load_metrics(root)
-    except MetricsError as err:
-        raise InputError(str(err)) from None
-
-
 def _title(name: str) -> str:
     kind, _, k = name.rpartition("_k")
     titles = {
@@ -269,7 +254,7 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
     """Print the report's tables as rich Tables (stdout unless `console`); with
     `params`, only the study they describe, as the report stage does."""
     console = console or Console()
-    metrics, left_out = _load(Path(metrics_root)), []
+    metrics, left_out = load_metrics(Path(metrics_root)), []
     if params is not None:
         metrics, left_out = in_study(metrics, params)
     if metrics:
@@ -305,31 +290,33 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
     return {"models": models, "oracles": oracles, "learner_fp_rate": rates}
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--metrics", type=Path, default=Path("metrics"), help="metrics folder (default: metrics)")
-    p.add_argument("--out", type=Path, default=Path("reports/tables"), help="output folder (default: reports/tables)")
-    p.add_argument("--summary", type=Path, default=Path("reports/summary.json"), help="headline metrics JSON")
-    p.add_argument("--plots", type=Path, default=Path("plots/train"), help="training histories (probe figures)")
-    p.add_argument("--plot-data", type=Path, help="folder for the data of `dvc plots show` (default: none)")
-    args = p.parse_args(argv)
-    params = load_params(args.params)
-    metrics, left_out = in_study(_load(args.metrics), params)
+@dataclass(frozen=True)
+class Report:
+    """The report of the study params.yaml describes."""
+
+    metrics: list[dict]  # the study's metrics files
+    rare_classes: list[int]
+    tables: dict[str, pd.DataFrame]  # CSV stem -> table
+    readme: str
+    runs: set[str]  # <model>-<factor> of the study, for the probe figures
+
+    @property
+    def summary(self) -> dict:
+        """Headline numbers for `dvc exp show`; {} without metrics."""
+        return summarise(self.metrics, self.tables.get("false_positives")) if self.metrics else {}
+
+
+def study_report(all_metrics: list[dict], params: Params, source: str = "metrics") -> Report:
+    """Tables and README of the study in `params`, from every metrics file
+    found under `source`; files of other studies are named, not used."""
+    metrics, left_out = in_study(all_metrics, params)
     rare = _rare_classes(metrics, params.skew.rare_classes)
     tables = build_tables(metrics, rare, params.oracle.min_accuracy)
-    readme = render_readme(metrics, tables, rare, str(args.metrics), params.evaluation, params.oracle.min_accuracy)
+    readme = render_readme(metrics, tables, rare, source, params.evaluation, params.oracle.min_accuracy)
     if left_out:
         readme += (
-            f"\n## Left out\n\n{len(left_out)} metrics files under `{args.metrics}/` belong to other studies "
+            f"\n## Left out\n\n{len(left_out)} metrics files under `{source}/` belong to other studies "
             f"(models, factors, rare classes or source not in params.yaml): {', '.join(left_out)}.\n"
         )
     runs = {f"{model}-{factor}" for model in params.models for factor in params.factors}
-    write_report(args.out, readme, tables, args.plots, rare, runs)
-    if args.plot_data:
-        write_plot_data(args.plot_data, metrics, args.plots, rare, runs)
-    write_json(args.summary, summarise(metrics, tables.get("false_positives")) if metrics else {})
-    print(f"report: {len(metrics)} metrics files, {len(tables)} tables -> {args.out}")
-
-
-if __name__ == "__main__":
-    exit_with(main)
+    return Report(metrics, rare, tables, readme, runs)

@@ -1,4 +1,4 @@
-"""Two "models" that need no training and prove the instrument (issue 3).
+"""Two "models" that need no training and prove the instrument.
 
 - data-memorizer: its samples are images drawn from the very training set it
   was given. Trained on a skewed set it reproduces the skew exactly, so every

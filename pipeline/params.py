@@ -3,6 +3,10 @@
 DVC silently adds a misspelled `-S` key to params.yaml, so every section
 forbids unknown keys, and every value is checked here, before any stage does
 work. Errors come out as one line per problem, naming the key.
+
+The values themselves, defaults included, live in conf/ only (conf/config.yaml
+and a profile, composed by Hydra into params.yaml): here every key is
+required, so a key missing from a profile is an error, never a silent default.
 """
 
 from __future__ import annotations
@@ -13,18 +17,14 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.factors import FACTORS
+from pipeline.errors import ParamsError, RgfError
+from pipeline.names import CONTROLS, FACTORS, GENERATIVE, MNIST_CLASSES, datasets
 
 # a factor is one of the MNIST factors or, for a manifest source, the name of
 # the manifest's factor column; checked against the source in Params
 Factor = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 ClassIndex = Annotated[int, Field(ge=0)]  # < the number of classes: checked in Params
-MNIST_CLASSES = 10
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class ParamsError(ValueError):
-    """params.yaml is missing, unreadable or has invalid values."""
 
 
 class _Section(BaseModel):
@@ -36,16 +36,16 @@ class ManifestParams(_Section):
     source: CompCars, or any user's data). Paths in the CSV are relative to
     `root`; a "class" and a "factor" are two categorical columns."""
 
-    root: str = "data/raw/images"  # absolute paths survive `dvc exp run --queue`
-    file: str = "manifest.csv"
-    path_column: str = "path"
-    class_column: str = "make"
-    factor_column: str = "colour"
-    classes: list[str] = ["Volkswagen", "Toyota"]  # label order; other values are an error
-    factor_values: tuple[str, str] = ("black", "white")  # (absent, present): present is the rare value
-    split_column: str | None = None  # rows "train"/"test"; None: a seeded stratified split
-    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
-    image_size: Annotated[int, Field(ge=8, le=256)] = 64  # images are resized to size x size RGB
+    root: str  # absolute paths survive `dvc exp run --queue`
+    file: str
+    path_column: str
+    class_column: str
+    factor_column: str
+    classes: list[str]  # label order; other values are an error
+    factor_values: tuple[str, str]  # (absent, present): present is the rare value
+    split_column: str | None  # rows "train"/"test"; None: a seeded stratified split
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+    image_size: Annotated[int, Field(ge=8, le=256)]  # images are resized to size x size RGB
 
     @field_validator("classes")
     @classmethod
@@ -64,13 +64,13 @@ class ManifestParams(_Section):
 
 class DataParams(_Section):
     source: Literal["mnist", "mnist-bundled", "manifest"]
-    mnist_dir: str = "data/raw/mnist"  # the four published IDX .gz files
-    download: bool = True  # fetch missing MNIST files (needs internet)
-    train_size: Annotated[int, Field(gt=0)] | None = None  # None: all
-    test_size: Annotated[int, Field(gt=0)] | None = None
-    bundled_test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-    val_size: Annotated[int, Field(ge=0)] = 2000
-    manifest: ManifestParams = ManifestParams()
+    mnist_dir: str  # the four published IDX .gz files
+    download: bool  # fetch missing MNIST files (needs internet)
+    train_size: Annotated[int, Field(gt=0)] | None  # None: all
+    test_size: Annotated[int, Field(gt=0)] | None
+    bundled_test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+    val_size: Annotated[int, Field(ge=0)]
+    manifest: ManifestParams
 
     @property
     def num_classes(self) -> int:
@@ -78,8 +78,8 @@ class DataParams(_Section):
 
 
 class SkewParams(_Section):
-    rare_classes: list[ClassIndex] = [1, 2]
-    rare_fraction: Fraction = 0.0  # 0 = extreme rarity (the paper)
+    rare_classes: list[ClassIndex]
+    rare_fraction: Fraction  # 0 = extreme rarity (the paper)
 
     @field_validator("rare_classes")
     @classmethod
@@ -94,126 +94,124 @@ class ColourParams(_Section):
 
 
 class ThinParams(_Section):
-    amount: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.7
+    amount: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class ThickParams(_Section):
-    amount: Annotated[float, Field(gt=0.0)] = 1.0
+    amount: Annotated[float, Field(gt=0.0)]
 
 
 class SwellParams(_Section):
-    strength: Annotated[float, Field(ge=1.0)] = 3.0
-    radius: Annotated[float, Field(gt=0.0)] = 7.0
+    strength: Annotated[float, Field(ge=1.0)]
+    radius: Annotated[float, Field(gt=0.0)]
 
 
 class FractureParams(_Section):
-    num_fractures: Annotated[int, Field(ge=1)] = 3
-    thickness: Annotated[float, Field(gt=0.0)] = 1.5  # brush width, px
-    prune: Annotated[float, Field(ge=0.0)] = 2.0  # min distance to tips/forks, px
-    window: Annotated[float, Field(gt=0.0)] = 2.0  # radius for the stroke direction, px
+    num_fractures: Annotated[int, Field(ge=1)]
+    thickness: Annotated[float, Field(gt=0.0)]  # brush width, px
+    prune: Annotated[float, Field(ge=0.0)]  # min distance to tips/forks, px
+    window: Annotated[float, Field(gt=0.0)]  # radius for the stroke direction, px
 
 
 class PerturbParams(_Section):
-    scale: Annotated[int, Field(ge=1, le=8)] = 4  # Morpho-MNIST works at 4x
-    chunk_size: Annotated[int, Field(ge=1)] = 256  # images per seeded work unit
-    colour: ColourParams = ColourParams()
-    thin: ThinParams = ThinParams()
-    thick: ThickParams = ThickParams()
-    swell: SwellParams = SwellParams()
-    fracture: FractureParams = FractureParams()
+    scale: Annotated[int, Field(ge=1, le=8)]  # Morpho-MNIST works at 4x
+    chunk_size: Annotated[int, Field(ge=1)]  # images per seeded work unit
+    colour: ColourParams
+    thin: ThinParams
+    thick: ThickParams
+    swell: SwellParams
+    fracture: FractureParams
 
 
 class OracleParams(_Section):
     """The two oracle CNNs of section 5.2 (paper: SGD, 8 epochs, batch 64,
     lr 0.01, momentum 0.5)."""
 
-    epochs: Annotated[int, Field(ge=1)] = 8
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    lr: Annotated[float, Field(gt=0.0)] = 0.01
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
-    min_accuracy: Fraction = 0.92  # below this, evaluation of the factor stops
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0.0)]
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
+    min_accuracy: Fraction  # below this, evaluation of the factor stops
 
 
-Model = Literal["vae", "gan", "gan_sd", "ddpm", "data-memorizer", "data-learner"]
-GENERATIVE = ("vae", "gan", "gan_sd", "ddpm")
-CONTROLS = ("data-memorizer", "data-learner")
+Model = Literal[GENERATIVE + CONTROLS]
 
 
 class TrainParams(_Section):
     """What every model family shares: the loop, checkpoints, threads."""
 
-    checkpoint_every: Annotated[int, Field(ge=1)] = 5  # epochs
-    threads: Annotated[int, Field(ge=1)] = 1  # torch CPU threads per training process
-    log_dir: str = "logs"  # TensorBoard runs (git-ignored)
-    sample_batch: Annotated[int, Field(ge=1)] = 500  # samples generated per forward pass
+    checkpoint_every: Annotated[int, Field(ge=1)]  # epochs
+    threads: Annotated[int, Field(ge=1)]  # torch CPU threads per training process
+    log_dir: str  # TensorBoard runs (git-ignored)
+    sample_batch: Annotated[int, Field(ge=1)]  # samples generated per forward pass
 
 
 class VaeParams(_Section):
-    epochs: Annotated[int, Field(ge=0)] = 20
-    batch_size: Annotated[int, Field(ge=1)] = 128
-    lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    latent_dim: Annotated[int, Field(ge=1)] = 16
-    width: Annotated[int, Field(ge=1)] = 32  # channels of the first conv layer
+    epochs: Annotated[int, Field(ge=0)]
+    batch_size: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0.0)]
+    latent_dim: Annotated[int, Field(ge=1)]
+    width: Annotated[int, Field(ge=1)]  # channels of the first conv layer
 
 
 class GanParams(_Section):
-    epochs: Annotated[int, Field(ge=0)] = 200
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    lr: Annotated[float, Field(gt=0.0)] = 2e-4
-    beta1: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
-    latent_dim: Annotated[int, Field(ge=1)] = 100
-    architecture: Literal["mlp", "conv"] = "mlp"  # mlp: Goodfellow et al. 2014
-    width: Annotated[int, Field(ge=1)] = 32  # conv: base channels
+    epochs: Annotated[int, Field(ge=0)]
+    batch_size: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0.0)]
+    beta1: Annotated[float, Field(ge=0.0, lt=1.0)]
+    latent_dim: Annotated[int, Field(ge=1)]
+    architecture: Literal["mlp", "conv"]  # mlp: Goodfellow et al. 2014
+    width: Annotated[int, Field(ge=1)]  # conv: base channels
     # weight of the mode-seeking term (Mao et al. 2019); 0 is the plain GAN
-    mode_seeking: Annotated[float, Field(ge=0.0)] = 0.0
+    mode_seeking: Annotated[float, Field(ge=0.0)]
 
 
 class GanSdParams(_Section):
     """Spectral decoupling (Pezeshki et al. 2021) on top of `gan` (section 6.3)."""
 
-    sd_lambda: Annotated[float, Field(ge=0.0)] = 0.8
-    sd_epochs: Annotated[int, Field(ge=0)] = 80  # SD active for the first sd_epochs epochs
+    sd_lambda: Annotated[float, Field(ge=0.0)]
+    sd_epochs: Annotated[int, Field(ge=0)]  # SD active for the first sd_epochs epochs
 
 
 class DdpmParams(_Section):
-    epochs: Annotated[int, Field(ge=0)] = 50
-    batch_size: Annotated[int, Field(ge=1)] = 128
-    lr: Annotated[float, Field(gt=0.0)] = 2e-4
-    timesteps: Annotated[int, Field(ge=2)] = 1000
-    beta_start: Annotated[float, Field(gt=0.0, lt=1.0)] = 1e-4
-    beta_end: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.02
-    target: Literal["eps", "x0", "v"] = "eps"  # eps: Ho et al. 2020
-    channels: list[Annotated[int, Field(ge=1)]] = [32, 64, 128]  # U-Net widths per level
-    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999
-    sampler: Literal["ddpm", "ddim"] = "ddpm"
-    sampling_steps: Annotated[int, Field(ge=1)] = 1000  # ddim only
+    epochs: Annotated[int, Field(ge=0)]
+    batch_size: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0.0)]
+    timesteps: Annotated[int, Field(ge=2)]
+    beta_start: Annotated[float, Field(gt=0.0, lt=1.0)]
+    beta_end: Annotated[float, Field(gt=0.0, lt=1.0)]
+    target: Literal["eps", "x0", "v"]  # eps: Ho et al. 2020
+    channels: list[Annotated[int, Field(ge=1)]]  # U-Net widths per level
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    sampler: Literal["ddpm", "ddim"]
+    sampling_steps: Annotated[int, Field(ge=1)]  # ddim only
 
 
 class EvaluationParams(_Section):
-    num_samples: Annotated[int, Field(ge=1)] = 1000  # M, per trained model
-    test: Literal["one_sample", "two_proportion", "fisher"] = "one_sample"
-    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
-    correction: Literal["none", "holm", "fdr_bh"] = "none"
+    num_samples: Annotated[int, Field(ge=1)]  # M, per trained model
+    test: Literal["one_sample", "two_proportion", "fisher"]
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)]
+    correction: Literal["none", "holm", "fdr_bh"]
 
 
 class Params(_Section):
     profile: str
     seed: Annotated[int, Field(ge=0)]
-    workers: Annotated[int, Field(ge=1)] = 2  # processes; results do not depend on it
+    workers: Annotated[int, Field(ge=1)]  # processes; results do not depend on it
     data: DataParams
-    factors: list[Factor] = list(FACTORS)
-    models: list[Model] = list(GENERATIVE + CONTROLS)
-    datasets: list[str] = ["balanced", "skewed_k1", "skewed_k2"]  # for dvc.yaml's matrix
-    skew: SkewParams = SkewParams()
-    perturb: PerturbParams = PerturbParams()
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
-    oracle: OracleParams = OracleParams()
-    train: TrainParams = TrainParams()
-    vae: VaeParams = VaeParams()
-    gan: GanParams = GanParams()
-    gan_sd: GanSdParams = GanSdParams()
-    ddpm: DdpmParams = DdpmParams()
-    evaluation: EvaluationParams = EvaluationParams()
+    factors: list[Factor]
+    models: list[Model]
+    datasets: list[str]  # for dvc.yaml's matrix
+    skew: SkewParams
+    perturb: PerturbParams
+    device: Literal["auto", "cpu", "cuda"]  # auto: cuda when present
+    oracle: OracleParams
+    train: TrainParams
+    vae: VaeParams
+    gan: GanParams
+    gan_sd: GanSdParams
+    ddpm: DdpmParams
+    evaluation: EvaluationParams
 
     @field_validator("factors", "models")
     @classmethod
@@ -238,10 +236,29 @@ class Params(_Section):
     @model_validator(mode="after")
     def _datasets_follow_rare_classes(self) -> Params:
         # dvc.yaml cannot compute names, so the list is spelled out; keep it honest
-        expected = ["balanced"] + [f"skewed_k{k}" for k in self.skew.rare_classes]
+        expected = datasets(self.skew.rare_classes)
         if self.datasets != expected:
             raise ValueError(f"datasets must be {expected} to match skew.rare_classes {self.skew.rare_classes}")
         return self
+
+    def check_factor(self, factor: str) -> None:
+        """A stage's --factor must exist for the configured source: an MNIST
+        factor, or the factor column of a manifest."""
+        allowed = [self.data.manifest.factor_column] if self.data.source == "manifest" else list(FACTORS)
+        if factor not in allowed:
+            raise RgfError(f"factor {factor!r} does not exist for source {self.data.source}; choose from {allowed}")
+
+    def class_names(self) -> list[str]:
+        """The classes' names, in label order (the digits for MNIST)."""
+        if self.data.source == "manifest":
+            return list(self.data.manifest.classes)
+        return [str(c) for c in range(self.data.num_classes)]
+
+    def factor_values(self, factor: str) -> tuple[str, str]:
+        """The names of f=0 and f=1, for tables."""
+        if self.data.source == "manifest":
+            return self.data.manifest.factor_values
+        return ("red", "green") if factor == "colour" else ("plain", factor)
 
 
 def _describe(err: ValidationError, source: str) -> str:

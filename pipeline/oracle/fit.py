@@ -1,4 +1,4 @@
-"""Training, applying and loading the two oracles of one factor (section 5.2).
+"""Fitting, applying and loading the two oracles of one factor (section 5.2).
 
 The label oracle reads a digit's class (10 outputs), the factor oracle whether
 the factor is present (2 outputs). Both are trained on the balanced training
@@ -9,24 +9,23 @@ oracle that cannot tell the classes or the factor apart mean nothing.
 
 from __future__ import annotations
 
-import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.checkpoint import CheckpointError, load_checkpoint
-from pipeline.config import OracleParams
-from pipeline.data.datasets import FactorDataset
-from pipeline.models.oracle import OracleCNN
-
-TARGETS = ("label", "factor")
-
-
-class OracleError(ValueError):
-    """An oracle is missing, unreadable or below the accuracy gate."""
+from pipeline.data.datasets import FactorDataset, load_dataset
+from pipeline.errors import CheckpointError, OracleError
+from pipeline.files import OracleMetrics, read, read_data_manifest
+from pipeline.io import load_checkpoint, pick_device, rng_for, save_checkpoint
+from pipeline.names import BALANCED, TARGETS
+from pipeline.oracle.network import OracleCNN
+from pipeline.params import OracleParams, Params, load_params
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -138,13 +137,9 @@ def load_oracles(
     model_dir, metrics_path = Path(model_dir), Path(metrics_path)
     factor = model_dir.name
     rebuild = f"dvc repro oracle@{factor}"
-    try:
-        metrics = json.loads(metrics_path.read_text())
-        accuracy = {t: float(metrics[t]["accuracy"]) for t in TARGETS}
-    except FileNotFoundError:
-        raise OracleError(f"{metrics_path}: no oracle metrics; train the oracles with `{rebuild}`") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise OracleError(f"{metrics_path}: corrupt oracle metrics ({err}); rebuild with `{rebuild}`") from None
+    fix = f"train the oracles with `{rebuild}`"
+    metrics = read(OracleMetrics, metrics_path, fix, OracleError)
+    accuracy = {t: getattr(metrics, t).accuracy for t in TARGETS}
     models = {t: _load_model(model_dir / f"{t}.pt", t, rebuild) for t in TARGETS}
     for t in TARGETS:
         if accuracy[t] < min_accuracy:
@@ -154,3 +149,90 @@ def load_oracles(
                 f"data, then `{rebuild}`"
             )
     return models["label"], models["factor"], accuracy
+
+
+@dataclass(frozen=True)
+class OracleJob:
+    """One oracle of the oracle stage, as sent to a worker process."""
+
+    params_path: Path
+    factor: str
+    data: Path  # data/<factor>
+    target: str  # "label" or "factor"
+    num_outputs: int
+    live: bool = False  # draw a live progress bar (one process only)
+
+
+def fit_target(job: OracleJob) -> OracleCNN:
+    """Train one oracle ("label" or "factor") on the balanced training split."""
+    params = load_params(job.params_path)
+    if not job.live:
+        torch.set_num_threads(1)
+    train = load_dataset(job.data / BALANCED)
+    y = train.labels if job.target == "label" else train.factor
+    # an independent seed per oracle, stable across runs and factors' order
+    seed = int(rng_for(params.seed, "oracle", job.factor, job.target).integers(2**62))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not job.live) as progress:
+        model = train_oracle(
+            train.images,
+            y,
+            job.num_outputs,
+            params.oracle,
+            seed,
+            pick_device(params.device),
+            progress,
+            f"{job.target} oracle",
+        )
+    if not job.live:
+        print(f"oracle@{job.factor}: {job.target} oracle trained ({params.oracle.epochs} epochs)", flush=True)
+    return model.cpu()
+
+
+def fit_oracles(params_path: Path, params: Params, factor: str, data: Path) -> dict[str, OracleCNN]:
+    """Both oracles of `factor`, trained on data/<factor>/balanced: in two
+    single-threaded processes on a CPU (several times faster than one
+    two-threaded process), else one after the other."""
+    num_classes = read_data_manifest(data).num_classes
+    # the label oracle has one output per class, the factor oracle two
+    outputs = {"label": num_classes, "factor": 2}
+    device = pick_device(params.device)
+    if params.workers > 1 and device.type == "cpu":
+        jobs = [OracleJob(params_path, factor, data, t, outputs[t]) for t in TARGETS]
+        with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return dict(zip(TARGETS, pool.map(fit_target, jobs), strict=True))
+    torch.set_num_threads(params.train.threads if device.type == "cpu" else torch.get_num_threads())
+    return {t: fit_target(OracleJob(params_path, factor, data, t, outputs[t], live=True)) for t in TARGETS}
+
+
+def save_oracles(folder: Path, models: dict[str, OracleCNN], factor: str, train: FactorDataset, params: Params) -> None:
+    """<target>.pt for both oracles: weights and the settings that made them."""
+    for target, model in models.items():
+        ckpt_params = {
+            "factor": factor,
+            "target": target,
+            "num_outputs": model.fc2.out_features,
+            "channels": train.images.shape[3],
+            "image_size": train.images.shape[1],
+            **params.oracle.model_dump(),
+            "seed": params.seed,
+        }
+        state = {k: v.cpu() for k, v in model.state_dict().items()}
+        save_checkpoint(folder / f"{target}.pt", state={"model": state}, params=ckpt_params, epoch=params.oracle.epochs)
+
+
+def score_oracles(
+    models: dict[str, OracleCNN], factor: str, train: FactorDataset, test: FactorDataset, params: Params
+) -> OracleMetrics:
+    """Both oracles' test accuracy, overall and per class, against the gate."""
+    scores = oracle_metrics(models["label"], models["factor"], test, pick_device(params.device))
+    opts = params.oracle
+    return OracleMetrics(
+        factor_name=factor,
+        **scores,
+        min_accuracy=opts.min_accuracy,
+        passed=all(scores[t]["accuracy"] >= opts.min_accuracy for t in TARGETS),
+        epochs=opts.epochs,
+        train_size=len(train.labels),
+        test_size=len(test.labels),
+    )

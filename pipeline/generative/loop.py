@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pipeline.data.datasets import FactorDataset, rng_for
+from pipeline.data.datasets import FactorDataset
+from pipeline.errors import CheckpointError
+from pipeline.io import load_checkpoint, rng_for, save_checkpoint
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _epoch_order(seed: int, name: str, epoch: int, n: int) -> torch.Tensor:
     return torch.from_numpy(gen.permutation(n))
 
 
-def _state(run: Run, epoch: int) -> dict:
+def _state(run: Run) -> dict:
     opts = getattr(run.method, "optimizers", {})
     return {"method": run.method.state_dict(), "optimizers": {k: o.state_dict() for k, o in opts.items()}}
 
@@ -123,9 +124,7 @@ def train(
             if not live:
                 print(f"{run.name} epoch {epoch + 1}/{run.epochs} {losses}", flush=True)
             if (epoch + 1) % run.checkpoint_every == 0 and epoch + 1 < run.epochs:
-                save_checkpoint(
-                    run.resume_path, _state(run, epoch), run.params, epoch + 1, history=json.dumps(run.history)
-                )
+                save_checkpoint(run.resume_path, _state(run), run.params, epoch + 1, history=json.dumps(run.history))
             if on_epoch is not None:
                 on_epoch(epoch + 1)
     if writer is not None:

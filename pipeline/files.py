@@ -1,0 +1,277 @@
+"""The files stages pass to each other, each with one schema that its writer
+and its reader share (pydantic models; unknown or missing keys are errors):
+
+    data/source/manifest.json            SourceManifest   source   -> (record)
+    data/<factor>/manifest.json          DataManifest     prepare  -> oracle, train, evaluate
+    metrics/oracles/<factor>.json        OracleMetrics    oracle   -> evaluate
+    models/<control run>/model.json      ControlRecord    train    -> (record)
+    data/samples/<run>/meta.json         SampleMeta       sample   -> evaluate
+    metrics/<model>/<factor>/k<k>.json   MetricsFile      evaluate -> report
+    plots/train/<model>-<factor>/<dataset>.csv   history  train    -> report
+
+A file that does not match its schema is refused with one line naming the
+file, the key and the stage that rebuilds it.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError, field_validator
+
+from pipeline.errors import DataError, MetricsError, RgfError
+from pipeline.io import write_json
+from pipeline.names import VERDICTS
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def write(self, path: Path) -> None:
+        """Stable, diff-friendly JSON; optional keys not given stay out."""
+        write_json(Path(path), self.model_dump(mode="json", exclude_unset=True))
+
+
+F = TypeVar("F", bound=_File)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{key}: {first['msg']}{more}"
+
+
+def read(schema: type[F], path: Path, fix: str, error: type[RgfError] = DataError) -> F:
+    """`path` parsed as `schema`, or `error` naming the file, the problem and `fix`."""
+    path = Path(path)
+    try:
+        return schema.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise error(f"{path}: missing; {fix}") from None
+    except ValidationError as err:
+        raise error(f"{path}: not a valid {schema.__name__} ({_describe(err)}); {fix}") from None
+
+
+# --- source -----------------------------------------------------------------
+
+
+class SplitCounts(_File):
+    size: int
+    per_class: list[int]
+    present_per_class: list[int] | None = None  # a manifest source: images with the factor
+
+
+class SourceManifest(_File):
+    source: str
+    seed: int
+    train: SplitCounts
+    test: SplitCounts
+
+
+# --- prepare ----------------------------------------------------------------
+
+
+class DatasetEntry(_File):
+    size: int
+    counts: dict[str, dict[Literal["f0", "f1"], int]]  # class -> images without / with the factor
+    sha256: dict[str, str]  # file name -> hash
+
+
+class DataManifest(_File):
+    factor: str
+    source: str
+    seed: int
+    skew: dict[str, int | float | list[int]]
+    num_classes: int
+    class_names: list[str]
+    factor_values: tuple[str, str]  # (absent, present)
+    image_size: int
+    datasets: dict[str, DatasetEntry]
+    perturb: dict[str, int | float] | None = None  # MNIST: the perturbation's settings
+    manifest: dict | None = None  # a manifest source: data.manifest
+
+    def skew_direction(self, dataset: str) -> int:
+        """-1 when `dataset` carries the factor less often than not (the usual
+        skewed set: only class k has it), +1 otherwise; for the Total row."""
+        if dataset not in self.datasets:
+            raise DataError(f"data manifest: no dataset {dataset!r}; rerun `dvc repro prepare`")
+        counts = self.datasets[dataset].counts.values()
+        return -1 if sum(c["f1"] for c in counts) < sum(c["f0"] for c in counts) else 1
+
+
+def read_data_manifest(directory: Path) -> DataManifest:
+    """data/<factor>/manifest.json."""
+    return read(DataManifest, Path(directory) / "manifest.json", "rebuild it with `dvc repro prepare`")
+
+
+# --- oracle -----------------------------------------------------------------
+
+
+class OracleScore(_File):
+    accuracy: float
+    per_class: dict[str, float]
+
+
+class OracleMetrics(_File):
+    factor_name: str  # "factor" names the factor oracle's scores
+    label: OracleScore
+    factor: OracleScore
+    min_accuracy: float
+    passed: bool
+    epochs: int
+    train_size: int
+    test_size: int
+
+
+# --- train ------------------------------------------------------------------
+
+
+class ControlRecord(_File):
+    """A control's "weights": which dataset it was given."""
+
+    run: str
+    model: str
+    trained_on: str
+    data_manifest_sha256: str
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """Per-epoch rows as CSV for `dvc plots`; always at least the header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of a plots/train CSV as floats (empty cells dropped)."""
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+# --- sample -----------------------------------------------------------------
+
+
+class SampleMeta(_File):
+    run: str
+    model: str
+    factor: str
+    dataset: str
+    num_samples: int
+    seed: int
+
+
+def write_samples(folder: Path, images: np.ndarray, meta: SampleMeta) -> None:
+    """images.npy (M, H, W, 3) uint8 and meta.json into `folder`."""
+    np.save(folder / "images.npy", images, allow_pickle=False)
+    meta.write(folder / "meta.json")
+
+
+def read_samples(folder: Path, model: str, factor: str, dataset: str) -> np.ndarray:
+    """Samples written by the sample stage, refusing those of another run."""
+    fix = f"run `dvc repro sample@{folder.name}`"
+    meta = read(SampleMeta, folder / "meta.json", fix)
+    try:
+        images = np.load(folder / "images.npy", allow_pickle=False)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(f"{folder}: missing or corrupt samples ({err}); {fix}") from None
+    expected = {"model": model, "factor": factor, "dataset": dataset}
+    found = {k: getattr(meta, k) for k in expected}
+    if found != expected:
+        raise DataError(f"{folder}: samples of {found}, expected {expected}; point --samples at the right run")
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise DataError(f"{folder}/images.npy: expected (M, H, W, 3) uint8, got {images.shape} {images.dtype}")
+    return images
+
+
+# --- evaluate ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    """The counts, proportions, test statistic and verdict of one row."""
+
+    n_b: int
+    k_b: int
+    n_s: int
+    k_s: int
+    p_balanced: float | None
+    p_skewed: float | None
+    z: float | None
+    p_value: float | None
+    verdict: Literal[VERDICTS]
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: python ints/floats, None kept."""
+        out = asdict(self)
+        for key in ("p_balanced", "p_skewed", "z", "p_value"):
+            # numpy floats are not JSON-serialisable; None (undefined) stays.
+            out[key] = None if out[key] is None else float(out[key])
+        for key in ("n_b", "k_b", "n_s", "k_s"):
+            out[key] = int(out[key])
+        return out
+
+
+class MetricsFile(_File):
+    """metrics/<model>/<factor>/k<k>.json: the verdicts of one (model, factor, k)."""
+
+    model: str
+    factor: str
+    rare_class: StrictInt
+    source: str
+    class_names: list[str]
+    factor_values: tuple[str, str]
+    num_samples: int
+    oracle_accuracy: dict[Literal["label", "factor"], float]
+    test: str
+    alpha: float
+    correction: str
+    sample_confidence: float  # the label oracle's mean top probability on the skewed model's samples
+    confident_fraction: float  # the share of those samples it reads with p > 0.9
+    classes: dict[str, ClassResult]  # "0".."n-1" and "total"
+
+    @field_validator("classes")
+    @classmethod
+    def _class_keys(cls, v: dict[str, ClassResult]) -> dict[str, ClassResult]:
+        if "total" not in v:
+            raise ValueError("must map class names and 'total' to rows")
+        if bad := [k for k in v if k != "total" and not k.isdigit()]:
+            raise ValueError(f"class names must be digits or 'total', got {bad}")
+        return v
+
+    def dump(self) -> dict:
+        """The plain dict the tables are built from."""
+        return self.model_dump(mode="json")
+
+
+def metrics_path(root: Path, model: str, factor: str, rare_class: int) -> Path:
+    return Path(root) / model / factor / f"k{rare_class}.json"
+
+
+def read_metrics(path: Path) -> MetricsFile:
+    """One metrics file, refusing one whose content does not match its path
+    (it would silently land in the wrong column of a table)."""
+    fix = "rerun `dvc repro evaluate` or remove the file"
+    try:
+        metrics = read(MetricsFile, path, fix, MetricsError)
+    except UnicodeDecodeError as err:
+        raise MetricsError(f"{path}: not valid JSON ({err}); {fix}") from None
+    expected = (path.parent.parent.name, path.parent.name, path.stem)
+    found = (metrics.model, metrics.factor, f"k{metrics.rare_class}")
+    if expected != found:
+        raise MetricsError(f"{path}: holds model/factor/k {found}, its path says {expected}")
+    return metrics
+
+
+def load_metrics(root: Path) -> list[dict]:
+    """Every metrics/<model>/<factor>/k<k>.json under `root` (oracles skipped),
+    in path order, as plain dicts; a missing root gives []."""
+    paths = sorted(Path(root).glob("*/*/k*.json"))
+    return [read_metrics(p).dump() for p in paths if p.parent.parent.name != "oracles"]

@@ -1,0 +1,113 @@
+"""Training one run (method, step 3): a generative model, or a control, on
+the images of one dataset of a factor, never on the factor or the labels.
+
+`train_one` is what a worker process of the train stage gets: a `TrainJob`
+names the run and its files. A generative run writes its final checkpoint
+(weights, the params that made them, epoch, code version) and resumes from
+its last checkpoint in `resume_dir` when killed; a control "trains" by
+recording which dataset it was given, so it travels the same path as the real
+models. Both write their per-epoch history for `dvc plots`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import runs
+from pipeline.data.datasets import load_dataset
+from pipeline.files import ControlRecord, write_history
+from pipeline.names import CONTROLS, run_name
+from pipeline.params import Params, load_params
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One run of the train stage, as sent to a worker process."""
+
+    params_path: Path
+    model: str
+    factor: str
+    dataset: str
+    data: Path  # data/<factor>
+    out: Path  # models/<model>-<factor>/<dataset>
+    history: Path  # plots/train/<model>-<factor>/<dataset>.csv
+    resume_dir: Path  # models/resume
+    live: bool  # draw a live progress bar (one process only)
+
+
+def train_model(
+    params: Params,
+    model: str,
+    factor: str,
+    dataset: str,
+    data: Path,
+    out: Path,
+    resume_dir: Path,
+    on_epoch: Callable[[int], None] | None = None,
+    live: bool = True,
+) -> list[dict]:
+    """Train one generative run and write its final checkpoint; returns the history."""
+    import torch
+
+    from pipeline.generative import build_method
+    from pipeline.generative.loop import Run, finish, probe_rows, train
+    from pipeline.io import pick_device
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    torch.set_num_threads(params.train.threads)
+    device = pick_device(params.device)
+    images = load_dataset(data / dataset).images
+    image_size = images.shape[1]
+    torch.manual_seed(params.seed)  # initial weights
+    method = build_method(model, params, image_size, device)
+    run = Run(
+        name=run_name(model, factor, dataset),
+        method=method,
+        params=runs.run_params(params, model, factor, dataset, image_size),
+        epochs=runs.epochs(params, model),
+        batch_size=runs.batch_size(params, model),
+        seed=params.seed,
+        resume_dir=resume_dir,
+        checkpoint_every=params.train.checkpoint_every,
+        log_dir=Path(params.train.log_dir),
+    )
+    probe = None
+    if model in ("gan", "gan_sd"):
+        val = load_dataset(data / "val")
+        probe = lambda m: probe_rows(m.real_loss_per_image, val, params.skew.rare_classes, device)  # noqa: E731
+    history = train(run, images, probe=probe, on_epoch=on_epoch, live=live)
+    out.mkdir(parents=True, exist_ok=True)
+    finish(run, out / "model.pt")
+    return history
+
+
+def record_control(job: TrainJob) -> None:
+    """A control's "weights": which dataset it was given (its samples are drawn from data)."""
+    manifest_sha = hashlib.sha256((job.data / "manifest.json").read_bytes()).hexdigest()
+    record = ControlRecord(
+        run=run_name(job.model, job.factor, job.dataset),
+        model=job.model,
+        trained_on=job.dataset,
+        data_manifest_sha256=manifest_sha,
+    )
+    record.write(job.out / "model.json")
+
+
+def train_one(job: TrainJob) -> tuple[str, int, float]:
+    """Run one job; returns (dataset, epochs trained, seconds)."""
+    start = time.perf_counter()
+    params = load_params(job.params_path)
+    if job.model in CONTROLS:
+        record_control(job)
+        history = []
+    else:
+        history = train_model(
+            params, job.model, job.factor, job.dataset, job.data, job.out, job.resume_dir, live=job.live
+        )
+    write_history(job.history, history)
+    return job.dataset, len(history), time.perf_counter() - start

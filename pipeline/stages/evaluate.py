@@ -1,0 +1,65 @@
+"""Stage `evaluate@<model>-<factor>-<k>`: learned or memorized, class by class.
+
+Labels the samples of the balanced-trained and the skewed_k-trained run with
+the factor's two oracles and tests every class (method, step 5; see
+pipeline/evaluation/judge.py). Writes --out, metrics/<model>/<factor>/k<k>.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import RgfError
+from pipeline.evaluation.judge import evaluate_run
+from pipeline.files import read_data_manifest, read_samples
+from pipeline.io import pick_device
+from pipeline.names import BALANCED, run_name, skewed
+from pipeline.oracle.fit import load_oracles
+from pipeline.params import load_params
+from pipeline.stages import exit_with, parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--factor", required=True)
+    p.add_argument("--rare-class", required=True, type=int)
+    p.add_argument("--samples", required=True, type=Path, help="data/samples")
+    p.add_argument("--data", required=True, type=Path, help="data/<factor>")
+    p.add_argument("--oracles", required=True, type=Path, help="models/oracles/<factor>")
+    p.add_argument("--oracle-metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
+    p.add_argument("--out", required=True, type=Path, help="metrics/<model>/<factor>/k<k>.json")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    params.check_factor(args.factor)
+    k, factor, model = args.rare_class, args.factor, args.model
+    if k not in params.skew.rare_classes:
+        raise RgfError(f"rare class {k} is not in skew.rare_classes {params.skew.rare_classes}")
+    samples = {
+        dataset: read_samples(args.samples / run_name(model, factor, dataset), model, factor, dataset)
+        for dataset in (BALANCED, skewed(k))
+    }
+    data_manifest = read_data_manifest(args.data)
+    oracles = load_oracles(args.oracles, args.oracle_metrics, params.oracle.min_accuracy)
+    metrics = evaluate_run(
+        model,
+        factor,
+        k,
+        samples[BALANCED],
+        samples[skewed(k)],
+        data_manifest,
+        oracles,
+        params.evaluation,
+        pick_device(params.device),
+    )
+    tmp = args.out.with_name(args.out.name + ".partial")
+    metrics.write(tmp)
+    tmp.replace(args.out)  # the old metrics survive any failure above
+    verdicts = [r.verdict for c, r in metrics.classes.items() if c != "total"]
+    print(
+        f"evaluate@{model}-{factor}-{k}: {verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
+    )
+
+
+if __name__ == "__main__":
+    exit_with(main)

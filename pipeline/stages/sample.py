@@ -1,0 +1,55 @@
+"""Stage `sample@<model>-<factor>-<dataset>`: M samples of one trained run.
+
+Writes --out/images.npy (M, H, W, 3) uint8 with a meta.json that names the
+run (the evaluate stage checks it, so samples of another factor or model are
+refused), and --grid, the first 100 samples at a glance (paper Fig. 2;
+`dvc plots show` renders it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import RgfError
+from pipeline.files import SampleMeta, write_samples
+from pipeline.generative.sampling import image_grid, samples_of, save_png
+from pipeline.io import atomic_dir
+from pipeline.names import MODELS, run_name
+from pipeline.params import load_params
+from pipeline.stages import exit_with, parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--factor", required=True)
+    p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
+    p.add_argument("--data", required=True, type=Path, help="data/<factor>")
+    p.add_argument("--model-dir", required=True, type=Path, help="models/<model>-<factor>/<dataset>")
+    p.add_argument("--out", required=True, type=Path, help="data/samples/<run>")
+    p.add_argument("--grid", required=True, type=Path, help="plots/samples/<run>.png")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    params.check_factor(args.factor)
+    if args.dataset not in params.datasets:
+        raise RgfError(f"dataset {args.dataset!r} is not configured; choose one of {', '.join(params.datasets)}")
+    if args.model not in MODELS:
+        raise RgfError(f"model {args.model!r} has no sampler; available: {', '.join(MODELS)}")
+    name = run_name(args.model, args.factor, args.dataset)
+    images = samples_of(params, args.model, args.factor, args.dataset, args.data, args.model_dir)
+    meta = SampleMeta(
+        run=name,
+        model=args.model,
+        factor=args.factor,
+        dataset=args.dataset,
+        num_samples=len(images),
+        seed=params.seed,
+    )
+    with atomic_dir(args.out) as tmp:
+        write_samples(tmp, images, meta)
+    save_png(args.grid, image_grid(images[:100]))
+    print(f"sample@{name}: {len(images)} samples -> {args.out}, grid -> {args.grid}")
+
+
+if __name__ == "__main__":
+    exit_with(main)
