@@ -1,6 +1,6 @@
 """Throughput of the perturbations on one core (`pytest -m benchmark --benchmark-enable`).
 
-Target (issue 2): at least 400 images/s per perturbation on one core; the
+Target: at least 400 images/s per perturbation on one core; the
 Morpho-MNIST reference does about 19 here.
 """
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pipeline.config import PerturbParams
 from pipeline.factors import perturb
+from tests.helpers import params
 
 BATCH = 1024
 pytestmark = pytest.mark.benchmark
@@ -23,12 +23,12 @@ def batch(bundled):
 
 @pytest.mark.parametrize("factor", ["thin", "thick", "swell", "fracture"])
 def test_perturbation_throughput(benchmark, batch, factor):
-    params = PerturbParams()
-    size = params.chunk_size
+    settings = params("smoke").perturb
+    size = settings.chunk_size
 
     def run():
         rng = np.random.default_rng(0)
-        return [perturb(factor, batch[i : i + size], params, rng) for i in range(0, BATCH, size)]
+        return [perturb(factor, batch[i : i + size], settings, rng) for i in range(0, BATCH, size)]
 
     with threadpool_limits(1):
         benchmark.pedantic(run, rounds=3, warmup_rounds=1)

@@ -1,53 +1,38 @@
-import copy
 import re
-from pathlib import Path
+import shutil
+import subprocess
 
 import pytest
 import yaml
 
-from pipeline.config import ParamsError, load_params, parse_params
-
-REPO = Path(__file__).resolve().parents[1]
-RAW = yaml.safe_load((REPO / "params.yaml").read_text())
-
-
-def _compose(profile=None):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    overrides = [f"profile={profile}"] if profile else []
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
-        return OmegaConf.to_container(compose(config_name="config", overrides=overrides))
+from pipeline.errors import ParamsError, RgfError
+from pipeline.params import load_params, parse_params
+from tests.helpers import REPO, compose, params, with_key
 
 
-def _with(path, value):
-    raw = copy.deepcopy(RAW)
-    *parents, key = path.split(".")
-    node = raw
-    for p in parents:
-        node = node[p]
-    node[key] = value
-    return raw
+def _keys(d, prefix=""):
+    return {prefix + k for k in d} | {
+        x for k, v in d.items() if isinstance(v, dict) for x in _keys(v, prefix + k + ".")
+    }
 
 
 def test_committed_params_are_the_quick_profile():
-    assert load_params(REPO / "params.yaml").profile == "quick"
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True, text=True)
+    if shown.returncode != 0:
+        pytest.skip(f"no committed params.yaml: {shown.stderr.strip()}")
+    committed = yaml.safe_load(shown.stdout)
+    assert parse_params(committed).profile == "quick"
     # `dvc exp run` recomposes params.yaml from conf/: it must not change it
-    assert _compose() == RAW
+    assert committed == compose("quick")
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "compcars"])
 def test_profiles_validate_and_share_the_same_keys(profile):
-    composed = _compose(profile)
-    params = parse_params(composed)
-    assert params.profile == profile
-
-    def keys(d, prefix=""):
-        return {prefix + k for k in d} | {
-            x for k, v in d.items() if isinstance(v, dict) for x in keys(v, prefix + k + ".")
-        }
-
-    assert keys(composed) == keys(RAW)
+    composed = compose(profile)
+    assert parse_params(composed).profile == profile
+    assert _keys(composed) == _keys(compose("quick"))
 
 
 @pytest.mark.parametrize(
@@ -68,7 +53,20 @@ def test_profiles_validate_and_share_the_same_keys(profile):
 )
 def test_bad_values_are_named_in_one_line(path, value, message):
     with pytest.raises(ParamsError, match=re.escape(message)):
-        parse_params(_with(path, value))
+        parse_params(with_key(compose("quick"), path, value))
+
+
+@pytest.mark.parametrize("path", ["vae.width", "perturb.thin.amount", "data.manifest.root", "seed"])
+def test_a_missing_key_is_an_error_naming_it(path):
+    raw = compose("smoke")
+    *parents, key = path.split(".")
+    node = raw
+    for part in parents:
+        node = node[part]
+    del node[key]
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    assert str(info.value) == f"params: missing key '{path}'"
 
 
 def test_missing_and_broken_files(tmp_path):
@@ -80,8 +78,9 @@ def test_missing_and_broken_files(tmp_path):
 
 
 def test_dataset_names_must_follow_the_rare_classes():
-    assert parse_params(RAW).datasets == ["balanced"] + [f"skewed_k{k}" for k in RAW["skew"]["rare_classes"]]
-    raw = _with("skew.rare_classes", [1, 3])
+    raw = compose("quick", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
+    assert parse_params(raw).datasets == ["balanced", "skewed_k1", "skewed_k2"]
+    raw = with_key(raw, "skew.rare_classes", [1, 3])
     with pytest.raises(ParamsError, match=r"datasets must be \['balanced', 'skewed_k1', 'skewed_k3'\]"):
         parse_params(raw)
     raw["datasets"] = ["balanced", "skewed_k1", "skewed_k3"]
@@ -89,10 +88,10 @@ def test_dataset_names_must_follow_the_rare_classes():
 
 
 def test_a_manifest_source_names_its_factor_and_bounds_its_classes():
-    raw = _with("data.source", "manifest")
+    raw = with_key(compose("quick"), "data.source", "manifest")
     raw["skew"]["rare_classes"], raw["datasets"] = [0], ["balanced", "skewed_k0"]
-    params = parse_params(raw)
-    assert params.data.num_classes == 2 and params.factors == ["colour"]
+    parsed = parse_params(raw)
+    assert parsed.data.num_classes == 2 and parsed.factors == ["colour"]
     raw["factors"] = ["thin"]
     with pytest.raises(ParamsError, match=r"factors must be \[colour\] \(data.manifest.factor_column\)"):
         parse_params(raw)
@@ -100,3 +99,17 @@ def test_a_manifest_source_names_its_factor_and_bounds_its_classes():
     raw["skew"]["rare_classes"], raw["datasets"] = [2], ["balanced", "skewed_k2"]
     with pytest.raises(ParamsError, match=r"skew.rare_classes \[2\] out of range: the source has classes 0..1"):
         parse_params(raw)
+
+
+def test_check_factor_refuses_a_factor_the_source_does_not_have():
+    mnist = params("smoke")
+    mnist.check_factor("fracture")  # an MNIST factor, even one this profile does not study
+    with pytest.raises(RgfError, match=r"factor 'blur' does not exist for source mnist-bundled"):
+        mnist.check_factor("blur")
+
+    cars = params("compcars")
+    cars.check_factor("colour")
+    with pytest.raises(
+        RgfError, match=re.escape("factor 'thin' does not exist for source manifest; choose from ['colour']")
+    ):
+        cars.check_factor("thin")

@@ -1,16 +1,16 @@
-import json
+import re
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from pipeline import sample
-from pipeline.controls import control_samples, draw
-from pipeline.data.datasets import assemble, save_dataset
-from pipeline.evaluate import read_samples, skew_direction_of_total
-from pipeline.stage import InputError, run
-from tests.test_config import RAW
+from pipeline.data.build import write_datasets
+from pipeline.data.datasets import assemble
+from pipeline.errors import DataError
+from pipeline.files import DataManifest, DatasetEntry, SampleMeta, read, read_samples
+from pipeline.generative.controls import control_samples, draw
+from pipeline.stages import evaluate, run, sample
+from tests.helpers import compose, params, write_params
 
 
 def _dataset(n=100, value=0, f=None):
@@ -39,89 +39,123 @@ def test_memorizer_draws_from_its_training_set_and_learner_from_balanced():
 
 @pytest.fixture()
 def data_dir(tmp_path):
+    """data/colour of the smoke profile (balanced and skewed_k1, 100 images
+    each, told apart by their pixels, with their manifest) and its params with M = 40."""
     skew = (np.arange(100) % 10 == 1).astype(np.uint8)
-    save_dataset(_dataset(f=np.arange(100) % 2), tmp_path / "colour" / "balanced")
-    save_dataset(_dataset(f=skew), tmp_path / "colour" / "skewed_k1")
-    params = dict(RAW, evaluation=dict(RAW["evaluation"], num_samples=40))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    datasets = {"balanced": _dataset(f=np.arange(100) % 2), "skewed_k1": _dataset(value=100, f=skew)}
+    write_datasets(tmp_path / "colour", "colour", datasets, params("smoke"))
+    write_params(tmp_path, compose("smoke", "evaluation.num_samples=40"))
     return tmp_path
 
 
+def _sample_argv(data_dir, model, dataset):
+    """The sample stage's command line as dvc.yaml writes it, into data_dir."""
+    run_name = f"{model}-colour-{dataset}"
+    return [
+        *("--params", str(data_dir / "params.yaml"), "--model", model, "--factor", "colour"),
+        *("--dataset", dataset, "--data", str(data_dir / "colour")),
+        *("--model-dir", str(data_dir / "models" / f"{model}-colour" / dataset)),
+        *("--out", str(data_dir / "samples" / run_name)),
+        *("--grid", str(data_dir / "plots" / f"{run_name}.png")),  # never the workspace's plots/
+    ]
+
+
 def test_sample_stage_writes_images_meta_and_grid(data_dir):
-    out = data_dir / "samples" / "run"
-    argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-memorizer", "--factor", "colour"]
-    grid = data_dir / "plots" / "grid.png"
-    sample.main(
-        argv + ["--dataset", "skewed_k1", "--data", str(data_dir / "colour"), "--out", str(out), "--grid", str(grid)]
-    )
+    assert run(sample.main, _sample_argv(data_dir, "data-memorizer", "skewed_k1")) == 0
+    out = data_dir / "samples" / "data-memorizer-colour-skewed_k1"
     images = read_samples(out, "data-memorizer", "colour", "skewed_k1")
     assert images.shape == (40, 28, 28, 3)
-    assert json.loads((out / "meta.json").read_text())["run"] == "data-memorizer-colour-skewed_k1"
+    # the memorizer's samples are images of the skewed set it was given (pixels 100 and 101)
+    assert images.min() >= 100
+    meta = read(SampleMeta, out / "meta.json", "")
+    assert meta.run == "data-memorizer-colour-skewed_k1" and meta.num_samples == 40 and meta.seed == 0
+    grid = data_dir / "plots" / "data-memorizer-colour-skewed_k1.png"
     assert Image.open(grid).size == (3 * (10 * 30 + 2), 3 * (4 * 30 + 2))  # 40 samples: 4 rows of 10, zoom 3
-    with pytest.raises(InputError, match="expected {'model': 'data-memorizer', 'factor': 'thin'"):
+    with pytest.raises(DataError, match=re.escape("expected {'model': 'data-memorizer', 'factor': 'thin'")):
         read_samples(out, "data-memorizer", "thin", "skewed_k1")
 
 
 def test_sample_stage_rejects_unknown_dataset_and_model(data_dir, capsys):
-    base = ["--params", str(data_dir / "params.yaml"), "--factor", "colour", "--data", str(data_dir / "colour")]
-    assert run(sample.main, base + ["--model", "data-memorizer", "--dataset", "skewed_k7"]) == 2
+    assert run(sample.main, _sample_argv(data_dir, "data-memorizer", "skewed_k7")) == 2
     assert "dataset 'skewed_k7' is not configured" in capsys.readouterr().err
-    assert run(sample.main, base + ["--model", "glow", "--dataset", "balanced"]) == 2
+    assert run(sample.main, _sample_argv(data_dir, "glow", "balanced")) == 2
     assert "model 'glow' has no sampler" in capsys.readouterr().err
+    assert not (data_dir / "samples").exists() and not (data_dir / "plots").exists()
 
 
 def test_missing_samples_are_reported(tmp_path):
-    with pytest.raises(InputError, match="missing or corrupt samples"):
+    with pytest.raises(DataError, match=r"meta\.json: missing; run `dvc repro sample@"):
         read_samples(tmp_path, "data-learner", "colour", "balanced")
+    meta = SampleMeta(
+        run="data-learner-colour-balanced",
+        model="data-learner",
+        factor="colour",
+        dataset="balanced",
+        num_samples=40,
+        seed=0,
+    )
+    meta.write(tmp_path / "meta.json")
+    with pytest.raises(DataError, match="missing or corrupt samples"):
+        read_samples(tmp_path, "data-learner", "colour", "balanced")
+
+
+def _manifest(counts: dict) -> DataManifest:
+    """A data manifest whose skewed_k1 set has `counts`."""
+    entry = DatasetEntry(size=sum(c["f0"] + c["f1"] for c in counts.values()), counts=counts, sha256={})
+    return DataManifest(
+        factor="colour",
+        source="mnist-bundled",
+        seed=0,
+        skew={"rare_classes": [1], "rare_fraction": 0.0},
+        num_classes=10,
+        class_names=[str(c) for c in range(10)],
+        factor_values=("red", "green"),
+        image_size=28,
+        datasets={"skewed_k1": entry},
+    )
 
 
 def test_total_direction_follows_the_skewed_counts():
     counts = {str(c): {"f0": 90, "f1": 10} for c in range(10)}
-    assert skew_direction_of_total({"datasets": {"skewed_k1": {"counts": counts}}}, "skewed_k1") == -1
+    assert _manifest(counts).skew_direction("skewed_k1") == -1
     counts = {str(c): {"f0": 10, "f1": 90} for c in range(10)}
-    assert skew_direction_of_total({"datasets": {"skewed_k1": {"counts": counts}}}, "skewed_k1") == 1
-    with pytest.raises(InputError, match="cannot read the counts of skewed_k2"):
-        skew_direction_of_total({"datasets": {"skewed_k1": {"counts": counts}}}, "skewed_k2")
+    assert _manifest(counts).skew_direction("skewed_k1") == 1
+    with pytest.raises(DataError, match="no dataset 'skewed_k2'"):
+        _manifest(counts).skew_direction("skewed_k2")
 
 
 def _evaluate_setup(data_dir):
     """Samples of both control runs for colour, k=1, and an existing metrics file."""
-    from pipeline.data.datasets import write_json
-
     for dataset in ("balanced", "skewed_k1"):
-        argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
-        out = data_dir / "samples" / f"data-learner-colour-{dataset}"
-        grid = data_dir / "plots" / f"{dataset}.png"  # never the workspace's plots/
-        sample.main(
-            argv + ["--dataset", dataset, "--data", str(data_dir / "colour"), "--out", str(out), "--grid", str(grid)]
-        )
-    counts = {"skewed_k1": {"counts": {"0": {"f0": 9, "f1": 1}}}}
-    write_json(data_dir / "colour" / "manifest.json", {"datasets": counts})
-    old = data_dir / "metrics.json"
+        assert run(sample.main, _sample_argv(data_dir, "data-learner", dataset)) == 0
+    old = data_dir / "metrics" / "data-learner" / "colour" / "k1.json"
+    old.parent.mkdir(parents=True)
     old.write_text("OLD")
     return old
 
 
-def _evaluate(data_dir, old, *extra):
-    from pipeline import evaluate
-
+def _evaluate(data_dir, old, oracles, oracle_metrics):
+    """The evaluate stage's command line as dvc.yaml writes it, into data_dir."""
     argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
     argv += ["--rare-class", "1", "--samples", str(data_dir / "samples"), "--data", str(data_dir / "colour")]
-    return run(evaluate.main, argv + ["--out", str(old), *extra])
+    argv += ["--oracles", str(oracles), "--oracle-metrics", str(oracle_metrics)]
+    return run(evaluate.main, argv + ["--out", str(old)])
 
 
 def test_evaluate_refuses_samples_of_another_factor_and_keeps_old_metrics(data_dir, capsys):
     old = _evaluate_setup(data_dir)
     meta = data_dir / "samples" / "data-learner-colour-skewed_k1" / "meta.json"
     meta.write_text(meta.read_text().replace('"colour"', '"thin"'))
-    assert _evaluate(data_dir, old) == 2
+    oracles = data_dir / "models" / "oracles" / "colour"
+    assert _evaluate(data_dir, old, oracles, data_dir / "metrics" / "oracles" / "colour.json") == 2
     assert "samples of {'model': 'data-learner', 'factor': 'thin'" in capsys.readouterr().err
     assert old.read_text() == "OLD"
+    assert sorted(p.name for p in old.parent.iterdir()) == ["k1.json"]
 
 
 def test_evaluate_refuses_missing_oracles_and_keeps_old_metrics(data_dir, capsys):
     old = _evaluate_setup(data_dir)
-    missing = ["--oracles", str(data_dir / "none"), "--oracle-metrics", str(data_dir / "none.json")]
-    assert _evaluate(data_dir, old, *missing) == 2
-    assert "none.json" in capsys.readouterr().err
+    assert _evaluate(data_dir, old, data_dir / "none", data_dir / "none.json") == 2
+    assert "none.json: missing" in capsys.readouterr().err
     assert old.read_text() == "OLD"
+    assert sorted(p.name for p in old.parent.iterdir()) == ["k1.json"]

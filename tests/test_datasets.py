@@ -2,17 +2,17 @@ import numpy as np
 import pytest
 
 from pipeline.data.datasets import (
-    DatasetError,
     FactorDataset,
     assemble,
     balanced_factor,
     both_ways,
     counts,
     load_dataset,
-    rng_for,
     save_dataset,
     skewed_factor,
 )
+from pipeline.errors import DataError
+from pipeline.io import rng_for
 
 # uneven classes, one of them odd-sized
 LABELS = np.repeat(np.arange(10), [100, 101, 80, 60, 90, 100, 100, 100, 100, 50])
@@ -83,18 +83,18 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_load_reports_missing_and_corrupt_files(tmp_path):
-    with pytest.raises(DatasetError, match="no such dataset folder"):
+    with pytest.raises(DataError, match="no such dataset folder"):
         load_dataset(tmp_path / "nothing")
     absent, present = _renderings()
     save_dataset(assemble(absent, present, np.arange(20) % 10, np.zeros(20), np.zeros(20, bool)), tmp_path / "d")
     (tmp_path / "d" / "labels.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(DatasetError, match="labels.npy: corrupt"):
+    with pytest.raises(DataError, match="labels.npy: corrupt"):
         load_dataset(tmp_path / "d")
     (tmp_path / "d" / "labels.npy").unlink()
-    with pytest.raises(DatasetError, match="labels.npy: missing"):
+    with pytest.raises(DataError, match="labels.npy: missing"):
         load_dataset(tmp_path / "d")
 
 
 def test_mismatched_arrays_are_rejected():
-    with pytest.raises(DatasetError, match="same length"):
+    with pytest.raises(DataError, match="same length"):
         FactorDataset(np.zeros((3, 4, 4, 3), np.uint8), np.zeros(2, np.int64), np.zeros(3, np.uint8), np.zeros(3, bool))

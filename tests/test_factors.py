@@ -4,10 +4,10 @@ from scipy import ndimage as ndi
 from scipy.spatial.distance import pdist
 from skimage.morphology import dilation, disk, erosion
 
-from pipeline.config import PerturbParams
 from pipeline.factors import colourise, morphology, perturb, render
+from tests.helpers import params
 
-PARAMS = PerturbParams()
+PARAMS = params("smoke").perturb
 
 
 @pytest.fixture(scope="module")

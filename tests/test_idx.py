@@ -4,7 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline.data.idx import IdxError, read_idx, write_idx
+from pipeline.data.idx import read_idx, write_idx
+from pipeline.errors import DataError, IdxError
 
 
 def _header(code: int, shape: tuple[int, ...]) -> bytes:
@@ -93,6 +94,7 @@ def test_corrupt_files_raise_naming_the_file(tmp_path, data, expected_in_message
     path.write_bytes(data)
     with pytest.raises(IdxError) as info:
         read_idx(path)
+    assert isinstance(info.value, DataError)
     assert str(path) in str(info.value)
     assert expected_in_message in str(info.value)
 

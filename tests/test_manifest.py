@@ -1,21 +1,20 @@
 """The manifest source: a folder of labelled images + CSV (CompCars, your own data)."""
 
 import csv
-import json
 
 import numpy as np
 import pytest
 import scipy.io
-import yaml
 from PIL import Image
 
-from pipeline import prepare, source
-from pipeline.config import ManifestParams
 from pipeline.data.compcars import compcars_manifest
 from pipeline.data.datasets import capacity, load_dataset, present_share, select_observed
-from pipeline.data.manifest import ManifestError, load_image, load_manifest_source, read_manifest
+from pipeline.data.manifest import load_image, load_manifest_source, read_manifest
 from pipeline.data.standin import MAKES, write_standin
-from pipeline.stage import run
+from pipeline.errors import DataError
+from pipeline.files import SourceManifest, read, read_data_manifest
+from pipeline.stages import prepare, run, source
+from tests.helpers import compose, params, with_key, write_params
 
 PER_CELL = 10
 
@@ -28,7 +27,8 @@ def cars(tmp_path_factory):
 
 
 def _params(folder, **kw):
-    return ManifestParams(root=str(folder), **kw)
+    """The compcars profile's data.manifest, pointed at `folder`."""
+    return params("compcars").data.manifest.model_copy(update={"root": str(folder), **kw})
 
 
 def _rewrite(folder, rows, header=("path", "make", "colour")):
@@ -98,22 +98,22 @@ def test_a_split_column_is_obeyed(cars, tmp_path):
 def test_bad_manifests_are_named(cars, tmp_path, edit, message):
     rows = _copy(cars, tmp_path)
     _rewrite(tmp_path, edit(rows))
-    with pytest.raises(ManifestError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_manifest(_params(tmp_path))
 
 
 def test_a_missing_folder_manifest_or_column_is_named(cars, tmp_path):
-    with pytest.raises(ManifestError, match="no such folder"):
+    with pytest.raises(DataError, match="no such folder"):
         read_manifest(_params(tmp_path / "nowhere"))
-    with pytest.raises(ManifestError, match="no manifest; write a CSV with columns path,make,colour"):
+    with pytest.raises(DataError, match="no manifest; write a CSV with columns path,make,colour"):
         read_manifest(_params(tmp_path))
-    with pytest.raises(ManifestError, match=r"no column\(s\) \['brand'\]"):
+    with pytest.raises(DataError, match=r"no column\(s\) \['brand'\]"):
         read_manifest(_params(cars, class_column="brand"))
 
 
 def test_an_unreadable_image_is_named(tmp_path):
     (tmp_path / "a.png").write_bytes(b"not a png")
-    with pytest.raises(ManifestError, match="a.png: not a readable image"):
+    with pytest.raises(DataError, match="a.png: not a readable image"):
         load_image(str(tmp_path / "a.png"), 16)
 
 
@@ -132,36 +132,46 @@ def test_observed_selection_gives_each_dataset_the_same_class_sizes():
 
 
 def _stage_params(tmp_path, cars):
-    raw = yaml.safe_load((source.Path(__file__).parents[1] / "params.yaml").read_text())
-    raw["data"].update(source="manifest", val_size=8)
-    raw["data"]["manifest"].update(root=str(cars), image_size=32, test_fraction=0.2)
-    raw["skew"]["rare_classes"], raw["datasets"] = [0], ["balanced", "skewed_k0"]
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    """The compcars profile on the stand-in cars: 32 px, 20 % test, 8 val images."""
+    raw = compose("compcars", "data.manifest.image_size=32", "data.manifest.test_fraction=0.2", "data.val_size=8")
+    assert raw["skew"]["rare_classes"] == [0] and raw["datasets"] == ["balanced", "skewed_k0"]
+    return write_params(tmp_path, with_key(raw, "data.manifest.root", str(cars)))
 
 
 def test_source_and_prepare_build_balanced_and_skewed_car_sets(cars, tmp_path):
     params = _stage_params(tmp_path, cars)
     assert run(source.main, ["--params", str(params), "--out", str(tmp_path / "source")]) == 0
+    made = read(SourceManifest, tmp_path / "source" / "manifest.json", "")
+    assert made.source == "manifest" and (made.train.size, made.test.size) == (32, 8)
+    assert made.train.per_class == [16, 16] and made.train.present_per_class == [8, 8]
+    assert made.test.per_class == [4, 4] and made.test.present_per_class == [2, 2]
     argv = ["--params", str(params), "--factor", "colour", "--source", str(tmp_path / "source")]
     assert run(prepare.main, argv + ["--out", str(tmp_path / "colour")]) == 0
-    manifest = json.loads((tmp_path / "colour" / "manifest.json").read_text())
-    assert manifest["class_names"] == ["Volkswagen", "Toyota"] and manifest["factor_values"] == ["black", "white"]
-    assert manifest["num_classes"] == 2 and manifest["image_size"] == 32
-    counts = {name: manifest["datasets"][name]["counts"] for name in ("balanced", "skewed_k0", "test", "val")}
+    manifest = read_data_manifest(tmp_path / "colour")
+    assert manifest.class_names == ["Volkswagen", "Toyota"] and manifest.factor_values == ("black", "white")
+    assert manifest.num_classes == 2 and manifest.image_size == 32
+    assert manifest.factor == "colour" and manifest.source == "manifest"
+    assert set(manifest.datasets) == {"balanced", "skewed_k0", "test", "val"}
+    counts = {name: manifest.datasets[name].counts for name in ("balanced", "skewed_k0", "test", "val")}
     # 8 train images per make and colour: the skewed set can hold 8 per make, so every set has 8 per make
     assert counts["balanced"] == {"0": {"f0": 4, "f1": 4}, "1": {"f0": 4, "f1": 4}}
     assert counts["skewed_k0"] == {"0": {"f0": 0, "f1": 8}, "1": {"f0": 8, "f1": 0}}
     assert counts["test"] == {"0": {"f0": 2, "f1": 2}, "1": {"f0": 2, "f1": 2}}
     assert counts["val"] == {"0": {"f0": 2, "f1": 2}, "1": {"f0": 2, "f1": 2}}
-    assert load_dataset(tmp_path / "colour" / "skewed_k0").images.shape == (16, 32, 32, 3)
+    skewed = load_dataset(tmp_path / "colour" / "skewed_k0")
+    assert skewed.images.shape == (16, 32, 32, 3)
+    # the counts are those of the arrays written next to the manifest
+    assert manifest.datasets["skewed_k0"].size == 16
+    assert np.bincount(skewed.labels * 2 + skewed.factor, minlength=4).tolist() == [0, 8, 8, 0]
 
 
 def test_a_factor_other_than_the_manifest_column_is_refused(cars, tmp_path, capsys):
     params = _stage_params(tmp_path, cars)
-    assert run(prepare.main, ["--params", str(params), "--factor", "thin"]) == 2
+    out = tmp_path / "thin"
+    argv = ["--params", str(params), "--factor", "thin", "--source", str(tmp_path / "source"), "--out", str(out)]
+    assert run(prepare.main, argv) == 2
     assert "factor 'thin' does not exist for source manifest; choose from ['colour']" in capsys.readouterr().err
+    assert not out.exists() and not out.with_name("thin.partial").exists()
 
 
 def _release(folder):
@@ -199,12 +209,12 @@ def test_compcars_manifest_from_the_release_layout(tmp_path):
 
 
 def test_compcars_manifest_names_what_is_wrong(tmp_path):
-    with pytest.raises(ManifestError, match="sv_make_model_name.mat: missing"):
+    with pytest.raises(DataError, match="sv_make_model_name.mat: missing"):
         compcars_manifest(tmp_path)
     _release(tmp_path)
-    with pytest.raises(ManifestError, match=r"make\(s\) \['Skoda'\] are not in sv_make_model_name.mat"):
+    with pytest.raises(DataError, match=r"make\(s\) \['Skoda'\] are not in sv_make_model_name.mat"):
         compcars_manifest(tmp_path, makes=["Skoda"])
-    with pytest.raises(ManifestError, match=r"colour\(s\) \['pink'\] unknown"):
+    with pytest.raises(DataError, match=r"colour\(s\) \['pink'\] unknown"):
         compcars_manifest(tmp_path, colours=["pink"])
 
 

@@ -1,18 +1,21 @@
-import copy
 import json
 import math
-from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from pipeline.config import parse_params
-from pipeline.methods import METHODS, DdpmMethod, GanMethod, build_method
-from pipeline.methods.gan import mode_seeking_term
-from pipeline.models.gan import conv_pyramid
-from pipeline.models.unet import UNet
-from pipeline.models.vae import VAE
-from tests.test_config import RAW
+import pipeline.generative
+from pipeline.generative import FAMILIES, build_method
+from pipeline.generative.base import IMAGE_CHANNELS, Method
+from pipeline.generative.ddpm import DdpmMethod, UNet
+from pipeline.generative.gan import GanMethod, conv_pyramid, mode_seeking_term
+from pipeline.generative.loop import Run, train
+from pipeline.generative.vae import VAE, VaeMethod
+from pipeline.names import GENERATIVE
+from pipeline.params import parse_params
+from tests.helpers import REPO, compose
 
 # tiny networks so that every test runs in seconds on one CPU core
 TINY = {
@@ -36,9 +39,9 @@ def one_thread():
 
 
 def make_params(**sections):
-    raw = copy.deepcopy(RAW)
+    raw = compose("smoke")
     for name, section in TINY.items():
-        raw[name] = {**raw.get(name, {}), **section, **sections.get(name, {})}
+        raw[name] = {**raw[name], **section, **sections.get(name, {})}
     return parse_params(raw)
 
 
@@ -67,7 +70,6 @@ VARIANTS = [
 def test_train_step_and_reproducible_samples(name, sections, size):
     method = build(name, size, **sections)
     losses = method.train_step(batch(size), epoch=0)
-    method.after_step()
     assert set(losses) == KEYS[name]
     assert all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
 
@@ -85,7 +87,7 @@ def test_train_step_and_reproducible_samples(name, sections, size):
 def test_the_loss_plot_template_draws_every_logged_term():
     """`dvc plots show` draws the training histories through .dvc/plots/losses.json,
     which must name every term a method logs (a term it misses is not drawn)."""
-    template = json.loads((Path(__file__).resolve().parents[1] / ".dvc" / "plots" / "losses.json").read_text())
+    template = json.loads((REPO / ".dvc" / "plots" / "losses.json").read_text())
     folded = template["transform"][0]["fold"]
     assert sorted(folded) == sorted(set().union(*KEYS.values(), {"mode_seeking"}))
 
@@ -93,7 +95,82 @@ def test_the_loss_plot_template_draws_every_logged_term():
 def test_unknown_method_lists_the_choices():
     with pytest.raises(ValueError, match="unknown method 'flow'.*vae, gan, gan_sd, ddpm"):
         build_method("flow", make_params(), 28, "cpu")
-    assert METHODS == ("vae", "gan", "gan_sd", "ddpm")
+
+
+def test_the_registry_builds_every_generative_model():
+    assert sorted(FAMILIES) == sorted(GENERATIVE)
+    params = make_params()
+    expected = {"vae": VaeMethod, "gan": GanMethod, "gan_sd": GanMethod, "ddpm": DdpmMethod}
+    for name in GENERATIVE:
+        method = build_method(name, params, 32, "cpu")
+        assert type(method) is expected[name], name
+        assert method.image_shape == (3, 32, 32) and set(method.optimizers)
+    # GAN-SD is the GAN plus the spectral-decoupling term, off in the plain GAN
+    assert build_method("gan", params, 28, "cpu").sd_lambda == 0
+    assert build_method("gan_sd", params, 28, "cpu").sd_lambda == 0.8
+
+
+# ---- adding a model family: one file (network, Method, build) plus one FAMILIES entry ----
+
+
+class MeanImage(Method):
+    """A toy family: a learnable per-pixel mean image, fitted by MSE; a sample
+    is the mean plus Gaussian noise."""
+
+    def __init__(self, image_size: int, noise: float, lr: float) -> None:
+        super().__init__()
+        self.image_shape = (IMAGE_CHANNELS, image_size, image_size)
+        self.mean = nn.Parameter(torch.zeros(self.image_shape))
+        self.noise = noise
+        self.optimizers = {"mean": torch.optim.Adam([self.mean], lr=lr)}
+
+    def train_step(self, x: torch.Tensor, epoch: int) -> dict[str, float]:
+        opt = self.optimizers["mean"]
+        opt.zero_grad()
+        loss = (x - self.mean).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.mean + self.noise * self.randn(n, *self.image_shape, generator=generator)
+
+
+def build_mean_image(params, image_size, device):
+    # a real family reads its own params section; the toy has fixed settings
+    return MeanImage(image_size, noise=0.1, lr=0.05).to(device)
+
+
+def test_a_new_family_is_one_method_plus_one_registry_entry(monkeypatch, tmp_path):
+    monkeypatch.setitem(pipeline.generative.FAMILIES, "tiny", build_mean_image)
+    torch.manual_seed(0)
+    method = build_method("tiny", make_params(), 8, "cpu")
+    assert isinstance(method, MeanImage)
+
+    losses = method.train_step(batch(8, n=4), epoch=0)
+    assert set(losses) == {"loss"} and math.isfinite(losses["loss"]) and losses["loss"] > 0
+    assert method.mean.abs().sum() > 0, "the step moved the mean away from its zero start"
+
+    first = method.sample(3, torch.Generator().manual_seed(1))
+    assert first.shape == (3, 3, 8, 8) and 0 <= first.min() and first.max() <= 1
+    assert torch.equal(first, method.sample(3, torch.Generator().manual_seed(1)))
+    assert not torch.equal(first, method.sample(3, torch.Generator().manual_seed(2)))
+
+    # the one training loop drives it like any other family
+    images = np.random.default_rng(0).integers(0, 256, size=(12, 8, 8, 3), dtype=np.uint8)
+    run = Run(
+        name="tiny-colour-balanced",
+        method=method,
+        params={"model": "tiny", "image_size": 8},
+        epochs=2,
+        batch_size=4,
+        seed=0,
+        resume_dir=tmp_path / "resume",
+    )
+    history = train(run, images, live=False)
+    assert [row["epoch"] for row in history] == [1, 2] and all(set(row) == {"epoch", "loss"} for row in history)
+    # the mean starts at 0 and moves towards the data's (about 0.5): the loss falls
+    assert history[1]["loss"] < history[0]["loss"]
 
 
 @pytest.mark.parametrize("size", [30, 7])

@@ -4,19 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data.idx import IdxError, write_idx
-from pipeline.data.mnist import (
-    MNIST_FILES,
-    ChecksumError,
-    DataUnavailableError,
-    Digits,
-    download_mnist,
-    load_bundled,
-    load_mnist_dir,
-    md5sum,
-)
+from pipeline.data.idx import write_idx
+from pipeline.data.mnist import MNIST_FILES, Digits, download_mnist, load_bundled, load_mnist_dir, md5sum
+from pipeline.errors import ChecksumError, DataError, IdxError
+from tests.helpers import SHARED_MNIST
 
-REAL_DIR = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 # md5 of the decompressed published files (shared/data/mnist/MD5SUMS)
@@ -30,9 +22,9 @@ RAW_MD5 = {
 
 @pytest.fixture(scope="module")
 def real_mnist():
-    if not REAL_DIR.is_dir():
-        pytest.skip(f"{REAL_DIR} not present")
-    return load_mnist_dir(REAL_DIR)
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"{SHARED_MNIST} not present")
+    return load_mnist_dir(SHARED_MNIST)
 
 
 def _raw_md5(header: str, array: np.ndarray) -> str:
@@ -68,7 +60,7 @@ def test_md5sum_matches_hashlib(tmp_path):
 def test_missing_files_are_listed_with_the_fix(tmp_path):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
-    with pytest.raises(DataUnavailableError) as info:
+    with pytest.raises(DataError) as info:
         load_mnist_dir(tmp_path)
     message = str(info.value)
     assert "train-labels-idx1-ubyte.gz" in message and "t10k-images-idx3-ubyte.gz" in message
@@ -101,7 +93,7 @@ def test_wrong_md5_names_the_file_and_both_sums(tmp_path):
     assert str(tmp_path / name) in message
     assert MNIST_FILES[name] in message and actual[name] in message
     assert "delete it and download again" in message
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, DataError) and isinstance(info.value, ValueError)
 
 
 def test_wrong_counts_are_reported_when_not_verifying(tmp_path):
@@ -174,14 +166,14 @@ def test_corrupt_mirror_file_raises_and_leaves_nothing(tmp_path, fake_mirror):
     first = next(iter(MNIST_FILES))
     (mirror / first).write_bytes(b"corrupted")
     dest = tmp_path / "dest"
-    with pytest.raises(DataUnavailableError, match=f"could not download {first}.*md5"):
+    with pytest.raises(DataError, match=f"could not download {first}.*md5"):
         download_mnist(dest, mirrors=(mirror.as_uri(),), files=md5s)
     assert list(dest.iterdir()) == []
 
 
 def test_unreachable_mirror_says_where_to_put_files(tmp_path):
     dest = tmp_path / "dest"
-    with pytest.raises(DataUnavailableError) as info:
+    with pytest.raises(DataError) as info:
         download_mnist(dest, mirrors=("file:///nonexistent/",))
     message = str(info.value)
     assert "could not download train-images-idx3-ubyte.gz" in message
@@ -191,9 +183,9 @@ def test_unreachable_mirror_says_where_to_put_files(tmp_path):
 
 
 def test_download_real_files_from_file_mirror(tmp_path):
-    if not REAL_DIR.is_dir():
-        pytest.skip(f"{REAL_DIR} not present")
-    dest = download_mnist(tmp_path / "dest", mirrors=(REAL_DIR.as_uri(),))
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"{SHARED_MNIST} not present")
+    dest = download_mnist(tmp_path / "dest", mirrors=(SHARED_MNIST.as_uri(),))
     assert {name: md5sum(dest / name) for name in MNIST_FILES} == dict(MNIST_FILES)
 
 

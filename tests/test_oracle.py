@@ -1,24 +1,26 @@
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from pipeline import oracle
-from pipeline.checkpoint import load_checkpoint
-from pipeline.config import OracleParams
-from pipeline.data.datasets import FactorDataset, both_ways, save_dataset, write_json
-from pipeline.evaluation.oracles import OracleError, load_oracles, predict, to_tensor, train_oracle
+from pipeline.data.build import write_datasets
+from pipeline.data.datasets import FactorDataset, both_ways
+from pipeline.errors import OracleError
 from pipeline.factors import colourise
-from pipeline.models.oracle import OracleCNN
-from pipeline.stage import run
+from pipeline.files import OracleMetrics, read, read_data_manifest
+from pipeline.io import load_checkpoint
+from pipeline.oracle.fit import load_oracles, predict, to_tensor, train_oracle
+from pipeline.oracle.network import OracleCNN
+from pipeline.stages import oracle, run
+from tests.helpers import compose, params, with_key, write_params
 
-REPO = Path(__file__).resolve().parents[1]
+SMOKE = params("smoke").oracle
 # the paper's lr 0.01 / momentum 0.5 needs far more steps than a fast test affords
-FAST = OracleParams(epochs=3, batch_size=32, lr=0.03, momentum=0.9)
+FAST = SMOKE.model_copy(update={"epochs": 3, "batch_size": 32, "lr": 0.03, "momentum": 0.9})
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_label_and_colour_oracles_learn_real_digits(coloured):
 
 def test_training_is_deterministic_for_a_seed(coloured):
     images, labels, _ = coloured
-    opts = OracleParams(epochs=1, batch_size=32)
+    opts = SMOKE.model_copy(update={"epochs": 1, "batch_size": 32})
     a, b, c = (train_oracle(images[:256], labels[:256], 10, opts, seed=s) for s in (3, 3, 4))
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -78,28 +80,38 @@ def _recolour(rgb: np.ndarray, green: np.ndarray) -> np.ndarray:
 
 
 def _write_data(root: Path, images, labels, green) -> Path:
-    """A tiny colour-factor dataset folder: 300 balanced digits, 100 test digits twice."""
+    """A tiny colour-factor dataset folder: 300 balanced digits, 100 test digits
+    twice, and its manifest as the prepare stage writes it."""
     train = FactorDataset(images[:300], labels[:300], green[:300].astype(np.uint8), green[:300])
     n = np.zeros(100, bool)
     test = both_ways(_recolour(images[300:400], n), _recolour(images[300:400], ~n), labels[300:400], n)
-    save_dataset(train, root / "balanced")
-    save_dataset(test, root / "test")
-    write_json(root / "manifest.json", {"factor": "colour", "num_classes": 10})
+    write_datasets(root, "colour", {"balanced": train, "test": test}, params("smoke"))
+    assert read_data_manifest(root).num_classes == 10
     return root
 
 
-@pytest.fixture(scope="module")
-def stage_out(coloured, tmp_path_factory):
-    """The oracle stage run end to end, 1 epoch, on a tiny colour dataset."""
-    root = tmp_path_factory.mktemp("oracle")
-    data = _write_data(root / "data", *coloured)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["oracle"]["epochs"] = 1
-    raw["device"] = "cpu"
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+def _stage(root: Path, data: Path, *settings) -> tuple[int, Path, Path]:
+    """The oracle stage of colour, 1 epoch on the CPU, with `settings` (key, value)."""
+    raw = with_key(with_key(compose("smoke"), "oracle.epochs", 1), "device", "cpu")
+    for key, value in settings:
+        raw = with_key(raw, key, value)
+    path = write_params(root, raw)
     out, metrics = root / "models" / "colour", root / "metrics" / "colour.json"
-    argv = ["--params", str(root / "params.yaml"), "--factor", "colour", "--data", str(data)]
-    oracle.main(argv + ["--out", str(out), "--metrics", str(metrics)])
+    argv = ["--params", str(path), "--factor", "colour", "--data", str(data)]
+    return run(oracle.main, argv + ["--out", str(out), "--metrics", str(metrics)]), out, metrics
+
+
+@pytest.fixture(scope="module")
+def data_dir(coloured, tmp_path_factory):
+    return _write_data(tmp_path_factory.mktemp("oracle-data"), *coloured)
+
+
+@pytest.fixture(scope="module")
+def stage_out(data_dir, tmp_path_factory):
+    """The oracle stage run end to end, 1 epoch, on a tiny colour dataset, with
+    a gate every oracle passes (min_accuracy 0)."""
+    code, out, metrics = _stage(tmp_path_factory.mktemp("oracle"), data_dir, ("oracle.min_accuracy", 0.0))
+    assert code == 0
     return out, metrics
 
 
@@ -111,22 +123,52 @@ def test_stage_writes_checkpoints_and_metrics(stage_out):
     assert ckpt["epoch"] == 1
     assert ckpt["params"]["target"] == "factor" and ckpt["params"]["num_outputs"] == 2
     assert ckpt["params"]["factor"] == "colour" and ckpt["params"]["epochs"] == 1
+    assert load_checkpoint(out / "label.pt")["params"]["num_outputs"] == 10
     metrics = json.loads(metrics_path.read_text())
     expected = {"factor_name", "label", "factor", "min_accuracy", "passed", "epochs", "train_size", "test_size"}
     assert set(metrics) == expected
+    assert metrics["factor_name"] == "colour"
     assert (metrics["train_size"], metrics["test_size"], metrics["epochs"]) == (300, 200, 1)
     for t in ("label", "factor"):
         assert set(metrics[t]) == {"accuracy", "per_class"}
         assert 0.0 <= metrics[t]["accuracy"] <= 1.0
         assert set(metrics[t]["per_class"]) <= {str(c) for c in range(10)}
-    gate = min(metrics["label"]["accuracy"], metrics["factor"]["accuracy"]) >= metrics["min_accuracy"]
-    assert metrics["passed"] == gate
+    # a gate of 0 cannot be missed
+    assert metrics["min_accuracy"] == 0.0 and metrics["passed"] is True
+    assert read(OracleMetrics, metrics_path, "").passed is True
+
+
+def test_a_gate_above_the_accuracy_fails_and_the_oracles_are_refused(data_dir, tmp_path, capsys):
+    # 1 epoch on 300 digits cannot read all 200 test digits right: a gate of 1 must fail
+    code, out, metrics_path = _stage(tmp_path, data_dir, ("oracle.min_accuracy", 1.0))
+    assert code == 0  # the numbers are written even when an oracle falls short
+    metrics = read(OracleMetrics, metrics_path, "")
+    assert metrics.min_accuracy == 1.0 and metrics.label.accuracy < 1.0
+    assert metrics.passed is False
+    err = capsys.readouterr().err
+    assert re.search(r"warning: oracle@colour: label 0\.\d{4}.* below oracle\.min_accuracy 1\.0", err)
+    with pytest.raises(OracleError, match=r"label oracle of colour: test accuracy 0\.\d{4} is below .* 1\.0000"):
+        load_oracles(out, metrics_path, min_accuracy=metrics.min_accuracy)
 
 
 def test_stage_reports_missing_data_as_one_line(tmp_path, capsys):
-    argv = ["--factor", "thin", "--data", str(tmp_path / "nowhere"), "--params", str(REPO / "params.yaml")]
-    assert run(oracle.main, argv) == 2
-    assert "nowhere" in capsys.readouterr().err
+    params_path = write_params(tmp_path, compose("smoke"))
+    argv = ["--params", str(params_path), "--factor", "thin", "--data", str(tmp_path / "nowhere")]
+    out, metrics = tmp_path / "models" / "thin", tmp_path / "metrics" / "thin.json"
+    assert run(oracle.main, argv + ["--out", str(out), "--metrics", str(metrics)]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not metrics.exists()
+
+
+def test_stage_asked_for_cuda_without_one_stops_with_one_line(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine, wherever this runs
+    code, out, metrics = _stage(tmp_path, data_dir, ("device", "cuda"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device: cuda requested") and "set device: auto or cpu" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and not metrics.exists()
 
 
 def test_load_oracles_returns_both_models(stage_out):
@@ -139,7 +181,7 @@ def test_load_oracles_returns_both_models(stage_out):
 
 def test_load_oracles_refuses_a_missing_metrics_file(stage_out, tmp_path):
     out, _ = stage_out
-    with pytest.raises(OracleError, match="no oracle metrics.*dvc repro oracle@colour"):
+    with pytest.raises(OracleError, match=r"colour\.json: missing; train the oracles with `dvc repro oracle@colour`"):
         load_oracles(out, tmp_path / "colour.json", min_accuracy=0.0)
 
 

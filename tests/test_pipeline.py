@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.checkpoint import load_checkpoint
 from pipeline.evaluation.stats import compare
+from pipeline.io import load_checkpoint
+from pipeline.names import FACTORS, MODELS
+from tests.helpers import REPO, compose, write_params
 
-REPO = Path(__file__).resolve().parents[1]
-FACTORS = ["colour", "thin", "thick", "swell", "fracture"]
-MODELS = ["vae", "gan", "gan_sd", "ddpm", "data-memorizer", "data-learner"]
 pytestmark = pytest.mark.slow
 
 
@@ -240,14 +239,9 @@ def test_compcars_stand_in_gives_table_3_and_calibrated_controls(tmp_path_factor
 
 
 def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_factory):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
     root, env = _clone(tmp_path_factory.mktemp("killed"))
-    overrides = ["profile=smoke", "factors=[colour]", "models=[vae]", "vae.epochs=40", "vae.width=32"]
-    with initialize_config_dir(config_dir=str(root / "conf"), version_base=None):
-        raw = OmegaConf.to_container(compose(config_name="config", overrides=overrides + ["train.checkpoint_every=1"]))
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    overrides = ["factors=[colour]", "models=[vae]", "vae.epochs=40", "vae.width=32", "train.checkpoint_every=1"]
+    write_params(root, compose("smoke", *overrides))
     cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour"]
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

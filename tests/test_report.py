@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from pipeline import report
-from pipeline.config import load_params
-from pipeline.evaluation import tables
+from pipeline.errors import MetricsError
+from pipeline.evaluation import report, tables
 from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
-from pipeline.stage import run
+from pipeline.files import load_metrics
+from pipeline.stages import run
+from pipeline.stages.report import main
+from tests.helpers import compose, params, write_params
 
 BALANCED = np.full((10, 2), 50, dtype=np.int64)  # 100 samples per class, half with f
 
@@ -41,21 +43,28 @@ def gan(k):
 
 
 MAKERS = {"data-memorizer": memorizer, "data-learner": learner, "gan": gan}
+FACTOR_VALUES = {"colour": ["red", "green"], "thin": ["plain", "thin"]}
+# the study the metrics below belong to: MNIST, factors colour and thin, rare classes 1 and 2
+STUDY = ("factors=[colour,thin]", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
 
 
 def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05):
     skewed = MAKERS[model](k)
     results = compare(balanced, skewed, rare_class=k, test=test, alpha=alpha)
-    doc = {
+    doc = {  # every key of a MetricsFile (pipeline/files.py), as the evaluate stage writes it
         "model": model,
         "factor": factor,
         "rare_class": k,
+        "source": "mnist-bundled",
+        "class_names": [str(c) for c in range(10)],
+        "factor_values": FACTOR_VALUES[factor],
+        "num_samples": int(skewed.sum()),
+        "oracle_accuracy": {"label": 0.97, "factor": 0.9 if factor == "thin" else 0.99},
         "test": test,
         "alpha": alpha,
         "correction": "none",
-        "num_samples": int(skewed.sum()),
-        "oracle_accuracy": {"label": 0.97, "factor": 0.9 if factor == "thin" else 0.99},
         "sample_confidence": 0.93,
+        "confident_fraction": 0.88,
         "classes": {key: r.to_dict() for key, r in results.items()},
     }
     path = root / model / factor / f"k{k}.json"
@@ -78,22 +87,43 @@ def metrics_root(tmp_path):
     return root
 
 
+def study_params(folder, *overrides):
+    """params.yaml of the study above (smoke profile, every model), with `overrides`."""
+    return write_params(folder, compose("smoke", *STUDY, "oracle.min_accuracy=0.92", *overrides))
+
+
 @pytest.fixture
 def params_file(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text("profile: test\nseed: 0\ndata:\n  source: mnist-bundled\noracle:\n  min_accuracy: 0.92\n")
-    return path
+    return study_params(tmp_path / "params")
+
+
+def stage_argv(metrics, params_path, tmp_path, out=None, plots=None, summary=None, plot_data=None):
+    """The report stage's command line: every path argument is required."""
+    return [
+        "--metrics",
+        str(metrics),
+        "--params",
+        str(params_path),
+        "--out",
+        str(out or tmp_path / "reports"),
+        "--plots",
+        str(plots or tmp_path / "no-plots"),
+        "--summary",
+        str(summary or tmp_path / "s.json"),
+        "--plot-data",
+        str(plot_data or tmp_path / "plot-data"),
+    ]
 
 
 def test_load_metrics_skips_oracles(metrics_root):
-    metrics = tables.load_metrics(metrics_root)
+    metrics = load_metrics(metrics_root)
     assert len(metrics) == 10
     assert {m["model"] for m in metrics} == set(MAKERS)
-    assert tables.load_metrics(metrics_root.parent / "absent") == []
+    assert load_metrics(metrics_root.parent / "absent") == []
 
 
 def test_z_table_cells_and_absent_columns(metrics_root):
-    df = tables.z_table(tables.load_metrics(metrics_root), rare_class=1)
+    df = tables.z_table(load_metrics(metrics_root), rare_class=1)
     assert list(df.index) == [str(c) for c in range(10)] + ["Total"]
     assert list(df.columns) == [
         ("colour", "GAN"),
@@ -111,11 +141,11 @@ def test_z_table_cells_and_absent_columns(metrics_root):
     assert df.loc["0", ("colour", "GAN")] == "-4.00 (M)"
     assert df.loc["5", ("colour", "GAN")] == "-0.40 (L)"
     assert df.loc["9", ("colour", "GAN")] == "–"
-    assert tables.z_table(tables.load_metrics(metrics_root), rare_class=7).empty
+    assert tables.z_table(load_metrics(metrics_root), rare_class=7).empty
 
 
 def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
-    bars = tables.z_bars(tables.load_metrics(metrics_root))
+    bars = tables.z_bars(load_metrics(metrics_root))
     expected = {f"{model}-{factor}-k{k}" for model in MAKERS for factor in ("colour", "thin") for k in (1, 2)}
     assert set(bars) == expected - {"gan-thin-k1", "gan-thin-k2"}  # no GAN metrics for thin
     gan = bars["gan-colour-k1"]
@@ -131,10 +161,7 @@ def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
     (histories.parent / "vae-colour").mkdir()
     (histories.parent / "vae-colour" / "balanced.csv").write_text("epoch,loss\n1,3.0\n")
     out = tmp_path / "plot-data"
-    argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
-    report.main(
-        argv + ["--plots", str(histories.parent), "--summary", str(tmp_path / "s.json"), "--plot-data", str(out)]
-    )
+    main(stage_argv(metrics_root, params_file, tmp_path, plots=histories.parent, plot_data=out))
     learner = pd.read_csv(out / "z" / "data-learner-thin-k2.csv")
     assert learner.loc[3].tolist() == [3, 2.2, "opposite"]
     assert len(list((out / "z").glob("*.csv"))) == 10
@@ -152,8 +179,7 @@ def test_a_study_without_controls_still_gets_its_summary(metrics_root, params_fi
     for control in ("data-memorizer", "data-learner"):
         for path in (metrics_root / control).rglob("*.json"):
             path.unlink()
-    argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
-    report.main(argv + ["--plots", str(tmp_path / "none"), "--summary", str(tmp_path / "s.json")])
+    main(stage_argv(metrics_root, params_file, tmp_path))
     summary = json.loads((tmp_path / "s.json").read_text())
     assert set(summary["models"]) == {"gan"} and summary["learner_fp_rate"] == {}
     assert summary["models"]["gan"]["memorized"] == 2 * 3  # classes 0-3 but k, for k = 1 and k = 2
@@ -161,27 +187,15 @@ def test_a_study_without_controls_still_gets_its_summary(metrics_root, params_fi
 
 def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
     """A sweep of one model must not report the other models' older files."""
-    params = tmp_path / "gan-only.yaml"
-    params.write_text(
-        "profile: test\nseed: 0\ndata:\n  source: mnist-bundled\nmodels: [gan]\nfactors: [colour]\n"
-        "skew:\n  rare_classes: [1]\ndatasets: [balanced, skewed_k1]\n"
+    gan_only = write_params(
+        tmp_path / "gan-only",
+        compose("smoke", "models=[gan]", "factors=[colour]", "skew.rare_classes=[1]", "datasets=[balanced,skewed_k1]"),
     )
     stale_probe = tmp_path / "train" / "gan-thin"
     stale_probe.mkdir(parents=True)
     (stale_probe / "balanced.csv").write_text("epoch,d_loss,d_loss_k1_with,d_loss_k1_without\n1,1.2,0.5,0.9\n")
     out = tmp_path / "reports"
-    argv = ["--metrics", str(metrics_root), "--out", str(out), "--params", str(params)]
-    report.main(
-        argv
-        + [
-            "--plots",
-            str(stale_probe.parent),
-            "--summary",
-            str(tmp_path / "s.json"),
-            "--plot-data",
-            str(tmp_path / "p"),
-        ]
-    )
+    main(stage_argv(metrics_root, gan_only, tmp_path, out=out, plots=stale_probe.parent, plot_data=tmp_path / "p"))
     summary = json.loads((tmp_path / "s.json").read_text())
     assert set(summary["models"]) == {"gan"} and set(summary["oracles"]) == {"colour"}
     # classes 0, 2, 3 at z = -4; 4-8 at -0.4; k = 1 at 0; 9 undefined
@@ -193,7 +207,7 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
 
 
 def test_summary_counts(metrics_root):
-    metrics = tables.load_metrics(metrics_root)
+    metrics = load_metrics(metrics_root)
     df = tables.summary_table(metrics)
     assert list(df.columns) == ["GAN", "Memorizer", "Learner"]
     assert df.loc[("colour", "k=1"), "Memorizer"] == "0/10"
@@ -210,12 +224,12 @@ def test_summary_counts(metrics_root):
 
 
 def test_proportions(metrics_root):
-    df = tables.proportions_table(tables.load_metrics(metrics_root), rare_class=2)
+    df = tables.proportions_table(load_metrics(metrics_root), rare_class=2)
     assert (df == "0.50").all().all()
 
 
 def test_false_positive_table_matches_stats(metrics_root):
-    metrics = tables.load_metrics(metrics_root)
+    metrics = load_metrics(metrics_root)
     df = tables.false_positive_table(metrics)
     for test in TESTS:
         results = [
@@ -234,7 +248,7 @@ def test_false_positive_table_matches_stats(metrics_root):
 
 
 def test_quality_table(metrics_root):
-    df = tables.quality_table(tables.load_metrics(metrics_root), min_accuracy=0.92)
+    df = tables.quality_table(load_metrics(metrics_root), min_accuracy=0.92)
     assert df.loc[("GAN", "colour", 1), "defined_classes"] == 9
     assert df.loc[("GAN", "colour", 1), "sample_confidence"] == 0.93
     assert bool(df.loc[("Learner", "colour", 2), "oracles_ok"])
@@ -253,12 +267,20 @@ def test_to_markdown_flattens_multiindex():
 def test_corrupt_json_names_file(metrics_root, params_file, tmp_path, capsys):
     bad = metrics_root / "gan" / "colour" / "k2.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="gan/colour/k2.json"):
-        tables.load_metrics(metrics_root)
-    argv = ["--metrics", str(metrics_root), "--out", str(tmp_path / "reports"), "--params", str(params_file)]
-    argv += ["--plots", str(tmp_path / "no-plots"), "--summary", str(tmp_path / "s.json")]
-    assert run(report.main, argv) == 2
+    with pytest.raises(MetricsError, match="gan/colour/k2.json"):
+        load_metrics(metrics_root)
+    assert run(main, stage_argv(metrics_root, params_file, tmp_path)) == 2
+    assert "gan/colour/k2.json" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_metrics_file_missing_a_key_is_refused(metrics_root):
+    path = metrics_root / "gan" / "colour" / "k1.json"
+    doc = json.loads(path.read_text())
+    del doc["confident_fraction"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(MetricsError, match=r"gan/colour/k1\.json.*confident_fraction"):
+        load_metrics(metrics_root)
 
 
 def test_misplaced_file_is_rejected(metrics_root):
@@ -266,14 +288,13 @@ def test_misplaced_file_is_rejected(metrics_root):
     doc = json.loads(path.read_text())
     doc["factor"] = "thin"
     path.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match="its path says"):
-        tables.load_metrics(metrics_root)
+    with pytest.raises(MetricsError, match="gan/colour/k1.json: holds .*its path says"):
+        load_metrics(metrics_root)
 
 
 def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
     out = tmp_path / "reports"
-    argv = ["--metrics", str(metrics_root), "--out", str(out), "--params", str(params_file)]
-    report.main(argv + ["--plots", str(tmp_path / "no-plots"), "--summary", str(tmp_path / "summary.json")])
+    main(stage_argv(metrics_root, params_file, tmp_path, out=out, summary=tmp_path / "summary.json"))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["models"]["data-memorizer"] == {"learned": 0, "memorized": 40, "mean_abs_z": 10.0}
     assert summary["learner_fp_rate"]["two_proportion"] == 0.0
@@ -299,41 +320,16 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
 
 
 def test_stale_params_are_flagged(metrics_root, tmp_path):
-    params = tmp_path / "fisher.yaml"
-    params.write_text("profile: test\nseed: 0\ndata:\n  source: mnist-bundled\nevaluation:\n  test: fisher\n")
+    fisher = study_params(tmp_path / "fisher", "evaluation.test=fisher")
     out = tmp_path / "reports"
-    report.main(
-        [
-            "--metrics",
-            str(metrics_root),
-            "--out",
-            str(out),
-            "--params",
-            str(params),
-            "--summary",
-            str(tmp_path / "s.json"),
-        ]
-    )
+    main(stage_argv(metrics_root, fisher, tmp_path, out=out))
     assert "params.yaml asks for test `fisher`" in (out / "README.md").read_text()
 
 
 def test_no_metrics_gives_a_readme(tmp_path, params_file):
     (tmp_path / "metrics").mkdir()
     out = tmp_path / "reports"
-    report.main(
-        [
-            "--metrics",
-            str(tmp_path / "metrics"),
-            "--out",
-            str(out),
-            "--params",
-            str(params_file),
-            "--plots",
-            str(tmp_path / "no-plots"),
-            "--summary",
-            str(tmp_path / "s.json"),
-        ]
-    )
+    main(stage_argv(tmp_path / "metrics", params_file, tmp_path, out=out))
     assert [p.name for p in out.iterdir()] == ["README.md"]
     assert "No metrics found" in (out / "README.md").read_text()
 
@@ -346,10 +342,9 @@ def test_print_report(metrics_root):
 
 
 def test_print_report_keeps_to_the_study_in_params(metrics_root, tmp_path):
-    params = tmp_path / "p.yaml"
-    params.write_text("profile: t\nseed: 0\ndata:\n  source: mnist-bundled\nfactors: [thin]\n")
+    thin_only = params("smoke", "factors=[thin]", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
     buf = io.StringIO()
-    report.print_report(metrics_root, Console(file=buf, width=300), load_params(params))
+    report.print_report(metrics_root, Console(file=buf, width=300), thin_only)
     text = buf.getvalue()
     assert "thin / Memorizer" in text and "colour / Memorizer" not in text
     assert "Left out 6 metrics files of other studies" in text and "gan/colour/k1" in text

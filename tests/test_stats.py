@@ -8,7 +8,6 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from pipeline.evaluation.stats import (
     TESTS,
-    ClassResult,
     compare,
     counts_from_labels,
     false_positive_rate,
@@ -18,6 +17,7 @@ from pipeline.evaluation.stats import (
     two_proportion_z,
     verdict,
 )
+from pipeline.files import ClassResult
 
 KEYS = [str(c) for c in range(10)] + ["total"]
 
@@ -87,6 +87,24 @@ def test_hand_computed_one_sample():
     z, p = one_sample_z(30, 100, 0.5)
     assert z == -4.0
     assert p == pytest.approx(2 * norm.sf(4.0), rel=1e-12)
+
+
+def test_one_sample_standard_error_uses_the_skewed_count():
+    """compare() must divide by n_s, the skewed model's count in the class, not n_b."""
+    bal, skw = _balanced(), _balanced()  # the other nine classes: 100 samples, 50 with f
+    bal[3] = (70, 30)  # k_b = 30, n_b = 100 -> p_b = 0.3
+    skw[3] = (5, 20)  # k_s = 20, n_s = 25 -> p_s = 0.8
+    res = compare(bal, skw, rare_class=0, test="one_sample")
+    row = res["3"]
+    assert (row.n_b, row.k_b, row.n_s, row.k_s) == (100, 30, 25, 20)
+    assert row.p_balanced == pytest.approx(0.3) and row.p_skewed == pytest.approx(0.8)
+    # z = (0.8 - 0.3) / sqrt(0.3 * 0.7 / 25) = 0.5 / sqrt(0.0084) = 5.455447...
+    # (with n_b = 100 in place of n_s = 25 it would be 0.5 / sqrt(0.0021) = 10.91)
+    assert row.z == pytest.approx(5.455447255899809, rel=1e-12)
+    assert row.verdict == "opposite"  # class 3 is not the rare class: the skew pushes it towards f = 0
+    # total: k_b = 9 * 50 + 30 = 480, n_b = 1000 -> p_b = 0.48; k_s = 9 * 50 + 20 = 470, n_s = 900 + 25 = 925
+    # z = (470 / 925 - 0.48) / sqrt(0.48 * 0.52 / 925) = 0.0281081 / 0.0164267 = 1.711119 (n_b: 1.779137)
+    assert res["total"].z == pytest.approx(1.711118911101136, rel=1e-12)
 
 
 def test_big_z_p_value_does_not_round_to_zero():

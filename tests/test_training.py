@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from pipeline import sample, train
-from pipeline.checkpoint import CheckpointError, load_checkpoint
-from pipeline.config import parse_params
 from pipeline.data.datasets import assemble, save_dataset
-from pipeline.stage import InputError
-from tests.test_config import RAW
+from pipeline.errors import CheckpointError, RgfError
+from pipeline.files import write_history
+from pipeline.generative.fit import train_model
+from pipeline.generative.sampling import generate
+from pipeline.io import load_checkpoint
+from pipeline.params import parse_params
+from tests.helpers import compose
 
 
 class Killed(Exception):
@@ -29,7 +30,7 @@ def data(tmp_path_factory, digits):
 
 
 def _params(tmp_path, **changes):
-    raw = yaml.safe_load(yaml.safe_dump(RAW))
+    raw = compose("smoke")
     raw["vae"].update(epochs=4, batch_size=32, width=4, latent_dim=4)
     raw["gan"].update(epochs=2, batch_size=32, width=4, architecture="conv")
     raw["gan_sd"].update(sd_epochs=1)
@@ -41,6 +42,10 @@ def _params(tmp_path, **changes):
     return parse_params(raw)
 
 
+def _kill(epoch):
+    raise Killed
+
+
 def _weights(path):
     return load_checkpoint(path)["state"]["method"]
 
@@ -48,20 +53,21 @@ def _weights(path):
 def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data):
     params = _params(tmp_path)
     whole = tmp_path / "whole" / "vae-colour" / "skewed_k1"
-    train.train_model(params, "vae", "colour", "skewed_k1", data, whole)
+    train_model(params, "vae", "colour", "skewed_k1", data, whole, tmp_path / "whole" / "resume")
 
     out = tmp_path / "killed" / "vae-colour" / "skewed_k1"
+    resume_dir = tmp_path / "killed" / "resume"
 
     def kill(epoch):
         if epoch == 2:
             raise Killed
 
     with pytest.raises(Killed):
-        train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=kill)
-    resume = list((tmp_path / "killed" / "resume").glob("vae-colour-skewed_k1-*.pt"))
+        train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir, on_epoch=kill)
+    resume = list(resume_dir.glob("vae-colour-skewed_k1-*.pt"))
     assert len(resume) == 1 and load_checkpoint(resume[0])["epoch"] == 2
     seen = []
-    history = train.train_model(params, "vae", "colour", "skewed_k1", data, out, on_epoch=seen.append)
+    history = train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir, on_epoch=seen.append)
     assert seen == [3, 4], "the second run must start at epoch 3"
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     assert not resume[0].exists(), "a finished run drops its resume file"
@@ -72,40 +78,39 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data
 def test_a_resume_file_from_other_params_is_refused(tmp_path, data):
     params = _params(tmp_path)
     out = tmp_path / "m" / "vae-colour" / "skewed_k1"
+    resume_dir = tmp_path / "resume"
     with pytest.raises(Killed):
-        train.train_model(
-            params, "vae", "colour", "skewed_k1", data, out, on_epoch=lambda e: (_ for _ in ()).throw(Killed)
-        )
-    resume = next((tmp_path / "m" / "resume").glob("*.pt"))
+        train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir, on_epoch=_kill)
+    resume = next(resume_dir.glob("*.pt"))
     ckpt = torch.load(resume, weights_only=True)
     ckpt["params"]["lr"] = 0.5  # as if written by another config under the same name
     torch.save(ckpt, resume)
-    with pytest.raises(CheckpointError, match="made under other params .*lr"):
-        train.train_model(params, "vae", "colour", "skewed_k1", data, out)
+    with pytest.raises(CheckpointError, match="made under other params .*lr.*cannot be resumed"):
+        train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir)
 
 
 def test_sampling_refuses_a_checkpoint_from_other_params(tmp_path, data):
     params = _params(tmp_path, vae__epochs=1)
     out = tmp_path / "m" / "vae-colour" / "balanced"
-    train.train_model(params, "vae", "colour", "balanced", data, out)
-    images = sample.generate(params, "vae", "colour", "balanced", out, 12, "x")
+    train_model(params, "vae", "colour", "balanced", data, out, tmp_path / "resume")
+    images = generate(params, "vae", "colour", "balanced", out, 12)
     assert images.shape == (12, 28, 28, 3) and images.dtype == np.uint8
-    again = sample.generate(params, "vae", "colour", "balanced", out, 12, "x")
+    again = generate(params, "vae", "colour", "balanced", out, 12)
     assert np.array_equal(images, again)
     other = _params(tmp_path, vae__epochs=1, vae__latent_dim=8)
-    with pytest.raises(InputError, match="made under other params .*latent_dim"):
-        sample.generate(other, "vae", "colour", "balanced", out, 12, "x")
+    with pytest.raises(CheckpointError, match="made under other params .*latent_dim") as refused:
+        generate(other, "vae", "colour", "balanced", out, 12)
+    assert isinstance(refused.value, RgfError)  # a stage prints it as one line and exits with 2
 
 
 def test_gan_history_has_the_discriminator_probe(tmp_path, data):
     params = _params(tmp_path)
-    history = train.train_model(
-        params, "gan_sd", "colour", "skewed_k1", data, tmp_path / "g" / "gan_sd-colour" / "skewed_k1"
-    )
+    out = tmp_path / "g" / "gan_sd-colour" / "skewed_k1"
+    history = train_model(params, "gan_sd", "colour", "skewed_k1", data, out, tmp_path / "resume")
     assert [row["epoch"] for row in history] == [1, 2]
     for row in history:
         assert {"d_loss", "g_loss", "d_loss_k1_with", "d_loss_k1_without"} <= set(row)
         assert row["d_loss_k1_with"] > 0
     assert history[0]["sd_penalty"] > 0 and history[1]["sd_penalty"] == 0, "SD only for the first sd_epochs"
-    train.write_history(tmp_path / "h.csv", history)
+    write_history(tmp_path / "h.csv", history)
     assert (tmp_path / "h.csv").read_text().splitlines()[0].startswith("epoch,")

@@ -107,13 +107,15 @@ def select_observed(
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
-def assemble(absent: np.ndarray, present: np.ndarray, labels, factor, green) -> FactorDataset:
+def assemble(
+    absent: np.ndarray, present: np.ndarray, labels: np.ndarray, factor: np.ndarray, green: np.ndarray
+) -> FactorDataset:
     """Pick each image from the f=0 or f=1 rendering according to `factor`."""
     images = np.where(factor.astype(bool)[:, None, None, None], present, absent)
     return FactorDataset(images, np.asarray(labels, np.int64), factor.astype(np.uint8), np.asarray(green, bool))
 
 
-def both_ways(absent: np.ndarray, present: np.ndarray, labels, green) -> FactorDataset:
+def both_ways(absent: np.ndarray, present: np.ndarray, labels: np.ndarray, green: np.ndarray) -> FactorDataset:
     """Every image twice, without then with the factor (the oracles' test split)."""
     n = len(labels)
     factor = np.repeat(np.array([0, 1], np.uint8), n)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
+from rich.progress import Progress
 
 from pipeline.errors import DataError
 from pipeline.params import ManifestParams
@@ -65,9 +66,8 @@ def _check_values(table: pd.DataFrame, column: str, allowed, where: str, key: st
         )
 
 
-def read_manifest(params: ManifestParams) -> pd.DataFrame:
-    """The checked manifest as a table with columns path (absolute), label,
-    factor and, when the manifest has a split column, split."""
+def _read_csv(params: ManifestParams) -> tuple[Path, pd.DataFrame]:
+    """(the CSV's path, its rows as strings), the folder, file and columns checked."""
     root = Path(params.root)
     if not root.is_dir():
         raise DataError(f"data.manifest.root = {params.root}: no such folder; point it at your images")
@@ -89,6 +89,11 @@ def read_manifest(params: ManifestParams) -> pd.DataFrame:
         raise DataError(f"{where}: no column(s) {missing}; it has {list(table.columns)}")
     if table.empty:
         raise DataError(f"{where}: no rows")
+    return where, table
+
+
+def _check_rows(table: pd.DataFrame, params: ManifestParams, where: Path) -> pd.Series:
+    """The image files of the rows (absolute), every row's values and file checked."""
     _check_values(table, params.class_column, params.classes, str(where), "classes")
     _check_values(table, params.factor_column, params.factor_values, str(where), "factor_values")
     if params.split_column:
@@ -96,10 +101,19 @@ def read_manifest(params: ManifestParams) -> pd.DataFrame:
     paths = table[params.path_column]
     if (dup := paths.duplicated(keep=False)).any():
         raise DataError(f"{where}: the same image is listed twice on lines {_rows(dup)}")
+    root = Path(params.root)
     files = paths.map(lambda p: root / p)
     if (absent := ~files.map(Path.is_file)).any():
         first = paths[absent].iloc[0]
         raise DataError(f"{where}: {absent.sum()} image(s) not found, e.g. {root / first} (line(s) {_rows(absent)})")
+    return files
+
+
+def read_manifest(params: ManifestParams) -> pd.DataFrame:
+    """The checked manifest as a table with columns path (absolute), label,
+    factor and, when the manifest has a split column, split."""
+    where, table = _read_csv(params)
+    files = _check_rows(table, params, where)
     out = pd.DataFrame(
         {
             "path": files.map(str),
@@ -123,7 +137,9 @@ def load_image(path: str, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def stratified_test_mask(labels: np.ndarray, factor: np.ndarray, fraction: float, rng) -> np.ndarray:
+def stratified_test_mask(
+    labels: np.ndarray, factor: np.ndarray, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     """round(fraction * n) test rows in every (class, factor) cell."""
     test = np.zeros(len(labels), dtype=bool)
     for c, f in sorted(set(zip(labels.tolist(), factor.tolist(), strict=True))):
@@ -132,7 +148,9 @@ def stratified_test_mask(labels: np.ndarray, factor: np.ndarray, fraction: float
     return test
 
 
-def load_manifest_source(params: ManifestParams, rng, progress=None) -> tuple[LabelledImages, LabelledImages]:
+def load_manifest_source(
+    params: ManifestParams, rng: np.random.Generator, progress: Progress | None = None
+) -> tuple[LabelledImages, LabelledImages]:
     """(train, test) images of a manifest, decoded and resized."""
     table = read_manifest(params)
     labels, factor = table["label"].to_numpy(), table["factor"].to_numpy()

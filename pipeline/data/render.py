@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from rich.progress import Progress
@@ -27,9 +28,20 @@ def _single_thread() -> None:
     threadpool_limits(1)
 
 
-def _render_chunk(job):
-    factor, images, params, seed, split, index = job
-    return render(factor, images, params, rng_for(seed, "render", factor, split, index))
+@dataclass(frozen=True)
+class RenderJob:
+    """One fixed-size chunk of a split, as sent to a worker process."""
+
+    factor: str
+    images: np.ndarray  # (n, 28, 28) uint8
+    params: PerturbParams
+    seed: int
+    split: str
+    index: int  # the chunk's position, which seeds its generator
+
+
+def _render_chunk(job: RenderJob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return render(job.factor, job.images, job.params, rng_for(job.seed, "render", job.factor, job.split, job.index))
 
 
 def render_split(
@@ -43,7 +55,9 @@ def render_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(absent, present, green) for every image of (N, 28, 28) uint8 `images`."""
     size = params.chunk_size
-    jobs = [(factor, images[i : i + size], params, seed, split, i // size) for i in range(0, len(images), size)]
+    jobs = [
+        RenderJob(factor, images[i : i + size], params, seed, split, i // size) for i in range(0, len(images), size)
+    ]
     task = progress.add_task(f"{factor}: {split}", total=len(images)) if progress else None
     results = []
 

@@ -6,6 +6,7 @@ runs' quality), the data `dvc plots show` draws, the headline numbers for
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +193,12 @@ def draw_probes(plots: Path, rare_classes: list[int], out: Path, runs: set[str] 
 
 
 def write_report(
-    out: Path, readme: str, tables: dict, plots: Path | None = None, rare_classes=(), runs: set[str] | None = None
+    out: Path,
+    readme: str,
+    tables: dict,
+    plots: Path | None = None,
+    rare_classes: Iterable[int] = (),
+    runs: set[str] | None = None,
 ) -> None:
     """README.md, one CSV per table and the probe figures, replacing `out` as a whole."""
     with atomic_dir(out) as tmp:

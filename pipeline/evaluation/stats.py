@@ -132,9 +132,30 @@ def _check_table(counts, name: str, num_classes: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _check_settings(
+    rare_class: int, test: str, alpha: float, correction: str, num_classes: int, total_direction: int
+) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes: must be a positive int, got {num_classes!r}")
+    if test not in TESTS:
+        raise ValueError(f"test: must be one of {TESTS}, got {test!r}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction: must be one of {CORRECTIONS}, got {correction!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha: must lie in (0, 1), got {alpha}")
+    if (
+        isinstance(rare_class, bool)
+        or not isinstance(rare_class, (int, np.integer))
+        or not 0 <= rare_class < num_classes
+    ):
+        raise ValueError(f"rare_class: must be an int in [0, {num_classes}), got {rare_class!r}")
+    if total_direction not in (1, -1):
+        raise ValueError(f"total_direction: must be +1 or -1, got {total_direction}")
+
+
 def compare(
-    counts_balanced,
-    counts_skewed,
+    counts_balanced: np.ndarray,
+    counts_skewed: np.ndarray,
     rare_class: int,
     test: str = "one_sample",
     alpha: float = 0.05,
@@ -152,24 +173,9 @@ def compare(
     a different question); adjusted p-values replace p_value and drive the
     verdicts, while z stays the raw statistic.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes: must be a positive int, got {num_classes!r}")
+    _check_settings(rare_class, test, alpha, correction, num_classes, total_direction)
     bal = _check_table(counts_balanced, "counts_balanced", num_classes)
     skw = _check_table(counts_skewed, "counts_skewed", num_classes)
-    if test not in TESTS:
-        raise ValueError(f"test: must be one of {TESTS}, got {test!r}")
-    if correction not in CORRECTIONS:
-        raise ValueError(f"correction: must be one of {CORRECTIONS}, got {correction!r}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha: must lie in (0, 1), got {alpha}")
-    if (
-        isinstance(rare_class, bool)
-        or not isinstance(rare_class, (int, np.integer))
-        or not 0 <= rare_class < num_classes
-    ):
-        raise ValueError(f"rare_class: must be an int in [0, {num_classes}), got {rare_class!r}")
-    if total_direction not in (1, -1):
-        raise ValueError(f"total_direction: must be +1 or -1, got {total_direction}")
 
     rows = {str(c): (bal[c].sum(), bal[c, 1], skw[c].sum(), skw[c, 1]) for c in range(num_classes)}
     rows["total"] = (bal.sum(), bal[:, 1].sum(), skw.sum(), skw[:, 1].sum())
@@ -203,7 +209,7 @@ def compare(
     return results
 
 
-def counts_from_labels(labels, factor, num_classes: int = 10) -> np.ndarray:
+def counts_from_labels(labels: np.ndarray, factor: np.ndarray, num_classes: int = 10) -> np.ndarray:
     """(num_classes, 2) table of oracle labels x factor (0/1) counts."""
     labels = np.asarray(labels)
     factor = np.asarray(factor)

@@ -272,7 +272,7 @@ def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.
     return pd.DataFrame.from_records(records).set_index(["model", "factor", "k"])
 
 
-def cell_text(value) -> str:
+def cell_text(value: object) -> str:
     """A table cell as text: floats to 3 decimals, missing values as '–'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return UNDEFINED

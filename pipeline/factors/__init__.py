@@ -45,7 +45,9 @@ def perturb(factor: str, images: np.ndarray, params: PerturbParams, rng: np.rand
     return morphology.to_uint8(binary, params.scale)
 
 
-def render(factor: str, images: np.ndarray, params: PerturbParams, rng: np.random.Generator):
+def render(
+    factor: str, images: np.ndarray, params: PerturbParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render grey digits without and with the factor.
 
     Returns (absent, present, green): two (N, 28, 28, 3) uint8 batches and the

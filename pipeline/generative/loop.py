@@ -71,6 +71,31 @@ def _restore(run: Run, ckpt: dict) -> None:
     run.history = json.loads(ckpt.get("history", "[]"))
 
 
+def _resume(run: Run) -> int:
+    """Restore the run from its resume checkpoint, if any; the epoch to start from."""
+    if not run.resume_path.exists():
+        return 0
+    try:
+        ckpt = load_checkpoint(run.resume_path, run.params)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}. It cannot be resumed: delete {run.resume_path}") from None
+    _restore(run, ckpt)
+    return ckpt["epoch"]
+
+
+def _epoch(run: Run, data: torch.Tensor, epoch: int) -> dict[str, float]:
+    """One pass over uint8 (N, 3, H, W) `data` in this epoch's seeded order; the mean of each loss."""
+    order = _epoch_order(run.seed, run.name, epoch, len(data)).to(data.device)
+    sums: dict[str, float] = {}
+    steps = 0
+    for i in range(0, len(data), run.batch_size):
+        x = data[order[i : i + run.batch_size]].float().div_(255.0)
+        for key, value in run.method.train_step(x, epoch).items():
+            sums[key] = sums.get(key, 0.0) + value
+        steps += 1
+    return {k: v / steps for k, v in sums.items()}
+
+
 def train(
     run: Run,
     images: np.ndarray,
@@ -83,14 +108,7 @@ def train(
     per-epoch history (losses, probe values)."""
     device = next(run.method.parameters()).device
     data = images_to_tensor(images, device)
-    start = 0
-    if run.resume_path.exists():
-        try:
-            ckpt = load_checkpoint(run.resume_path, run.params)
-        except CheckpointError as err:
-            raise CheckpointError(f"{err}. It cannot be resumed: delete {run.resume_path}") from None
-        _restore(run, ckpt)
-        start = ckpt["epoch"]
+    start = _resume(run)
     writer = _writer(run)
     columns = (
         TextColumn("{task.description}"),
@@ -106,15 +124,7 @@ def train(
         label = f"{run.name}" + (f" (resumed at epoch {start})" if start else "")
         task = progress.add_task(label, total=run.epochs, completed=start, loss="")
         for epoch in range(start, run.epochs):
-            order = _epoch_order(run.seed, run.name, epoch, len(data)).to(device)
-            sums: dict[str, float] = {}
-            steps = 0
-            for i in range(0, len(data), run.batch_size):
-                x = data[order[i : i + run.batch_size]].float().div_(255.0)
-                for key, value in run.method.train_step(x, epoch).items():
-                    sums[key] = sums.get(key, 0.0) + value
-                steps += 1
-            row = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}}
+            row = {"epoch": epoch + 1, **_epoch(run, data, epoch)}
             if probe is not None:
                 row.update(probe(run.method))
             run.history.append(row)
@@ -159,8 +169,8 @@ def _log(writer, row: dict, run: Run, epoch: int) -> None:
 
 
 def probe_rows(
-    real_loss: Callable[[torch.Tensor], torch.Tensor], val: FactorDataset, classes: list[int], device
-) -> dict:
+    real_loss: Callable[[torch.Tensor], torch.Tensor], val: FactorDataset, classes: list[int], device: torch.device
+) -> dict[str, float]:
     """Discriminator probe (paper section 6.2, Fig. 3): D's BCE w.r.t. the
     "real" label on held-out images of each rare class k, with and without
     the factor. Below log 2 the discriminator calls them real."""
