@@ -71,14 +71,7 @@ def graph(root: Path) -> dict[str, set[str]]:
 
 def closure(root: Path, module: str) -> set[str]:
     """Every module of the package that running `module` can import."""
-    g = graph(root)
-    seen, todo = set(), [module]
-    while todo:
-        m = todo.pop()
-        if m not in seen:
-            seen.add(m)
-            todo.extend(g[m])
-    return seen
+    return {module} | _reach(graph(root), module)
 
 
 def cycles(root: Path) -> list[set[str]]:
@@ -91,6 +84,7 @@ def cycles(root: Path) -> list[set[str]]:
 
 
 def _reach(g: dict[str, set[str]], start: str) -> set[str]:
+    """The modules reachable from `start` in one or more steps."""
     seen, todo = set(), list(g[start])
     while todo:
         m = todo.pop()
