@@ -13,44 +13,125 @@ The stages themselves run through `dvc repro` (see dvc.yaml).
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.mnist import MIRRORS, download_mnist
-from pipeline.errors import RgfError
+from pipeline.errors import MetricsError, RgfError
 from pipeline.factors import perturb
 from pipeline.io import rng_for
 from pipeline.names import MORPHOLOGICAL
-from pipeline.params import load_params
+from pipeline.params import MAX_SEED, load_params
 from pipeline.stages import console, run
+
+READS = "rgf perturb reads only a .npy file holding an (N, 28, 28) uint8 array"
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy file's header, without reading the array;
+    anything but a .npy file of numbers is an RgfError saying what it is."""
+    if not path.exists():
+        raise RgfError(f"{path}: no such file; {READS}")
+    if path.is_dir():
+        raise RgfError(f"{path}: a folder; {READS}")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(6)
+            if magic == b"\x93NUMPY":
+                f.seek(0)
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+    except OSError as err:
+        raise RgfError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except ValueError as err:  # a corrupt header
+        raise RgfError(f"{path}: not a readable .npy file ({err}); {READS}") from None
+    if magic[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip
+        raise RgfError(f"{path}: a .npz archive (several arrays); np.save the one you want; {READS}")
+    if magic != b"\x93NUMPY":
+        raise RgfError(f"{path}: not a .npy file; {READS}")
+    if dtype.hasobject:
+        raise RgfError(f"{path}: holds Python objects (pickled), not numbers; {READS}")
+    return shape, dtype
+
+
+def _check_grey_digits(path: Path) -> None:
+    """The .npy header says (N, 28, 28) uint8, or an RgfError."""
+    shape, dtype = _npy_header(path)
+    if len(shape) != 3 or shape[1:] != (28, 28):
+        raise RgfError(f"{path}: expected shape (N, 28, 28), got {shape}; {READS}")
+    if dtype != np.uint8:
+        raise RgfError(f"{path}: expected dtype uint8 (grey levels 0..255), got {dtype}; {READS}")
 
 
 def read_grey_digits(path: Path) -> np.ndarray:
-    """An (N, 28, 28) uint8 array from a .npy file, or a clear RgfError."""
+    """An (N, 28, 28) uint8 array from a .npy file, or a clear RgfError; the
+    header is checked before the array is read."""
+    _check_grey_digits(path)
     try:
-        images = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise RgfError(f"{path}: no such file") from None
-    except ValueError as err:
-        raise RgfError(f"{path}: not a readable .npy array ({err})") from None
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise RgfError(f"{path}: expected shape (N, 28, 28), got {images.shape}")
-    if images.dtype != np.uint8:
-        raise RgfError(f"{path}: expected dtype uint8 (grey levels 0..255), got {images.dtype}")
-    return images
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:  # a truncated file
+        raise RgfError(f"{path}: not a readable .npy array ({err}); {READS}") from None
+
+
+def _check_output(out: Path) -> None:
+    """The output is a .npy file in an existing folder (numpy would silently
+    append .npy to any other name, and a missing folder would fail only after
+    the work)."""
+    if out.is_dir():
+        raise RgfError(f"--output {out}: a folder; name the .npy file to write, e.g. {out / 'digits.npy'}")
+    if out.suffix != ".npy":
+        raise RgfError(f"--output {out}: must end in .npy (numpy would write {out}.npy instead)")
+    if not out.parent.is_dir():
+        raise RgfError(f"--output {out}: no folder {out.parent}; create it first")
+
+
+@contextmanager
+def _scratch_beside(out: Path) -> Iterator[Path]:
+    """A file beside `out`, created now (so an unwritable folder fails before
+    any work) and removed on leaving unless renamed onto `out`."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        tmp.open("wb").close()
+    except OSError as err:
+        raise RgfError(f"--output {out}: cannot write in {out.parent} ({err.strerror or err})") from None
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_replacing(array: np.ndarray, tmp: Path, out: Path) -> None:
+    """Write `array` to `tmp`, then rename it onto `out`: `out` is never
+    truncated, so on any failure (a full disk) the old file stays whole."""
+    try:
+        with tmp.open("wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except OSError as err:
+        kept = "the old file is unchanged" if out.exists() else "nothing was written"
+        raise RgfError(f"{out}: could not be written ({err.strerror or err}); {kept}") from None
 
 
 def _perturb(args: argparse.Namespace) -> None:
-    images = read_grey_digits(args.input)
+    _check_output(args.output)
     params = load_params(args.params).perturb
-    out = np.empty_like(images)
-    size = params.chunk_size
-    for i in range(0, len(images), size):
-        # one generator per fixed-size chunk, as in the prepare stage
-        rng = rng_for(args.seed, "perturb", args.factor, i // size)
-        out[i : i + size] = perturb(args.factor, images[i : i + size], params, rng)
-    np.save(args.output, out, allow_pickle=False)
+    _check_grey_digits(args.input)  # every check before any work
+    with _scratch_beside(args.output) as tmp:
+        images = read_grey_digits(args.input)
+        out = np.empty_like(images)
+        size = params.chunk_size
+        for i in range(0, len(images), size):
+            # one generator per fixed-size chunk, as in the prepare stage
+            rng = rng_for(args.seed, "perturb", args.factor, i // size)
+            out[i : i + size] = perturb(args.factor, images[i : i + size], params, rng)
+        _save_replacing(out, tmp, args.output)
     console.print(f"{args.factor}: {len(out)} digits -> {args.output}")
 
 
@@ -67,7 +148,11 @@ def _check_params(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from pipeline.evaluation.report import print_report
 
-    print_report(args.metrics, params=load_params(args.params) if args.params.exists() else None)
+    if not args.metrics.is_dir():
+        raise MetricsError(f"--metrics {args.metrics}: no such folder; run the evaluate stages first (dvc repro)")
+    # the default params.yaml is optional; a --params given must exist
+    path = args.params or Path("params.yaml")
+    print_report(args.metrics, params=load_params(path) if args.params or path.exists() else None)
 
 
 def _compcars_manifest(args: argparse.Namespace) -> None:
@@ -87,6 +172,13 @@ def _standin_cars(args: argparse.Namespace) -> None:
     console.print(f"stand-in cars ({args.per_cell} per make x colour) -> {manifest}")
 
 
+def _seed(text: str) -> int:
+    seed = int(text)
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED}, got {seed}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rgf", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--factor", required=True, choices=MORPHOLOGICAL)
     pt.add_argument("--input", required=True, type=Path)
     pt.add_argument("--output", required=True, type=Path)
-    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--seed", type=_seed, default=0, help=f"0..{MAX_SEED}")
     pt.add_argument("--params", type=Path, default=Path("params.yaml"), help="perturbation settings (perturb.*)")
     pt.set_defaults(func=_perturb)
 
@@ -110,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="print the study's tables (from metrics/) in the terminal")
     rp.add_argument("--metrics", type=Path, default=Path("metrics"))
-    rp.add_argument("--params", type=Path, default=Path("params.yaml"), help="keep to this study (if the file exists)")
+    rp.add_argument("--params", type=Path, help="keep to this study (default: params.yaml, if it exists)")
     rp.set_defaults(func=_report)
 
     cc = sub.add_parser("compcars-manifest", help="write manifest.csv for the paper's CompCars subset")

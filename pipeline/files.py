@@ -16,7 +16,7 @@ file, the key and the stage that rebuilds it.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError, field_va
 
 from pipeline.errors import DataError, MetricsError, RgfError
 from pipeline.io import write_json
-from pipeline.names import VERDICTS
+from pipeline.names import REASONS, VERDICTS
 
 
 class _File(BaseModel):
@@ -92,7 +92,7 @@ class DataManifest(_File):
     factor_values: tuple[str, str]  # (absent, present)
     image_size: int
     datasets: dict[str, DatasetEntry]
-    perturb: dict[str, int | float] | None = None  # MNIST: the perturbation's settings
+    perturb: dict[str, int | float | str] | None = None  # MNIST: the perturbation's settings
     manifest: dict | None = None  # a manifest source: data.manifest
 
     def skew_direction(self, dataset: str) -> int:
@@ -194,9 +194,15 @@ def read_samples(folder: Path, model: str, factor: str, dataset: str) -> np.ndar
 # --- evaluate ---------------------------------------------------------------
 
 
+Interval = tuple[float, float]
+
+
 @dataclass(frozen=True)
 class ClassResult:
-    """The counts, proportions, test statistic and verdict of one row."""
+    """One row of the per-class test: counts, proportions with their Wilson
+    95% intervals, the difference p_skewed - p_balanced with its Newcombe 95%
+    interval and Cohen's h, the configured test's z, p-value and verdict, and
+    the verdict of every test. An undefined row says why (`reason`)."""
 
     n_b: int
     k_b: int
@@ -207,13 +213,22 @@ class ClassResult:
     z: float | None
     p_value: float | None
     verdict: Literal[VERDICTS]
+    reason: Literal[REASONS] | None = None  # why the row is undefined
+    ci_balanced: Interval | None = None
+    ci_skewed: Interval | None = None
+    difference: float | None = None  # p_skewed - p_balanced
+    ci_difference: Interval | None = None
+    cohen_h: float | None = None  # 2 asin(sqrt(p_skewed)) - 2 asin(sqrt(p_balanced))
+    verdicts: dict[str, Literal[VERDICTS]] = field(default_factory=dict)  # test -> verdict
 
     def to_dict(self) -> dict:
         """JSON-ready dict: python ints/floats, None kept."""
         out = asdict(self)
-        for key in ("p_balanced", "p_skewed", "z", "p_value"):
+        for key in ("p_balanced", "p_skewed", "z", "p_value", "difference", "cohen_h"):
             # numpy floats are not JSON-serialisable; None (undefined) stays.
             out[key] = None if out[key] is None else float(out[key])
+        for key in ("ci_balanced", "ci_skewed", "ci_difference"):
+            out[key] = None if out[key] is None else [float(v) for v in out[key]]
         for key in ("n_b", "k_b", "n_s", "k_s"):
             out[key] = int(out[key])
         return out
@@ -233,6 +248,7 @@ class MetricsFile(_File):
     test: str
     alpha: float
     correction: str
+    min_count: int  # a class with fewer samples in either run is undefined (low_support)
     sample_confidence: float  # the label oracle's mean top probability on the skewed model's samples
     confident_fraction: float  # the share of those samples it reads with p > 0.9
     classes: dict[str, ClassResult]  # "0".."n-1" and "total"

@@ -1,6 +1,13 @@
 """What every stage does with files and randomness: seeded generators, stable
 JSON, atomic writes, self-describing checkpoints and the device.
 
+An output is written to a scratch path beside it and replaces the old one
+only when complete, so a failure (a bug, a full disk, Ctrl-C, kill -9) leaves
+the last good output readable; a full disk is one line naming the path. A
+folder is replaced only if it is empty or holds the file that marks it as
+this output (its `signature`), so a mistyped `--out data` is refused rather
+than wiped.
+
 Checkpoints hold weights plus the params that produced them, the epoch and
 the code version, are written atomically and loaded with `weights_only=True`;
 a checkpoint made under other params is refused rather than silently reused.
@@ -9,6 +16,8 @@ torch is imported only where a checkpoint or a device is asked for.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -22,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.errors import CheckpointError, ParamsError
+from pipeline.errors import CheckpointError, ParamsError, RgfError
 
 if TYPE_CHECKING:
     import torch
@@ -41,20 +50,82 @@ def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+# what a write fails with when the disk, the quota or the file system says no
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def cannot_write(path: Path, err: OSError) -> RgfError:
+    """One line for a write that the file system refused: which output, why."""
+    where = f" ({err.filename})" if err.filename and str(err.filename) != str(path) else ""
+    return RgfError(
+        f"{path}: cannot write{where}: {err.strerror or os.strerror(err.errno)}; "
+        "the previous version is unchanged: free space and re-run"
+    )
+
+
+def _scratch(path: Path, tag: str = "partial") -> Path:
+    return path.with_name(f"{path.name}.{tag}")
+
+
 @contextmanager
-def atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a scratch folder that replaces `out` only if the block succeeds."""
+def atomic_dir(out: Path, signature: str | None = None) -> Iterator[Path]:
+    """Yield a scratch folder that replaces `out` only if the block succeeds.
+
+    With `signature` (a file every version of this output holds), an existing
+    `out` that is not empty and lacks it is refused: it holds things this
+    output did not write."""
     out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
+    if out.exists() and not out.is_dir():
+        raise RgfError(f"{out}: a file, not an output folder; give the output folder's path")
+    tmp = _scratch(out)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
         yield tmp
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno in WRITE_ERRORS:
+            raise cannot_write(out, err) from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(out, ignore_errors=True)
+    if signature is not None and out.is_dir() and any(out.iterdir()) and not (out / signature).exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RgfError(
+            f"{out}: holds files this output did not write (no {signature}); refusing to replace it: "
+            "give an empty or new folder, or the output's own path (see dvc.yaml)"
+        )
+    old = _scratch(out, "old.partial")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
     tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_file(path: Path, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a scratch path that replaces the file `path` only if the block
+    succeeds. `keep_suffix` ends the scratch name in path's suffix (for
+    writers that choose the format by it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RgfError(f"{path}: a folder, not a file; give the output file's path")
+    tmp = path.with_name(f"{path.stem}.partial{path.suffix}") if keep_suffix else _scratch(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in WRITE_ERRORS:
+            raise cannot_write(path, err) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def code_version() -> str:
@@ -77,11 +148,10 @@ def save_checkpoint(path: str | Path, state: dict, params: dict, epoch: int, **e
     `state` maps names to state_dicts; `params` must be plain JSON-like data."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state": state, "params": params, "epoch": epoch, "code_version": code_version(), **extra}, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()  # serialised first: a full disk is then an OSError of the write
+    torch.save({"state": state, "params": params, "epoch": epoch, "code_version": code_version(), **extra}, buffer)
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path, params: dict | None = None) -> dict:
@@ -94,8 +164,10 @@ def load_checkpoint(path: str | Path, params: dict | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
+        first = str(err).split(". ")[0].strip().rstrip(".")  # torch appends a paragraph of advice
         raise CheckpointError(
-            f"{path}: unreadable checkpoint ({type(err).__name__}: {err}); delete it and retrain"
+            f"{path}: unreadable checkpoint, truncated or corrupt ({type(err).__name__}: {first}); "
+            "delete it and retrain"
         ) from None
     if not isinstance(ckpt, dict) or not {"state", "params", "epoch"} <= set(ckpt):
         raise CheckpointError(f"{path}: not an rgf checkpoint (no state/params/epoch)")

@@ -30,6 +30,9 @@ BALANCED = "balanced"
 
 # the verdict of one class (method, step 5)
 VERDICTS = ("learned", "memorized", "opposite", "undefined")
+# why a class is undefined: no samples in one run; fewer than evaluation.min_count
+# in one run; P_c^u of 0 or 1 (no variance to test against)
+REASONS = ("no_samples", "low_support", "degenerate_balanced")
 
 
 def skewed(rare_class: int) -> str:

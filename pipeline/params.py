@@ -11,6 +11,7 @@ required, so a key missing from a profile is an error, never a silent default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,9 +27,23 @@ Factor = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 ClassIndex = Annotated[int, Field(ge=0)]  # < the number of classes: checked in Params
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
+# Upper bounds, far above any real study, on the numbers a typo can blow up
+# (`num_samples: 1e12` asks for 7 TiB; `seed: 2**70` overflows two stages in)
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take it
+MAX_IMAGES = 10_000_000  # data.*_size: 100x MNIST
+MAX_SAMPLES = 1_000_000  # evaluation.num_samples, per trained model
+MAX_BATCH = 16_384  # batch sizes and chunks: images in memory at once
+MAX_WIDTH = 4_096  # channels and latent sizes of a network
+MAX_STEPS = 100_000  # diffusion timesteps and sampling steps
+MAX_PROCESSES = 256  # workers and threads
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `epochs: true` is not 1 and `num_samples: 1.0e12` not an int;
+    # a float key still takes an int (`lr: 1`)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ManifestParams(_Section):
@@ -42,7 +57,7 @@ class ManifestParams(_Section):
     class_column: str
     factor_column: str
     classes: list[str]  # label order; other values are an error
-    factor_values: tuple[str, str]  # (absent, present): present is the rare value
+    factor_values: Annotated[tuple[str, str], Field(strict=False)]  # (absent, present): YAML gives a list
     split_column: str | None  # rows "train"/"test"; None: a seeded stratified split
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
     image_size: Annotated[int, Field(ge=8, le=256)]  # images are resized to size x size RGB
@@ -66,10 +81,11 @@ class DataParams(_Section):
     source: Literal["mnist", "mnist-bundled", "manifest"]
     mnist_dir: str  # the four published IDX .gz files
     download: bool  # fetch missing MNIST files (needs internet)
-    train_size: Annotated[int, Field(gt=0)] | None  # None: all
-    test_size: Annotated[int, Field(gt=0)] | None
+    # sizes at most MAX_IMAGES (100x MNIST): a typo's 1e12 must not allocate
+    train_size: Annotated[int, Field(gt=0, le=MAX_IMAGES)] | None  # None: all
+    test_size: Annotated[int, Field(gt=0, le=MAX_IMAGES)] | None
     bundled_test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
-    val_size: Annotated[int, Field(ge=0)]
+    val_size: Annotated[int, Field(ge=0, le=MAX_IMAGES)]
     manifest: ManifestParams
 
     @property
@@ -107,7 +123,7 @@ class SwellParams(_Section):
 
 
 class FractureParams(_Section):
-    num_fractures: Annotated[int, Field(ge=1)]
+    num_fractures: Annotated[int, Field(ge=1, le=100)]
     thickness: Annotated[float, Field(gt=0.0)]  # brush width, px
     prune: Annotated[float, Field(ge=0.0)]  # min distance to tips/forks, px
     window: Annotated[float, Field(gt=0.0)]  # radius for the stroke direction, px
@@ -115,7 +131,10 @@ class FractureParams(_Section):
 
 class PerturbParams(_Section):
     scale: Annotated[int, Field(ge=1, le=8)]  # Morpho-MNIST works at 4x
-    chunk_size: Annotated[int, Field(ge=1)]  # images per seeded work unit
+    # f=0 of a morphological factor: `plain`, the digit through the f=1 path with
+    # no change (as Morpho-MNIST); `raw`, the source digit as it is
+    baseline: Literal["plain", "raw"]
+    chunk_size: BatchSize  # images per seeded work unit
     colour: ColourParams
     thin: ThinParams
     thick: ThickParams
@@ -128,7 +147,7 @@ class OracleParams(_Section):
     lr 0.01, momentum 0.5)."""
 
     epochs: Annotated[int, Field(ge=1)]
-    batch_size: Annotated[int, Field(ge=1)]
+    batch_size: BatchSize
     lr: Annotated[float, Field(gt=0.0)]
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
     min_accuracy: Fraction  # below this, evaluation of the factor stops
@@ -141,27 +160,27 @@ class TrainParams(_Section):
     """What every model family shares: the loop, checkpoints, threads."""
 
     checkpoint_every: Annotated[int, Field(ge=1)]  # epochs
-    threads: Annotated[int, Field(ge=1)]  # torch CPU threads per training process
+    threads: Annotated[int, Field(ge=1, le=MAX_PROCESSES)]  # torch CPU threads per training process
     log_dir: str  # TensorBoard runs (git-ignored)
-    sample_batch: Annotated[int, Field(ge=1)]  # samples generated per forward pass
+    sample_batch: BatchSize  # samples generated per forward pass
 
 
 class VaeParams(_Section):
     epochs: Annotated[int, Field(ge=0)]
-    batch_size: Annotated[int, Field(ge=1)]
+    batch_size: BatchSize
     lr: Annotated[float, Field(gt=0.0)]
-    latent_dim: Annotated[int, Field(ge=1)]
-    width: Annotated[int, Field(ge=1)]  # channels of the first conv layer
+    latent_dim: Width
+    width: Width  # channels of the first conv layer
 
 
 class GanParams(_Section):
     epochs: Annotated[int, Field(ge=0)]
-    batch_size: Annotated[int, Field(ge=1)]
+    batch_size: BatchSize
     lr: Annotated[float, Field(gt=0.0)]
     beta1: Annotated[float, Field(ge=0.0, lt=1.0)]
-    latent_dim: Annotated[int, Field(ge=1)]
+    latent_dim: Width
     architecture: Literal["mlp", "conv"]  # mlp: Goodfellow et al. 2014
-    width: Annotated[int, Field(ge=1)]  # conv: base channels
+    width: Width  # conv: base channels
     # weight of the mode-seeking term (Mao et al. 2019); 0 is the plain GAN
     mode_seeking: Annotated[float, Field(ge=0.0)]
 
@@ -175,29 +194,31 @@ class GanSdParams(_Section):
 
 class DdpmParams(_Section):
     epochs: Annotated[int, Field(ge=0)]
-    batch_size: Annotated[int, Field(ge=1)]
+    batch_size: BatchSize
     lr: Annotated[float, Field(gt=0.0)]
-    timesteps: Annotated[int, Field(ge=2)]
+    timesteps: Annotated[int, Field(ge=2, le=MAX_STEPS)]
     beta_start: Annotated[float, Field(gt=0.0, lt=1.0)]
     beta_end: Annotated[float, Field(gt=0.0, lt=1.0)]
     target: Literal["eps", "x0", "v"]  # eps: Ho et al. 2020
-    channels: list[Annotated[int, Field(ge=1)]]  # U-Net widths per level
+    channels: list[Width]  # U-Net widths per level
     ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
     sampler: Literal["ddpm", "ddim"]
-    sampling_steps: Annotated[int, Field(ge=1)]  # ddim only
+    sampling_steps: Annotated[int, Field(ge=1, le=MAX_STEPS)]  # ddim only
 
 
 class EvaluationParams(_Section):
-    num_samples: Annotated[int, Field(ge=1)]  # M, per trained model
+    num_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]  # M, per trained model
     test: Literal["one_sample", "two_proportion", "fisher"]
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)]
     correction: Literal["none", "holm", "fdr_bh"]
+    # a class with fewer samples than this in either run is undefined (low_support)
+    min_count: Annotated[int, Field(ge=1)]
 
 
 class Params(_Section):
     profile: str
-    seed: Annotated[int, Field(ge=0)]
-    workers: Annotated[int, Field(ge=1)]  # processes; results do not depend on it
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
+    workers: Annotated[int, Field(ge=1, le=MAX_PROCESSES)]  # processes; results do not depend on it
     data: DataParams
     factors: list[Factor]
     models: list[Model]
@@ -218,6 +239,16 @@ class Params(_Section):
     def _distinct(cls, v: list[str]) -> list[str]:
         if not v or len(set(v)) != len(v):
             raise ValueError("must list at least one name, each once")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _cuda_is_here(cls, v: str) -> str:
+        if v == "cuda":
+            import torch  # here only: loading params stays light for every other device
+
+            if not torch.cuda.is_available():
+                raise ValueError("no CUDA device on this machine (torch.cuda.is_available() is False); use auto or cpu")
         return v
 
     @model_validator(mode="after")
@@ -258,7 +289,7 @@ class Params(_Section):
         """The names of f=0 and f=1, for tables."""
         if self.data.source == "manifest":
             return self.data.manifest.factor_values
-        return ("red", "green") if factor == "colour" else ("plain", factor)
+        return ("red", "green") if factor == "colour" else (self.perturb.baseline, factor)
 
 
 def _describe(err: ValidationError, source: str) -> str:
@@ -286,11 +317,21 @@ def parse_params(raw: dict, source: str = "params") -> Params:
         raise ParamsError(_describe(err, source)) from None
 
 
+class _Yaml12Floats(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-05` (no dot), as DVC writes small floats into
+    params.yaml, as a string, which strict float keys would refuse."""
+
+
+_Yaml12Floats.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_Yaml12Floats)  # a SafeLoader
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found (run from the repository root)") from None
     except yaml.YAMLError as err:

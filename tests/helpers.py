@@ -1,10 +1,15 @@
-"""What the tests share: where the repository is, and params composed from
+"""What the tests share: where the repository is, params composed from
 conf/ (never the workspace's params.yaml, which an applied experiment may
-have changed) into a temporary folder."""
+have changed) into a temporary folder, and a fresh clone of the repository
+to run DVC in."""
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -53,3 +58,36 @@ def write_params(folder: Path, raw: dict) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def sh(cmd, cwd, env, check=True):
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    if check:
+        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def clone(dest: Path):
+    """A git repo holding the project's files, as a fresh clone would."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file() and not name.startswith(("data/", "metrics/", "models/", "plots/", "reports/")):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    ident = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", **ident)
+    # stage commands call `python`: make it this interpreter
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
+        sh(cmd, dest, env)
+    return dest, env
+
+
+def dvc(root, env, *args, check=True):
+    return sh([sys.executable, "-m", "dvc", *args], root, env, check)

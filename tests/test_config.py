@@ -113,3 +113,87 @@ def test_check_factor_refuses_a_factor_the_source_does_not_have():
         RgfError, match=re.escape("factor 'thin' does not exist for source manifest; choose from ['colour']")
     ):
         cars.check_factor("thin")
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("vae.epochs", True, "vae.epochs = True: Input should be a valid integer"),
+        ("evaluation.num_samples", 1e3, "evaluation.num_samples = 1000.0: Input should be a valid integer"),
+        ("seed", "3", "seed = '3': Input should be a valid integer"),
+        ("vae.lr", True, "vae.lr = True: Input should be a valid number"),
+        ("vae.lr", "0.1", "vae.lr = '0.1': Input should be a valid number"),
+        ("data.download", 1, "data.download = 1: Input should be a valid boolean"),
+    ],
+)
+def test_types_are_strict(path, value, message):
+    with pytest.raises(ParamsError) as info:
+        parse_params(with_key(compose("smoke"), path, value))
+    assert str(info.value) == f"params: {message}"
+
+
+def test_a_float_key_takes_an_int():
+    parsed = parse_params(with_key(compose("smoke"), "vae.lr", 1))
+    assert parsed.vae.lr == 1.0 and isinstance(parsed.vae.lr, float)
+
+
+def test_small_floats_as_dvc_writes_them_are_read(tmp_path):
+    from dvc.utils.serialize import dumps_yaml
+
+    # DVC writes 1e-05, which YAML 1.1 (PyYAML's safe_load) reads as the string '1e-05'
+    raw = with_key(compose("smoke"), "ddpm.beta_start", 0.00001)
+    (tmp_path / "params.yaml").write_text(dumps_yaml(raw))
+    assert "beta_start: 1e-05" in (tmp_path / "params.yaml").read_text()
+    assert load_params(tmp_path / "params.yaml").ddpm.beta_start == 0.00001
+
+
+@pytest.mark.parametrize(
+    "path, value, bound",
+    [
+        ("evaluation.num_samples", 10**12, 1_000_000),
+        ("seed", 2**70, 2**32 - 1),
+        ("seed", 2**32, 2**32 - 1),
+        ("data.train_size", 10**12, 10_000_000),
+        ("data.val_size", 10**12, 10_000_000),
+        ("vae.batch_size", 10**9, 16_384),
+        ("oracle.batch_size", 10**9, 16_384),
+        ("train.sample_batch", 10**9, 16_384),
+        ("perturb.chunk_size", 10**9, 16_384),
+        ("gan.width", 10**9, 4_096),
+        ("ddpm.timesteps", 10**9, 100_000),
+        ("workers", 10**6, 256),
+    ],
+)
+def test_sizes_a_typo_blows_up_are_bounded(path, value, bound):
+    with pytest.raises(ParamsError) as info:
+        parse_params(with_key(compose("smoke"), path, value))
+    assert str(info.value) == f"params: {path} = {value!r}: Input should be less than or equal to {bound}"
+    node = parse_params(with_key(compose("smoke"), path, bound))
+    for part in path.split("."):
+        node = getattr(node, part)
+    assert node == bound
+
+
+def test_the_largest_seed_is_usable():
+    import torch
+
+    from pipeline.io import rng_for
+
+    seed = parse_params(with_key(compose("smoke"), "seed", 2**32 - 1)).seed
+    rng_for(seed, "sample", "x").integers(10)
+    torch.manual_seed(seed)
+
+
+def test_cuda_is_refused_where_torch_sees_none(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParamsError) as info:
+        parse_params(with_key(compose("smoke"), "device", "cuda"))
+    assert str(info.value) == (
+        "params: device = 'cuda': Value error, no CUDA device on this machine "
+        "(torch.cuda.is_available() is False); use auto or cpu"
+    )
+    assert parse_params(with_key(compose("smoke"), "device", "cpu")).device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert parse_params(with_key(compose("smoke"), "device", "cuda")).device == "cuda"

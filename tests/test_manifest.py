@@ -1,6 +1,8 @@
 """The manifest source: a folder of labelled images + CSV (CompCars, your own data)."""
 
 import csv
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -224,3 +226,100 @@ def test_the_source_stage_stops_on_a_folder_without_manifest(cars, tmp_path, cap
     err = capsys.readouterr().err
     assert "manifest.csv: no manifest; write a CSV with columns path,make,colour" in err
     assert not (tmp_path / "source").exists()
+
+
+def _outside_root(tmp_path):
+    """A copy of the stand-in under tmp_path/root and a readable image outside it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside").mkdir()
+    return root, tmp_path / "outside" / "x.png"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        lambda root, outside: "../outside/x.png",
+        lambda root, outside: "image/../../outside/x.png",
+        lambda root, outside: str(outside),  # absolute
+        lambda root, outside: "/etc/passwd",
+        lambda root, outside: "../../../../../../../../etc/passwd",
+        lambda root, outside: (root / "image" / "link.png").symlink_to(outside) or "image/link.png",
+        lambda root, outside: (root / "ext").symlink_to(outside.parent, target_is_directory=True) or "ext/x.png",
+    ],
+)
+def test_a_path_out_of_the_root_is_refused_before_any_file_is_opened(cars, tmp_path, monkeypatch, spelling):
+    root, outside = _outside_root(tmp_path)
+    rows = _copy(cars, root)
+    Image.new("RGB", (20, 10)).save(outside)
+    path = spelling(root, outside)
+    _rewrite(root, rows[:5] + [[path, "Toyota", "black"]] + rows[5:])
+
+    def never_open(path, *args, **kwargs):
+        raise AssertionError(f"opened {path}")
+
+    monkeypatch.setattr("pipeline.data.manifest.Image.open", never_open)
+    with pytest.raises(DataError) as info:
+        load_manifest_source(_params(root), np.random.default_rng(0))
+    assert str(info.value) == (
+        f"{root / 'manifest.csv'}: 1 path(s) lead outside data.manifest.root {root.resolve()}, e.g. {path!r} "
+        "(line(s) 7); paths must be relative to the root and stay in it (no .., no symlink out)"
+    )
+
+
+def test_a_symlink_within_the_root_is_read(cars, tmp_path):
+    root, _ = _outside_root(tmp_path)
+    rows = _copy(cars, root)
+    (root / "more").mkdir()
+    (root / "more" / "link.png").symlink_to(root / rows[0][0])
+    _rewrite(root, rows[1:] + [["more/link.png", *rows[0][1:]]])
+    assert len(read_manifest(_params(root))) == len(rows)
+
+
+@pytest.mark.parametrize("twice", ["./{}", "image/../{}", "image/./../{}", "{}"])
+def test_one_image_under_two_spellings_is_listed_twice(cars, tmp_path, twice):
+    rows = _copy(cars, tmp_path)
+    again = twice.format(rows[0][0].replace("/", "//"))  # image//x.png is image/x.png
+    _rewrite(tmp_path, rows + [[again, *rows[0][1:]]])
+    with pytest.raises(DataError) as info:
+        read_manifest(_params(tmp_path))
+    spellings = sorted({rows[0][0], again})
+    assert str(info.value) == (
+        f"{tmp_path / 'manifest.csv'}: the same image is listed twice on lines 2, {len(rows) + 2} "
+        f"(as {spellings}); keep one row"
+    )
+
+
+def _png_header(path, width, height):
+    """A PNG that declares width x height 1-bit pixels: a decompression bomb
+    (PIL refuses it at open, from the header alone)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = zlib.compress(bytes(height * (1 + width // 8)))  # every row filter 0, all zero: ~1 KB per 1e6 px
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_named_in_one_line(cars, tmp_path, capsys):
+    rows = _copy(cars, tmp_path)
+    _rewrite(tmp_path, rows)
+    bomb = tmp_path / rows[3][0]
+    _png_header(bomb, 20_000, 20_000)  # 4e8 pixels, over twice PIL's limit: DecompressionBombError
+    assert bomb.stat().st_size < 200_000
+    params = _stage_params(tmp_path / "conf", tmp_path)
+    assert run(source.main, ["--params", str(params), "--out", str(tmp_path / "source")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and err.strip().count("\n") == 0
+    assert f"{bomb}: refused as a possible decompression bomb (Image size (400000000 pixels) exceeds limit" in err
+    assert not (tmp_path / "source").exists()
+
+
+def test_an_image_over_the_pixel_limit_is_refused_not_warned_about(tmp_path, monkeypatch):
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")  # 4096 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # over the limit, under twice it: only a warning in PIL
+    with pytest.raises(DataError, match=f"{tmp_path / 'big.png'}: refused as a possible decompression bomb"):
+        load_image(str(tmp_path / "big.png"), 16)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    assert load_image(str(tmp_path / "big.png"), 16).shape == (16, 16, 3)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,42 +15,11 @@ import yaml
 from pipeline.evaluation.stats import compare
 from pipeline.io import load_checkpoint
 from pipeline.names import FACTORS, MODELS
-from tests.helpers import REPO, compose, write_params
+from tests.helpers import clone as _clone
+from tests.helpers import compose, write_params
+from tests.helpers import dvc as _dvc
 
 pytestmark = pytest.mark.slow
-
-
-def _sh(cmd, cwd, env, check=True):
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-    if check:
-        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def _clone(dest: Path):
-    """A git repo holding the project's files, as a fresh clone would."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file() and not name.startswith(("data/", "metrics/", "models/", "plots/", "reports/")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    ident = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", **ident)
-    # stage commands call `python`: make it this interpreter
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
-        _sh(cmd, dest, env)
-    return dest, env
-
-
-def _dvc(root, env, *args, check=True):
-    return _sh([sys.executable, "-m", "dvc", *args], root, env, check)
 
 
 def _metrics(root, model, factor, k):

@@ -48,9 +48,9 @@ FACTOR_VALUES = {"colour": ["red", "green"], "thin": ["plain", "thin"]}
 STUDY = ("factors=[colour,thin]", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
 
 
-def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05):
+def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05, min_count=20):
     skewed = MAKERS[model](k)
-    results = compare(balanced, skewed, rare_class=k, test=test, alpha=alpha)
+    results = compare(balanced, skewed, rare_class=k, test=test, alpha=alpha, min_count=min_count)
     doc = {  # every key of a MetricsFile (pipeline/files.py), as the evaluate stage writes it
         "model": model,
         "factor": factor,
@@ -63,6 +63,7 @@ def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", 
         "test": test,
         "alpha": alpha,
         "correction": "none",
+        "min_count": min_count,
         "sample_confidence": 0.93,
         "confident_fraction": 0.88,
         "classes": {key: r.to_dict() for key, r in results.items()},
@@ -140,7 +141,7 @@ def test_z_table_cells_and_absent_columns(metrics_root):
     assert df.loc["4", ("colour", "Learner")] == "0.00 (L)"
     assert df.loc["0", ("colour", "GAN")] == "-4.00 (M)"
     assert df.loc["5", ("colour", "GAN")] == "-0.40 (L)"
-    assert df.loc["9", ("colour", "GAN")] == "–"
+    assert df.loc["9", ("colour", "GAN")] == "– none"  # no samples of class 9
     assert tables.z_table(load_metrics(metrics_root), rare_class=7).empty
 
 
@@ -199,7 +200,14 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert set(summary["models"]) == {"gan"} and set(summary["oracles"]) == {"colour"}
     # classes 0, 2, 3 at z = -4; 4-8 at -0.4; k = 1 at 0; 9 undefined
-    assert summary["models"]["gan"] == {"learned": 6, "memorized": 3, "mean_abs_z": round(14 / 9, 3)}
+    # the pooled test with Holm: z = -0.2 / sqrt(0.4 * 0.6 * 2 / 100) = -2.89 (p 0.0039, x9 = 0.035): the same 3
+    corrected = {"learned": 6, "memorized": 3}
+    assert summary["models"]["gan"] == {
+        "learned": 6,
+        "memorized": 3,
+        "mean_abs_z": round(14 / 9, 3),
+        "two_proportion_holm": corrected,
+    }
     readme = (out / "README.md").read_text()
     assert "9 metrics files under" in readme and "data-learner/thin/k2" in readme
     assert [p.name for p in (tmp_path / "p" / "z").iterdir()] == ["gan-colour-k1.csv"]
@@ -209,23 +217,39 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
 def test_summary_counts(metrics_root):
     metrics = load_metrics(metrics_root)
     df = tables.summary_table(metrics)
-    assert list(df.columns) == ["GAN", "Memorizer", "Learner"]
-    assert df.loc[("colour", "k=1"), "Memorizer"] == "0/10"
-    assert df.loc[("colour", "k=1"), "Learner"] == "9/1"  # opposite counted as M
-    # k=1: classes 0, 2, 3 memorized, 1 and 4-8 learned, 9 undefined
-    assert df.loc[("colour", "k=1"), "GAN"] == "6/3"
-    assert df.loc[("colour", "k=2"), "GAN"] == "6/3"
-    assert df.loc[("thin", "k=1"), "GAN"] == ""
-    assert df.loc[("Total", ""), "Memorizer"] == "0/40"
-    assert df.loc[("Total", ""), "GAN"] == "12/6"
+    paper, pooled = "one_sample", "two_proportion+holm"
+    assert list(df.columns) == [(m, t) for m in ("GAN", "Memorizer", "Learner") for t in (paper, pooled)]
+    assert df.loc[("colour", "k=1"), ("Memorizer", paper)] == "0/10"
+    assert df.loc[("colour", "k=1"), ("Memorizer", pooled)] == "0/10"
+    # the learner's chance bump in class 3: 61/100 against 50/100 is z = 0.11 / sqrt(0.25 / 100) = 2.2 under
+    # the one-sample test (O, counted as M) but 0.11 / sqrt(0.555 * 0.445 * 2 / 100) = 1.57 pooled (L)
+    assert df.loc[("colour", "k=1"), ("Learner", paper)] == "9/1"
+    assert df.loc[("colour", "k=1"), ("Learner", pooled)] == "10/0"
+    # k=1: classes 0, 2, 3 memorized, 1 and 4-8 learned, 9 undefined, under both tests
+    assert df.loc[("colour", "k=1"), ("GAN", paper)] == "6/3"
+    assert df.loc[("colour", "k=2"), ("GAN", pooled)] == "6/3"
+    assert df.loc[("thin", "k=1"), ("GAN", paper)] == ""
+    assert df.loc[("Total", ""), ("Memorizer", paper)] == "0/40"
+    assert df.loc[("Total", ""), ("GAN", paper)] == "12/6"
+    assert df.loc[("Total", ""), ("Learner", pooled)] == "40/0"
     plain = tables.summary_table(metrics, paper_style=False)
-    assert plain.loc[("colour", "k=1"), "Learner"] == "9/0/1"
-    assert plain.loc[("Total", ""), "Learner"] == "36/0/4"
+    assert plain.loc[("colour", "k=1"), ("Learner", paper)] == "9/0/1"
+    assert plain.loc[("Total", ""), ("Learner", paper)] == "36/0/4"
 
 
 def test_proportions(metrics_root):
     df = tables.proportions_table(load_metrics(metrics_root), rare_class=2)
-    assert (df == "0.50").all().all()
+    # Wilson 95% interval of 50/100: 0.4038 to 0.5962
+    assert (df.drop(index="Total") == "0.50 [0.40, 0.60]").all().all()
+    assert (df.loc["Total"] == "0.50 [0.47, 0.53]").all()  # 500 of 1,000
+
+
+def test_effects(metrics_root):
+    df = tables.effect_table(load_metrics(metrics_root), rare_class=1)
+    # GAN class 0: 30/100 against 50/100; Newcombe 95% interval -0.33 to -0.06; h = 2 asin sqrt .3 - pi / 2
+    assert df.loc["0", ("colour", "GAN")] == "-0.20 [-0.33, -0.06] h=-0.41"
+    assert df.loc["9", ("colour", "GAN")] == "–"
+    assert df.loc["5", ("colour", "Learner")] == "+0.00 [-0.14, +0.14] h=+0.00"
 
 
 def test_false_positive_table_matches_stats(metrics_root):
@@ -296,12 +320,19 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
     out = tmp_path / "reports"
     main(stage_argv(metrics_root, params_file, tmp_path, out=out, summary=tmp_path / "summary.json"))
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["models"]["data-memorizer"] == {"learned": 0, "memorized": 40, "mean_abs_z": 10.0}
+    assert summary["models"]["data-memorizer"] == {
+        "learned": 0,
+        "memorized": 40,
+        "mean_abs_z": 10.0,
+        "two_proportion_holm": {"learned": 0, "memorized": 40},
+    }
     assert summary["learner_fp_rate"]["two_proportion"] == 0.0
     assert summary["learner_fp_rate"]["one_sample"] == 0.1
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "README.md",
+        "effect_k1.csv",
+        "effect_k2.csv",
         "false_positives.csv",
         "proportions_k1.csv",
         "proportions_k2.csv",
@@ -314,6 +345,7 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
     assert "No metrics from a manifest source" in readme
     assert "test `one_sample`, alpha = 0.05, correction `none`" in readme
     assert "-10.00 (M)" in readme and "Stale" not in readme
+    assert "– few" in readme and "two_proportion+holm" in readme and "Newcombe" in readme
     assert "flags 10.0% (4 of 40)" in readme
     z = pd.read_csv(out / "z_k1.csv", header=[0, 1], index_col=0)
     assert z.loc["3", ("colour", "Learner")] == "2.20 (O)"
@@ -348,3 +380,19 @@ def test_print_report_keeps_to_the_study_in_params(metrics_root, tmp_path):
     text = buf.getvalue()
     assert "thin / Memorizer" in text and "colour / Memorizer" not in text
     assert "Left out 6 metrics files of other studies" in text and "gan/colour/k1" in text
+
+
+def test_rgf_report_on_a_missing_metrics_folder_fails_in_one_line(metrics_root, tmp_path, capsys, monkeypatch):
+    from pipeline.cli import main as rgf
+
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: the whole of metrics/ is shown
+    missing = tmp_path / "nonexistent"
+    assert rgf(["report", "--metrics", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and err.strip().count("\n") == 0
+    assert f"error: --metrics {missing}: no such folder; run the evaluate stages first (dvc repro)" in err
+    # a --params that was asked for must exist; the default params.yaml need not
+    assert rgf(["report", "--metrics", str(metrics_root), "--params", str(tmp_path / "nope.yaml")]) == 2
+    assert f"{tmp_path / 'nope.yaml'}: not found" in capsys.readouterr().err
+    assert rgf(["report", "--metrics", str(metrics_root)]) == 0
+    assert "z per class, rare class k = 1" in capsys.readouterr().out

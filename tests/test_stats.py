@@ -8,14 +8,17 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from pipeline.evaluation.stats import (
     TESTS,
+    cohen_h,
     compare,
     counts_from_labels,
     false_positive_rate,
     fisher,
+    newcombe,
     one_sample_z,
     skew_direction,
     two_proportion_z,
     verdict,
+    wilson,
 )
 from pipeline.files import ClassResult
 
@@ -317,7 +320,10 @@ def test_counts_from_labels():
 def test_to_dict_is_json_ready():
     res = compare(_balanced(), _oracle_skewed(1), rare_class=1)
     d = res["1"].to_dict()
-    assert set(d) == {"n_b", "k_b", "n_s", "k_s", "p_balanced", "p_skewed", "z", "p_value", "verdict"}
+    assert set(d) == {
+        *("n_b", "k_b", "n_s", "k_s", "p_balanced", "p_skewed", "z", "p_value", "verdict", "reason"),
+        *("ci_balanced", "ci_skewed", "difference", "ci_difference", "cohen_h", "verdicts"),
+    }
     assert type(d["n_b"]) is int and type(d["z"]) is float and type(d["p_value"]) is float
     assert d["z"] == pytest.approx(10.0) and d["verdict"] == "memorized"
     json.dumps(d, allow_nan=False)
@@ -372,3 +378,88 @@ def test_other_validation():
         counts_from_labels(np.array([0, 1]), np.array([0]))
     with pytest.raises(ValueError, match="factor"):
         counts_from_labels(np.array([0, 1]), np.array([0, 2]))
+
+
+# ---- support, reasons, intervals, every test's verdict ----
+
+
+def _one_row(n_b, k_b, n_s, k_s, **kw):
+    """compare() on a 2-class table whose class 0 is (n_b, k_b) / (n_s, k_s); k = 1."""
+    bal = np.array([[n_b - k_b, k_b], [50, 50]])
+    skw = np.array([[n_s - k_s, k_s], [50, 50]])
+    return compare(bal, skw, rare_class=1, num_classes=2, **kw)["0"]
+
+
+@pytest.mark.parametrize(
+    ("row", "min_count", "reason"),
+    [
+        ((0, 0, 30, 10), 1, "no_samples"),
+        ((30, 10, 0, 0), 20, "no_samples"),
+        ((16, 8, 7, 0), 20, "low_support"),  # the default study's GAN class 1 had n_s = 7
+        ((16, 8, 7, 0), 7, None),
+        ((30, 0, 30, 10), 20, "degenerate_balanced"),
+        ((5, 5, 30, 10), 20, "low_support"),  # low support wins over a degenerate P_c^u
+        ((30, 10, 30, 10), 20, None),
+    ],
+)
+def test_a_row_below_min_count_is_undefined_with_its_reason(row, min_count, reason):
+    result = _one_row(*row, min_count=min_count)
+    assert result.reason == reason
+    assert (result.verdict == "undefined") == (reason is not None)
+    assert (result.z is None) == (reason is not None)
+    if reason is not None:
+        assert set(result.verdicts.values()) == {"undefined"}
+
+
+def test_a_large_shift_at_n_7_is_memorized_only_without_the_support_rule():
+    # 8/16 against 0/7: one-sample z = (0 - 0.5) / sqrt(0.25 / 7) = -2.65
+    assert _one_row(16, 8, 7, 0, min_count=1).verdict == "memorized"
+    assert _one_row(16, 8, 7, 0, min_count=20).verdict == "undefined"
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "expected"),
+    # Newcombe (1998a), Statistics in Medicine 17:857, Table I, method 3 (Wilson score)
+    [(81, 263, (0.2553, 0.3662)), (15, 148, (0.0624, 0.1605)), (0, 20, (0.0, 0.1611)), (1, 29, (0.0061, 0.1718))],
+)
+def test_wilson_interval_matches_newcombes_table(k, n, expected):
+    assert wilson(k, n) == pytest.approx(expected, abs=5e-5)
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    # Newcombe (1998b), Statistics in Medicine 17:873, Table II, method 10 (hybrid score)
+    [
+        ((56, 70, 48, 80), (0.0524, 0.3339)),
+        ((9, 10, 3, 10), (0.1705, 0.8090)),
+        ((6, 7, 2, 7), (0.0582, 0.8062)),
+        ((5, 56, 0, 29), (-0.0381, 0.1926)),
+        ((0, 10, 0, 20), (-0.1611, 0.2775)),
+        ((10, 10, 0, 20), (0.6791, 1.0)),
+    ],
+)
+def test_newcombe_difference_interval_matches_newcombes_table(counts, expected):
+    assert newcombe(*counts) == pytest.approx(expected, abs=5e-5)
+
+
+def test_every_row_carries_intervals_effect_size_and_every_tests_verdict():
+    result = _one_row(100, 30, 25, 20)  # p_b 0.3, p_s 0.8
+    assert result.ci_balanced == pytest.approx(wilson(30, 100)) and result.ci_skewed == pytest.approx(wilson(20, 25))
+    assert result.difference == pytest.approx(0.5) and result.ci_difference == pytest.approx(newcombe(20, 25, 30, 100))
+    # Cohen's h = 2 asin(sqrt(0.8)) - 2 asin(sqrt(0.3)) = 2.214297 - 1.159279
+    assert result.cohen_h == pytest.approx(1.0550177, abs=1e-6)
+    assert set(result.verdicts) == set(TESTS) and result.verdicts["one_sample"] == result.verdict
+    assert cohen_h(0.5, 0.5) == 0.0
+
+
+def test_the_one_sample_test_flags_what_the_pooled_test_does_not():
+    # 45/100 against 35/100: one-sample z = (0.35 - 0.45) / sqrt(0.45 * 0.55 / 100) = -2.01 (p 0.044);
+    # pooled z = -0.10 / sqrt(0.4 * 0.6 * 2 / 100) = -1.44 (p 0.15)
+    result = _one_row(100, 45, 100, 35, test="one_sample")
+    assert result.verdict == "memorized" and result.verdicts["two_proportion"] == "learned"
+    assert _one_row(100, 45, 100, 35, test="two_proportion").verdict == "learned"
+
+
+def test_min_count_must_be_positive():
+    with pytest.raises(ValueError, match="min_count"):
+        _one_row(30, 10, 30, 10, min_count=0)

@@ -105,7 +105,8 @@ def write_datasets(folder: Path, factor: str, datasets: dict[str, FactorDataset]
     if params.data.source == "manifest":
         origin = {"manifest": params.data.manifest.model_dump()}
     else:
-        origin = {"perturb": {"scale": params.perturb.scale, **getattr(params.perturb, factor).model_dump()}}
+        p = params.perturb
+        origin = {"perturb": {"scale": p.scale, "baseline": p.baseline, **getattr(p, factor).model_dump()}}
     manifest = DataManifest(
         factor=factor,
         source=params.data.source,

@@ -11,11 +11,15 @@ A "class" and a "factor" are just two categorical columns chosen in
 `data.manifest`; an optional split column ("train"/"test") fixes the oracles'
 test images, otherwise a seeded split stratified by (class, factor) is drawn.
 Every row is checked before any image is decoded, so a typo in row 900 stops
-the run in a second, not after the decoding.
+the run in a second, not after the decoding; a path that leads out of the
+folder (`..`, an absolute path, a symlink) is refused before any file is
+opened.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,14 +103,34 @@ def _check_rows(table: pd.DataFrame, params: ManifestParams, where: Path) -> pd.
     if params.split_column:
         _check_values(table, params.split_column, SPLITS, str(where), "split_column")
     paths = table[params.path_column]
-    if (dup := paths.duplicated(keep=False)).any():
-        raise DataError(f"{where}: the same image is listed twice on lines {_rows(dup)}")
-    root = Path(params.root)
-    files = paths.map(lambda p: root / p)
+    root = Path(params.root).resolve()
+    # resolving reads symlinks but opens nothing: `..`, an absolute path or a
+    # symlink out of the folder is caught here, and two spellings of one file
+    # (`./image/x.png`, `image/x.png`) meet as one path
+    files = paths.map(lambda p: _resolve(root / p))
+    outside = paths.map(lambda p: Path(p).is_absolute()) | ~files.map(lambda f: f.is_relative_to(root))
+    if outside.any():
+        first = paths[outside].iloc[0]
+        raise DataError(
+            f"{where}: {outside.sum()} path(s) lead outside data.manifest.root {root}, e.g. {first!r} "
+            f"(line(s) {_rows(outside)}); paths must be relative to the root and stay in it (no .., no symlink out)"
+        )
+    if (dup := files.duplicated(keep=False)).any():
+        spellings = sorted(set(paths[dup]))[:_SHOWN]
+        raise DataError(f"{where}: the same image is listed twice on lines {_rows(dup)} (as {spellings}); keep one row")
     if (absent := ~files.map(Path.is_file)).any():
         first = paths[absent].iloc[0]
         raise DataError(f"{where}: {absent.sum()} image(s) not found, e.g. {root / first} (line(s) {_rows(absent)})")
     return files
+
+
+def _resolve(path: Path) -> Path:
+    """The absolute path with symlinks and `..` followed; a symlink loop, which
+    cannot be opened anyway, stays as written (with `..` removed)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.normpath(path))
 
 
 def read_manifest(params: ManifestParams) -> pd.DataFrame:
@@ -128,10 +152,18 @@ def read_manifest(params: ManifestParams) -> pd.DataFrame:
 
 def load_image(path: str, size: int) -> np.ndarray:
     """(size, size, 3) uint8: the image as RGB, resized (aspect not kept) with
-    a Lanczos filter, which PIL applies deterministically."""
+    a Lanczos filter, which PIL applies deterministically. An image over PIL's
+    pixel limit (Image.MAX_IMAGE_PIXELS), a possible decompression bomb, is
+    refused before it is decoded."""
     try:
-        with Image.open(path) as im:
-            rgb = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                rgb = im.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(
+            f"{path}: refused as a possible decompression bomb ({err}); shrink it or drop its row"
+        ) from None
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"{path}: not a readable image ({err})") from None
     return np.asarray(rgb, dtype=np.uint8)

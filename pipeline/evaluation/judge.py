@@ -37,12 +37,21 @@ def judge(
         labelled.append((counts_from_labels(labels, factor, num_classes), confidence))
     (counts_b, _), (counts_s, confidence_s) = labelled
     results = compare(
-        counts_b, counts_s, rare_class, ev.test, ev.alpha, ev.correction, num_classes, total_direction=total_direction
+        counts_b,
+        counts_s,
+        rare_class,
+        ev.test,
+        ev.alpha,
+        ev.correction,
+        num_classes,
+        total_direction=total_direction,
+        min_count=ev.min_count,
     )
     return {
         "test": ev.test,
         "alpha": ev.alpha,
         "correction": ev.correction,
+        "min_count": ev.min_count,
         # quality of the skewed model's samples: how sure the label oracle is
         "sample_confidence": float(confidence_s.mean()),
         "confident_fraction": float((confidence_s > CONFIDENT).mean()),

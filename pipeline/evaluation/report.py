@@ -16,7 +16,9 @@ from rich.table import Table
 
 from pipeline.evaluation.figures import probe_figure, probe_series
 from pipeline.evaluation.tables import (
+    CORRECTED,
     counts_table,
+    effect_table,
     false_positive_table,
     flatten,
     ordered,
@@ -24,6 +26,7 @@ from pipeline.evaluation.tables import (
     quality_table,
     summary_table,
     to_markdown,
+    verdict_counts,
     z_bars,
     z_table,
 )
@@ -40,7 +43,9 @@ balanced model's, P_c^u:
 - **M** memorized: a significant difference in the direction the skew pushes (towards f=1 for the rare
   class k, towards f=0 for every other class).
 - **O** opposite: a significant difference against the skew.
-- **–** undefined: no samples in the class, or P_c^u is 0 or 1 (no variance to test against)."""
+- **–** undefined, not tested, with the reason beside it: **– none**, no samples of the class in a run;
+  **– few**, fewer than `evaluation.min_count` samples in a run (a failure to reject on a handful of
+  samples is no evidence of learning); **– 0/1**, P_c^u is 0 or 1 (no variance to test against)."""
 
 
 def _rare_classes(metrics: list[dict], wanted: list[int] | None = None) -> list[int]:
@@ -73,6 +78,7 @@ def build_tables(metrics: list[dict], rare_classes: list[int], min_accuracy: flo
     tables["counts"] = counts_table(metrics)
     tables["summary"] = summary_table(metrics)
     tables.update({f"proportions_k{k}": proportions_table(metrics, k) for k in rare_classes})
+    tables.update({f"effect_k{k}": effect_table(metrics, k) for k in rare_classes})
     tables["false_positives"] = false_positive_table(metrics)
     tables["quality"] = quality_table(metrics, min_accuracy)
     return {name: df for name, df in tables.items() if not df.empty}
@@ -153,13 +159,31 @@ def render_readme(
     else:
         out.append("No metrics from a manifest source (CompCars or your own images): MNIST runs have Tables 1-2.")
     out += ["", "## Table 4: learned / memorized classes", ""]
-    out.append("Per factor and k, the number of classes judged L / M; O is counted as M, as the paper does.")
+    out.append(
+        "Per factor and k, the number of classes judged L / M (O counted as M, as the paper does; undefined "
+        "classes count in neither), under the test the metrics were judged with and, beside it, under the "
+        f"pooled two-proportion test with Holm's correction across classes ({'+'.join(CORRECTED)}), recomputed "
+        "from the same counts. The paper's one-sample test treats P_c^u as exact and flags classes where "
+        "nothing changed (see the calibration below); read a verdict the two columns disagree on as weak."
+    )
     out += ["", to_markdown(tables["summary"])]
     out += ["", "## Balanced model's proportions P_c^u", ""]
-    out.append("The fraction of the balanced model's samples of class c that carry the factor (ideally 0.50).")
+    out.append(
+        "The fraction of the balanced model's samples of class c that carry the factor (ideally 0.50), "
+        "with its Wilson 95% interval."
+    )
     for k in rare_classes:
         if f"proportions_k{k}" in tables:
             out += ["", f"### Rare class k = {k}", "", to_markdown(tables[f"proportions_k{k}"])]
+    out += ["", "## Effect sizes: P_c^s - P_c^u", ""]
+    out.append(
+        "The skewed model's shift per class with its Newcombe 95% interval (hybrid score, Newcombe 1998) and "
+        "Cohen's h (2 asin sqrt P_c^s - 2 asin sqrt P_c^u; 0.2 small, 0.5 medium, 0.8 large): how much moved, "
+        "whatever the test says."
+    )
+    for k in rare_classes:
+        if f"effect_k{k}" in tables:
+            out += ["", f"### Rare class k = {k}", "", to_markdown(tables[f"effect_k{k}"])]
     out += ["", "## Calibration: the controls under every test", ""]
     out.append(
         "Each test recomputed from the stored counts of the control models (same alpha, rare class and correction)."
@@ -275,15 +299,22 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
 
 def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
     """Headline numbers for `dvc exp show`: learned/memorized counts and mean
-    |z| per model (over factors, k and classes), oracle accuracies per factor
-    and the learner control's false-positive rate per test."""
+    |z| per model (over factors, k and classes), the same counts under the
+    pooled two-proportion test with Holm's correction, oracle accuracies per
+    factor and the learner control's false-positive rate per test."""
     models: dict[str, dict] = {}
     oracles: dict[str, dict] = {}
+    corrected = "_".join(CORRECTED)
     for m in metrics:
         rows = [r for c, r in m["classes"].items() if c != "total"]
-        entry = models.setdefault(m["model"], {"learned": 0, "memorized": 0, "z": []})
+        entry = models.setdefault(
+            m["model"], {"learned": 0, "memorized": 0, "z": [], corrected: {"learned": 0, "memorized": 0}}
+        )
         entry["learned"] += sum(r["verdict"] == "learned" for r in rows)
         entry["memorized"] += sum(r["verdict"] in ("memorized", "opposite") for r in rows)
+        counts = verdict_counts(m, corrected=True)
+        entry[corrected]["learned"] += counts["learned"]
+        entry[corrected]["memorized"] += counts["memorized"] + counts["opposite"]
         entry["z"] += [abs(r["z"]) for r in rows if r["z"] is not None]
         oracles[m["factor"]] = {k: round(v, 4) for k, v in m["oracle_accuracy"].items()}
     for entry in models.values():

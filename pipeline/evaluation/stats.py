@@ -13,11 +13,13 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.stats import fisher_exact, norm
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from pipeline.files import ClassResult
 
 TESTS = ("one_sample", "two_proportion", "fisher")
 CORRECTIONS = ("none", "holm", "fdr_bh")
+INTERVAL_LEVEL = 0.95  # Wilson intervals of the proportions, Newcombe interval of their difference
 
 # fisher_exact can underflow to p=0; isf(0) is inf, which JSON cannot hold.
 _TINY_P = np.finfo(float).tiny
@@ -153,6 +155,85 @@ def _check_settings(
         raise ValueError(f"total_direction: must be +1 or -1, got {total_direction}")
 
 
+def reason_undefined(n_b: int, k_b: int, n_s: int, min_count: int = 1) -> str | None:
+    """Why a row cannot be tested, or None: no samples in a run, fewer than
+    `min_count` in a run (a failure to reject at n = 7 is no evidence of
+    learning), or P_c^u of 0 or 1 (the one-sample test has no variance there,
+    so the row is left out under every test and the tests' tables stay
+    comparable)."""
+    if n_b == 0 or n_s == 0:
+        return "no_samples"
+    if n_b < min_count or n_s < min_count:
+        return "low_support"
+    if k_b in (0, n_b):
+        return "degenerate_balanced"
+    return None
+
+
+def wilson(k: int, n: int, level: float = INTERVAL_LEVEL) -> tuple[float, float] | None:
+    """Wilson score interval for k/n (Wilson 1927; Newcombe 1998, method 3); None when n = 0."""
+    if n == 0:
+        return None
+    lo, hi = proportion_confint(k, n, alpha=1 - level, method="wilson")
+    return float(lo), float(hi)
+
+
+def newcombe(k_s: int, n_s: int, k_b: int, n_b: int, level: float = INTERVAL_LEVEL) -> tuple[float, float] | None:
+    """Newcombe's hybrid score interval for p_s - p_b (Newcombe 1998, method 10,
+    built from the two Wilson intervals); None when either n is 0."""
+    if n_s == 0 or n_b == 0:
+        return None
+    lo, hi = confint_proportions_2indep(k_s, n_s, k_b, n_b, method="newcomb", compare="diff", alpha=1 - level)
+    return float(lo), float(hi)
+
+
+def cohen_h(p_s: float, p_b: float) -> float:
+    """Cohen's h, the effect size of two proportions: 2 asin(sqrt(p_s)) - 2 asin(sqrt(p_b))."""
+    return 2 * math.asin(math.sqrt(p_s)) - 2 * math.asin(math.sqrt(p_b))
+
+
+Row = tuple[int, int, int, int]  # n_b, k_b, n_s, k_s
+
+
+def _tested(rows: dict[str, Row], test: str, correction: str, min_count: int) -> dict[str, tuple]:
+    """(z, p) of every row under `test`, p adjusted across the defined classes."""
+    stats: dict[str, tuple[float | None, float | None]] = {}
+    for key, (n_b, k_b, n_s, k_s) in rows.items():
+        defined = reason_undefined(n_b, k_b, n_s, min_count) is None
+        stats[key] = _TEST_FUNCS[test](k_s, n_s, k_b, n_b) if defined else (None, None)
+    per_class = [k for k in rows if k != "total" and stats[k][1] is not None]
+    if correction != "none" and per_class:
+        adjusted = multipletests([stats[k][1] for k in per_class], method=correction)[1]
+        for key, p in zip(per_class, adjusted, strict=True):
+            stats[key] = (stats[key][0], float(p))
+    return stats
+
+
+def _row_result(row: Row, z: float | None, p: float | None, verdicts: dict[str, str], min_count: int) -> ClassResult:
+    n_b, k_b, n_s, k_s = (int(v) for v in row)
+    p_b = k_b / n_b if n_b else None
+    p_s = k_s / n_s if n_s else None
+    both = p_b is not None and p_s is not None
+    return ClassResult(
+        n_b=n_b,
+        k_b=k_b,
+        n_s=n_s,
+        k_s=k_s,
+        p_balanced=p_b,
+        p_skewed=p_s,
+        z=z,
+        p_value=p,
+        verdict=verdicts["configured"],
+        reason=reason_undefined(n_b, k_b, n_s, min_count),
+        ci_balanced=wilson(k_b, n_b),
+        ci_skewed=wilson(k_s, n_s),
+        difference=p_s - p_b if both else None,
+        ci_difference=newcombe(k_s, n_s, k_b, n_b),
+        cohen_h=cohen_h(p_s, p_b) if both else None,
+        verdicts={t: v for t, v in verdicts.items() if t != "configured"},
+    )
+
+
 def compare(
     counts_balanced: np.ndarray,
     counts_skewed: np.ndarray,
@@ -162,50 +243,35 @@ def compare(
     correction: str = "none",
     num_classes: int = 10,
     total_direction: int = -1,
+    min_count: int = 1,
 ) -> dict[str, ClassResult]:
     """Test every class (keys "0".."num_classes-1") and all samples ("total").
 
     counts_* are (num_classes, 2) integer arrays: [c, 0] samples of class c with
-    f=0, [c, 1] with f=1. A row is `undefined` when n_s == 0, n_b == 0 or p_b
-    is 0 or 1, for every test, so the tables of the three tests stay
-    comparable (the one-sample test has no variance there). `correction`
-    adjusts the p-values of the defined per-class rows only (the total row is
-    a different question); adjusted p-values replace p_value and drive the
-    verdicts, while z stays the raw statistic.
+    f=0, [c, 1] with f=1. A row is `undefined`, with its `reason`, when a run
+    has no samples of it, fewer than `min_count`, or p_b is 0 or 1, under
+    every test. `correction` adjusts the p-values of the defined per-class
+    rows only (the total row is a different question); adjusted p-values
+    replace p_value and drive the verdicts, while z stays the raw statistic.
+    Every row also carries the verdict of every test (`verdicts`) under the
+    same correction, so the paper's test can be read beside the others.
     """
     _check_settings(rare_class, test, alpha, correction, num_classes, total_direction)
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count: must be a positive int, got {min_count!r}")
     bal = _check_table(counts_balanced, "counts_balanced", num_classes)
     skw = _check_table(counts_skewed, "counts_skewed", num_classes)
 
     rows = {str(c): (bal[c].sum(), bal[c, 1], skw[c].sum(), skw[c, 1]) for c in range(num_classes)}
     rows["total"] = (bal.sum(), bal[:, 1].sum(), skw.sum(), skw[:, 1].sum())
-
-    stats: dict[str, tuple[float | None, float | None]] = {}
-    for key, (n_b, k_b, n_s, k_s) in rows.items():
-        defined = n_b > 0 and n_s > 0 and 0 < k_b < n_b
-        stats[key] = _TEST_FUNCS[test](k_s, n_s, k_b, n_b) if defined else (None, None)
-
-    per_class = [k for k in rows if k != "total" and stats[k][1] is not None]
-    if correction != "none" and per_class:
-        adjusted = multipletests([stats[k][1] for k in per_class], method=correction)[1]
-        for key, p in zip(per_class, adjusted, strict=True):
-            stats[key] = (stats[key][0], float(p))
+    by_test = {t: _tested(rows, t, correction, min_count) for t in TESTS}
 
     results = {}
-    for key, (n_b, k_b, n_s, k_s) in rows.items():
-        z, p = stats[key]
+    for key, row in rows.items():
         direction = skew_direction(key, int(rare_class), total_direction)
-        results[key] = ClassResult(
-            n_b=int(n_b),
-            k_b=int(k_b),
-            n_s=int(n_s),
-            k_s=int(k_s),
-            p_balanced=float(k_b / n_b) if n_b else None,
-            p_skewed=float(k_s / n_s) if n_s else None,
-            z=z,
-            p_value=p,
-            verdict=verdict(z, p, alpha, direction),
-        )
+        verdicts = {t: verdict(*by_test[t][key], alpha, direction) for t in TESTS}
+        verdicts["configured"] = verdicts[test]
+        results[key] = _row_result(row, *by_test[test][key], verdicts, min_count)
     return results
 
 

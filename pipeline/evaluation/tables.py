@@ -19,6 +19,10 @@ from pipeline.names import FACTORS, MODELS, VERDICTS, display
 
 MARKS = {"learned": "L", "memorized": "M", "opposite": "O"}
 UNDEFINED = "–"
+# why a cell is undefined, beside its "–": no samples, n below min_count, P_c^u of 0 or 1
+REASON_TAGS = {"no_samples": "none", "low_support": "few", "degenerate_balanced": "0/1"}
+# Table 4's second column: the pooled two-proportion test with Holm's correction across classes
+CORRECTED = ("two_proportion", "holm")
 
 
 def ordered(values: Iterable[str], canonical: tuple[str, ...]) -> list[str]:
@@ -88,8 +92,35 @@ def _fmt(value: float | None) -> str:
 def z_cell(row: dict) -> str:
     """'z (L|M|O)' for a defined row, '–' for an undefined one."""
     if row["verdict"] == "undefined" or row.get("z") is None:
-        return UNDEFINED
+        return undefined_cell(row)
     return f"{_fmt(row['z'])} ({MARKS[row['verdict']]})"
+
+
+def undefined_cell(row: dict) -> str:
+    """'–' with the reason the row was not tested: '– few', '– none', '– 0/1'."""
+    tag = REASON_TAGS.get(row.get("reason") or "")
+    return f"{UNDEFINED} {tag}" if tag else UNDEFINED
+
+
+def _interval(ci: list[float] | None, signed: bool = False) -> str:
+    if ci is None:
+        return ""
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    return f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def proportion_cell(row: dict) -> str:
+    """'P_c^u [Wilson 95% interval]'."""
+    if row.get("p_balanced") is None:
+        return UNDEFINED
+    return _fmt(row["p_balanced"]) + _interval(row.get("ci_balanced"))
+
+
+def effect_cell(row: dict) -> str:
+    """'difference [Newcombe 95% interval] h=Cohen's h' of P_c^s - P_c^u."""
+    if row.get("difference") is None:
+        return UNDEFINED
+    return f"{row['difference']:+.2f}{_interval(row.get('ci_difference'), signed=True)} h={row['cohen_h']:+.2f}"
 
 
 def z_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
@@ -115,8 +146,13 @@ def z_bars(metrics: list[dict]) -> dict[str, pd.DataFrame]:
 
 
 def proportions_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
-    """P_c^u, the balanced model's fraction of f=1 samples per class."""
-    return _grid(metrics, rare_class, lambda row: _fmt(row.get("p_balanced")))
+    """P_c^u, the balanced model's fraction of f=1 samples per class, with its Wilson 95% interval."""
+    return _grid(metrics, rare_class, proportion_cell)
+
+
+def effect_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
+    """P_c^s - P_c^u per class with its Newcombe 95% interval and Cohen's h."""
+    return _grid(metrics, rare_class, effect_cell)
 
 
 def counts_table(metrics: list[dict]) -> pd.DataFrame:
@@ -147,11 +183,16 @@ def counts_table(metrics: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records).set_index(["factor", "model", "trained on"])
 
 
-def _verdict_counts(m: dict) -> dict[str, int]:
+def verdict_counts(m: dict, corrected: bool = False) -> dict[str, int]:
+    """Classes per verdict; with `corrected`, under CORRECTED recomputed from the counts."""
     counts = dict.fromkeys(VERDICTS, 0)
-    for key, row in m["classes"].items():
+    if corrected:
+        rows = {k: r.verdict for k, r in _recompute(m, *CORRECTED).items()}
+    else:
+        rows = {k: r["verdict"] for k, r in m["classes"].items()}
+    for key, verdict in rows.items():
         if key != "total":
-            counts[row["verdict"]] += 1
+            counts[verdict] += 1
     return counts
 
 
@@ -164,28 +205,43 @@ def _lm(counts: dict[str, int], paper_style: bool) -> str:
 
 def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame:
     """Table 4: per (factor, k) and model, 'L/M' class counts (opposite
-    counted as M); 'L/M/O' without paper_style. A last row sums each column."""
+    counted as M; 'L/M/O' without paper_style) under the test the metrics
+    were judged with and, beside it, under the pooled two-proportion test
+    with Holm's correction (CORRECTED), recomputed from the same counts. A
+    last row sums each column."""
     if not metrics:
         return pd.DataFrame()
     models = ordered((m["model"] for m in metrics), MODELS)
-    by_key = {(m["factor"], m["rare_class"], m["model"]): _verdict_counts(m) for m in metrics}
+    tests = [_settings_label(metrics), "+".join(CORRECTED)]
+    by_key = {
+        (m["factor"], m["rare_class"], m["model"]): [verdict_counts(m), verdict_counts(m, corrected=True)]
+        for m in metrics
+    }
     rows = sorted({(m["factor"], m["rare_class"]) for m in metrics}, key=lambda r: (_ordered_index(r[0]), r[1]))
-    totals = {model: dict.fromkeys(VERDICTS, 0) for model in models}
+    totals = {(model, i): dict.fromkeys(VERDICTS, 0) for model in models for i in range(len(tests))}
     data = []
     for factor, k in rows:
         line = []
         for model in models:
-            counts = by_key.get((factor, k, model))
-            if counts is None:
-                line.append("")
-                continue
-            for v in VERDICTS:
-                totals[model][v] += counts[v]
-            line.append(_lm(counts, paper_style))
+            both = by_key.get((factor, k, model))
+            for i in range(len(tests)):
+                if both is None:
+                    line.append("")
+                    continue
+                for v in VERDICTS:
+                    totals[model, i][v] += both[i][v]
+                line.append(_lm(both[i], paper_style))
         data.append(line)
-    data.append([_lm(totals[model], paper_style) for model in models])
+    data.append([_lm(totals[model, i], paper_style) for model in models for i in range(len(tests))])
     index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
-    return pd.DataFrame(data, index=index, columns=pd.Index([display(m) for m in models], name="model"))
+    columns = pd.MultiIndex.from_tuples([(display(m), t) for m in models for t in tests], names=["model", "test"])
+    return pd.DataFrame(data, index=index, columns=columns)
+
+
+def _settings_label(metrics: list[dict]) -> str:
+    """The test (and correction) the metrics files were judged with, e.g. 'one_sample'."""
+    labels = sorted({m["test"] + ("" if m["correction"] == "none" else "+" + m["correction"]) for m in metrics})
+    return " / ".join(labels)
 
 
 def _count_tables(m: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +252,9 @@ def _count_tables(m: dict) -> tuple[np.ndarray, np.ndarray]:
     return balanced, skewed
 
 
-def _recompute(m: dict, test: str) -> dict:
+def _recompute(m: dict, test: str, correction: str | None = None) -> dict:
+    """Every class of one metrics file judged again from its counts under
+    `test` (and `correction`, default the file's)."""
     balanced, skewed = _count_tables(m)
     return compare(
         balanced,
@@ -204,8 +262,9 @@ def _recompute(m: dict, test: str) -> dict:
         rare_class=int(m["rare_class"]),
         test=test,
         alpha=float(m["alpha"]),
-        correction=m.get("correction", "none"),
+        correction=m["correction"] if correction is None else correction,
         num_classes=len(balanced),
+        min_count=m["min_count"],
     )
 
 
@@ -263,7 +322,7 @@ def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.
             "sample_confidence": m.get("sample_confidence"),
             "label_oracle": oracle.get("label"),
             "factor_oracle": oracle.get("factor"),
-            "defined_classes": len(_class_keys([m])) - 1 - _verdict_counts(m)["undefined"],
+            "defined_classes": len(_class_keys([m])) - 1 - verdict_counts(m)["undefined"],
         }
         if min_accuracy is not None:
             accs = (record["label_oracle"], record["factor_oracle"])

@@ -2,7 +2,8 @@
 the images of one dataset of a factor, never on the factor or the labels.
 
 `train_one` is what a worker process of the train stage gets: a `TrainJob`
-names the run and its files. A generative run writes its final checkpoint
+names the run and its files and carries the params the stage started with
+(never re-read from params.yaml, which may change meanwhile). A generative run writes its final checkpoint
 (weights, the params that made them, epoch, code version) and resumes from
 its last checkpoint in `resume_dir` when killed; a control "trains" by
 recording which dataset it was given, so it travels the same path as the real
@@ -22,14 +23,14 @@ from pipeline import runs
 from pipeline.data.datasets import load_dataset
 from pipeline.files import ControlRecord, write_history
 from pipeline.names import CONTROLS, run_name
-from pipeline.params import Params, load_params
+from pipeline.params import Params
 
 
 @dataclass(frozen=True)
 class TrainJob:
     """One run of the train stage, as sent to a worker process."""
 
-    params_path: Path
+    params: Params
     model: str
     factor: str
     dataset: str
@@ -75,6 +76,7 @@ def train_model(
         resume_dir=resume_dir,
         checkpoint_every=params.train.checkpoint_every,
         log_dir=Path(params.train.log_dir),
+        lr_key=f"{runs.SECTION[model]}.lr",
     )
     probe = None
     if model in ("gan", "gan_sd"):
@@ -101,7 +103,7 @@ def record_control(job: TrainJob) -> None:
 def train_one(job: TrainJob) -> tuple[str, int, float]:
     """Run one job; returns (dataset, epochs trained, seconds)."""
     start = time.perf_counter()
-    params = load_params(job.params_path)
+    params = job.params
     if job.model in CONTROLS:
         record_control(job)
         history = []

@@ -4,12 +4,19 @@ The loop only sees images: never the factor f, never the label y. It owns the
 data order, seeding, resumable checkpoints, TensorBoard logs, progress and the
 per-epoch history (losses, and for GANs the discriminator probe of section
 6.2). What a model family does in a step is the method object's business.
+
+A resume checkpoint is keyed by the params that shape the weights and by the
+code that does (`code_digest`): after an edit of the family's module, the
+Method interface or this loop, a killed run starts over instead of finishing
+old weights with new code. A non-finite loss stops the run at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +26,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.data.datasets import FactorDataset
-from pipeline.errors import CheckpointError
+from pipeline.errors import CheckpointError, ParamsError
 from pipeline.io import load_checkpoint, rng_for, save_checkpoint
 
 
@@ -36,13 +43,34 @@ class Run:
     resume_dir: Path
     checkpoint_every: int = 5
     log_dir: Path | None = None
+    lr_key: str = "lr"  # the params key named when the loss diverges, e.g. vae.lr
     history: list[dict] = field(default_factory=list)
+    code: str = ""  # code_digest(method), set from the method when empty
+
+    def __post_init__(self) -> None:
+        self.code = self.code or code_digest(self.method)
 
     @property
     def resume_path(self) -> Path:
-        # keyed by the params, so a run under other params never picks it up
-        digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:10]
-        return self.resume_dir / f"{self.name}-{digest}.pt"
+        # keyed by the params and the code, so a run under other params or
+        # after a code change never picks it up
+        key = json.dumps({"params": self.params, "code": self.code}, sort_keys=True)
+        return self.resume_dir / f"{self.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.pt"
+
+
+def weight_code(method: torch.nn.Module) -> list[Path]:
+    """The source files whose code shapes a run's weights: the modules of the
+    method's classes (its family's file, the Method interface) and this loop."""
+    files = {Path(inspect.getsourcefile(c)) for c in type(method).__mro__ if c.__module__.startswith("pipeline.")}
+    return sorted(files | {Path(__file__)})
+
+
+def code_digest(method: torch.nn.Module) -> str:
+    """sha256 over `weight_code(method)`: changes with any edit of those files."""
+    digest = hashlib.sha256()
+    for path in weight_code(method):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -74,11 +102,18 @@ def _restore(run: Run, ckpt: dict) -> None:
 def _resume(run: Run) -> int:
     """Restore the run from its resume checkpoint, if any; the epoch to start from."""
     if not run.resume_path.exists():
+        others = sorted(run.resume_dir.glob(f"{run.name}-{'?' * 10}.pt"))
+        if others:
+            print(
+                f"{run.name}: not resuming from {others[0]}: saved under other params or by other code; "
+                "training from epoch 1",
+                flush=True,
+            )
         return 0
     try:
         ckpt = load_checkpoint(run.resume_path, run.params)
     except CheckpointError as err:
-        raise CheckpointError(f"{err}. It cannot be resumed: delete {run.resume_path}") from None
+        raise CheckpointError(f"{err}. It cannot be resumed: delete it and {run.name} starts over") from None
     _restore(run, ckpt)
     return ckpt["epoch"]
 
@@ -91,6 +126,12 @@ def _epoch(run: Run, data: torch.Tensor, epoch: int) -> dict[str, float]:
     for i in range(0, len(data), run.batch_size):
         x = data[order[i : i + run.batch_size]].float().div_(255.0)
         for key, value in run.method.train_step(x, epoch).items():
+            if not math.isfinite(value):
+                lr = f" (now {run.params['lr']})" if "lr" in run.params else ""
+                raise ParamsError(
+                    f"{run.name}: loss '{key}' is {value} in epoch {epoch + 1}: training diverged; "
+                    f"lower {run.lr_key}{lr} and re-run"
+                )
             sums[key] = sums.get(key, 0.0) + value
         steps += 1
     return {k: v / steps for k, v in sums.items()}
@@ -134,7 +175,9 @@ def train(
             if not live:
                 print(f"{run.name} epoch {epoch + 1}/{run.epochs} {losses}", flush=True)
             if (epoch + 1) % run.checkpoint_every == 0 and epoch + 1 < run.epochs:
-                save_checkpoint(run.resume_path, _state(run), run.params, epoch + 1, history=json.dumps(run.history))
+                save_checkpoint(
+                    run.resume_path, _state(run), run.params, epoch + 1, history=json.dumps(run.history), code=run.code
+                )
             if on_epoch is not None:
                 on_epoch(epoch + 1)
     if writer is not None:

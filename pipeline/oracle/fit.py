@@ -91,6 +91,20 @@ def predict(
     return np.concatenate(classes), np.concatenate(confidence)
 
 
+@torch.no_grad()
+def features(
+    model: OracleCNN, images: np.ndarray, device: torch.device | str = "cpu", batch_size: int = 1024
+) -> np.ndarray:
+    """The oracle's penultimate features (N, 128) float64 of uint8 (N, H, W, C) images."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    out = [
+        model.features(to_tensor(images[start : start + batch_size]).to(device)).cpu().double().numpy()
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, model.fc1.out_features), np.float64)
+
+
 def accuracy_report(predicted: np.ndarray, targets: np.ndarray, labels: np.ndarray) -> dict:
     """Overall accuracy and accuracy within each digit class (JSON-ready)."""
     correct = np.asarray(predicted) == np.asarray(targets)

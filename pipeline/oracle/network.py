@@ -28,9 +28,20 @@ class OracleCNN(nn.Module):
         self.dropout2 = nn.Dropout(0.5)
         self.fc2 = nn.Linear(128, num_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for float (N, C, H, W) images in [0, 1]."""
+    def _hidden(self, x: torch.Tensor, dropout: bool) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (N, 32, S/2, S/2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (N, 64, S/4, S/4)
-        x = self.dropout2(F.relu(self.fc1(torch.flatten(self.dropout1(x), 1))))
-        return self.fc2(x)
+        if dropout:
+            x = self.dropout1(x)
+        return F.relu(self.fc1(torch.flatten(x, 1)))  # (N, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for float (N, C, H, W) images in [0, 1]."""
+        return self.fc2(self.dropout2(self._hidden(x, dropout=True)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (N, 128) of float (N, C, H, W) images in
+        [0, 1]: fc1's activations after the ReLU, never dropped out (the same
+        in train and eval mode), so `fc2(features(x))` are eval-mode logits.
+        The space in which `pipeline.evaluation.quality` measures samples."""
+        return self._hidden(x, dropout=False)

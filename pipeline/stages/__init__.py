@@ -5,19 +5,33 @@
 
 Each is a thin `main(argv)`: parse the arguments dvc.yaml gives (every path
 comes from there), read params, call the library once, write. A stage never
-imports another stage. What they share is here: the argument parser and the
-one handler that turns any `RgfError` into one line and exit code 2.
+imports another stage. What they share is here: the argument parser, the
+params a stage starts with, the writing of its outputs and the one handler
+that turns any `RgfError` into one line and exit code 2.
+
+What a stage promises when it fails (params, data, a full disk, Ctrl-C,
+kill -9): its previous outputs stay as they were, readable. It writes every
+output to a scratch path and replaces the old ones together at the end, only
+if params.yaml still holds what the stage started with (a concurrent
+`dvc exp run` may rewrite it mid-run; dvc.lock would then record params the
+outputs were not made with). dvc.yaml declares the outputs `persist: true`,
+so DVC does not delete them before the stage runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
-from pipeline.errors import RgfError
+from pipeline.errors import ParamsError, RgfError
+from pipeline.io import WRITE_ERRORS, atomic_dir, atomic_file, cannot_write
+from pipeline.params import Params, load_params
 
 console = Console(stderr=True, soft_wrap=True)  # errors stay one grep-able line
 
@@ -29,13 +43,70 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+@dataclass(frozen=True)
+class StartedWith:
+    """The params file as a stage read it when it started."""
+
+    stage: str  # e.g. train@vae-colour
+    path: Path
+    text: bytes | None
+
+    def check_unchanged(self) -> None:
+        """Refuse to write outputs when the params file changed since the start."""
+        try:
+            now = self.path.read_bytes()
+        except OSError:
+            now = None
+        if now != self.text:
+            raise ParamsError(
+                f"{self.path} changed while {self.stage} ran; its outputs were not written: re-run `dvc repro`"
+            )
+
+
+def read_params(path: str | Path, stage: str) -> tuple[Params, StartedWith]:
+    """The validated params, and the file's text to check before writing."""
+    path = Path(path)
+    started = StartedWith(stage, path, path.read_bytes() if path.is_file() else None)
+    params = load_params(path)  # a missing or invalid file: one line
+    started.check_unchanged()
+    return params, started
+
+
+@contextmanager
+def outputs(
+    started: StartedWith, folders: Mapping[Path, str] | None = None, files: Sequence[Path] = ()
+) -> Iterator[tuple[Path, ...]]:
+    """Scratch paths for a stage's output folders (each with its signature,
+    see `pipeline.io.atomic_dir`) and files, in that order. They replace the
+    outputs together when the block succeeds and the params file is unchanged;
+    on any failure the old outputs stay."""
+    with ExitStack() as stack:
+        tmp = [stack.enter_context(atomic_dir(Path(f), signature)) for f, signature in (folders or {}).items()]
+        tmp += [stack.enter_context(atomic_file(Path(f), keep_suffix=Path(f).suffix == ".png")) for f in files]
+        yield tuple(tmp)
+        started.check_unchanged()
+
+
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
-    """Run a stage; turn bad input into one red line and exit code 2."""
+    """Run a stage; turn bad input into one red line and exit code 2, Ctrl-C
+    into one line and exit code 130."""
     try:
         main(argv)
     except RgfError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
         return 2
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        console.print(f"[bold red]error:[/] {cannot_write(Path(err.filename or '.'), err)}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print(
+            "[bold red]interrupted:[/] stopped; the previous outputs are unchanged "
+            "(a training run resumes from its last checkpoint on the next `dvc repro`)",
+            highlight=False,
+        )
+        return 130
     return 0
 
 

@@ -15,8 +15,7 @@ from pipeline.files import read_data_manifest, read_samples
 from pipeline.io import pick_device
 from pipeline.names import BALANCED, run_name, skewed
 from pipeline.oracle.fit import load_oracles
-from pipeline.params import load_params
-from pipeline.stages import exit_with, parser
+from pipeline.stages import exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,9 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--oracle-metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
     p.add_argument("--out", required=True, type=Path, help="metrics/<model>/<factor>/k<k>.json")
     args = p.parse_args(argv)
-    params = load_params(args.params)
-    params.check_factor(args.factor)
     k, factor, model = args.rare_class, args.factor, args.model
+    params, started = read_params(args.params, f"evaluate@{model}-{factor}-{k}")
+    params.check_factor(factor)
     if k not in params.skew.rare_classes:
         raise RgfError(f"rare class {k} is not in skew.rare_classes {params.skew.rare_classes}")
     samples = {
@@ -52,9 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         params.evaluation,
         pick_device(params.device),
     )
-    tmp = args.out.with_name(args.out.name + ".partial")
-    metrics.write(tmp)
-    tmp.replace(args.out)  # the old metrics survive any failure above
+    with outputs(started, files=[args.out]) as (out,):
+        metrics.write(out)
     verdicts = [r.verdict for c, r in metrics.classes.items() if c != "total"]
     print(
         f"evaluate@{model}-{factor}-{k}: {verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"

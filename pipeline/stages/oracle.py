@@ -14,11 +14,9 @@ from pathlib import Path
 
 from pipeline.data.datasets import load_dataset
 from pipeline.errors import DataError
-from pipeline.io import atomic_dir
 from pipeline.names import BALANCED, TARGETS
 from pipeline.oracle.fit import fit_oracles, save_oracles, score_oracles
-from pipeline.params import load_params
-from pipeline.stages import console, exit_with, parser
+from pipeline.stages import console, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path, help="models/oracles/<factor>")
     p.add_argument("--metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    params, started = read_params(args.params, f"oracle@{args.factor}")
     params.check_factor(args.factor)
     train = load_dataset(args.data / BALANCED)
     test = load_dataset(args.data / "test")
@@ -37,9 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     models = fit_oracles(args.params, params, args.factor, args.data)
     metrics = score_oracles(models, args.factor, train, test, params)
-    with atomic_dir(args.out) as tmp:
-        save_oracles(tmp, models, args.factor, train, params)
-    metrics.write(args.metrics)
+    with outputs(started, {args.out: f"{TARGETS[0]}.pt"}, [args.metrics]) as (out, metrics_file):
+        save_oracles(out, models, args.factor, train, params)
+        metrics.write(metrics_file)
     elapsed = time.perf_counter() - start
 
     opts = params.oracle

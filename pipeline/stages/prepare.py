@@ -9,9 +9,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.data.build import build, write_datasets
-from pipeline.io import atomic_dir
-from pipeline.params import load_params
-from pipeline.stages import exit_with, parser
+from pipeline.stages import exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,14 +18,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--source", required=True, type=Path, help="data/source")
     p.add_argument("--out", required=True, type=Path, help="data/<factor>")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    params, started = read_params(args.params, f"prepare@{args.factor}")
     params.check_factor(args.factor)
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
         datasets = build(args.factor, params, args.source, params.workers, progress)
-    with atomic_dir(args.out) as tmp:
-        write_datasets(tmp, args.factor, datasets, params)
+    with outputs(started, {args.out: "manifest.json"}) as (out,):
+        write_datasets(out, args.factor, datasets, params)
     elapsed = time.perf_counter() - start
     n = sum(len(ds.labels) for ds in datasets.values())
     print(f"prepare@{args.factor}: {len(datasets)} datasets, {n} images in {elapsed:.1f} s -> {args.out}")

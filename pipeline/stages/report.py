@@ -16,8 +16,7 @@ from pathlib import Path
 from pipeline.evaluation.report import study_report, write_plot_data, write_report
 from pipeline.files import load_metrics
 from pipeline.io import write_json
-from pipeline.params import load_params
-from pipeline.stages import exit_with, parser
+from pipeline.stages import exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,11 +27,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--summary", required=True, type=Path, help="reports/summary.json")
     p.add_argument("--plot-data", required=True, type=Path, help="reports/plots")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    params, started = read_params(args.params, "report")
     report = study_report(load_metrics(args.metrics), params, str(args.metrics))
-    write_report(args.out, report.readme, report.tables, args.plots, report.rare_classes, report.runs)
-    write_plot_data(args.plot_data, report.metrics, args.plots, report.rare_classes, report.runs)
-    write_json(args.summary, report.summary)
+    signatures = {args.out: "README.md", args.plot_data: "z"}
+    with outputs(started, signatures, [args.summary]) as (tables, plot_data, summary):
+        write_report(tables, report.readme, report.tables, args.plots, report.rare_classes, report.runs)
+        write_plot_data(plot_data, report.metrics, args.plots, report.rare_classes, report.runs)
+        write_json(summary, report.summary)
     print(f"report: {len(report.metrics)} metrics files, {len(report.tables)} tables -> {args.out}")
 
 

@@ -13,10 +13,8 @@ from pathlib import Path
 from pipeline.errors import RgfError
 from pipeline.files import SampleMeta, write_samples
 from pipeline.generative.sampling import image_grid, samples_of, save_png
-from pipeline.io import atomic_dir
 from pipeline.names import MODELS, run_name
-from pipeline.params import load_params
-from pipeline.stages import exit_with, parser
+from pipeline.stages import exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,13 +27,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path, help="data/samples/<run>")
     p.add_argument("--grid", required=True, type=Path, help="plots/samples/<run>.png")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    name = run_name(args.model, args.factor, args.dataset)
+    params, started = read_params(args.params, f"sample@{name}")
     params.check_factor(args.factor)
     if args.dataset not in params.datasets:
         raise RgfError(f"dataset {args.dataset!r} is not configured; choose one of {', '.join(params.datasets)}")
     if args.model not in MODELS:
         raise RgfError(f"model {args.model!r} has no sampler; available: {', '.join(MODELS)}")
-    name = run_name(args.model, args.factor, args.dataset)
     images = samples_of(params, args.model, args.factor, args.dataset, args.data, args.model_dir)
     meta = SampleMeta(
         run=name,
@@ -45,9 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         num_samples=len(images),
         seed=params.seed,
     )
-    with atomic_dir(args.out) as tmp:
-        write_samples(tmp, images, meta)
-    save_png(args.grid, image_grid(images[:100]))
+    with outputs(started, {args.out: "meta.json"}, [args.grid]) as (out, grid):
+        write_samples(out, images, meta)
+        save_png(grid, image_grid(images[:100]))
     print(f"sample@{name}: {len(images)} samples -> {args.out}, grid -> {args.grid}")
 
 

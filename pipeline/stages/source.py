@@ -13,20 +13,18 @@ from pathlib import Path
 from rich.progress import Progress
 
 from pipeline.data.sources import load_source, write_source
-from pipeline.io import atomic_dir
-from pipeline.params import load_params
-from pipeline.stages import exit_with, parser
+from pipeline.stages import exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="data/source")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    params, started = read_params(args.params, "source")
     with Progress(transient=True) as progress:
         train, test = load_source(params, progress)
-    with atomic_dir(args.out) as tmp:
-        write_source(tmp, train, test, params)
+    with outputs(started, {args.out: "manifest.json"}) as (out,):
+        write_source(out, train, test, params)
     print(f"source: {len(train.labels)} train and {len(test.labels)} test images from {params.data.source}")
 
 

@@ -6,21 +6,21 @@ The runs of a stage are independent and always needed together, so they train
 side by side in `workers` single-threaded processes (on a CPU two such
 processes beat one two-threaded one several times over). Run
 <model>-<factor>-<dataset> writes <out>/<dataset>/model.pt and
-<history>/<dataset>.csv (see pipeline/generative/fit.py); a killed run
-resumes from its last checkpoint in <resume>.
+<history>/<dataset>.csv (see pipeline/generative/fit.py); both folders are
+replaced only when every run has finished, the first run to fail stops the
+others (pipeline/workers.py), and a stopped or killed run resumes from its
+last checkpoint in <resume>.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pipeline.data.datasets import load_dataset
 from pipeline.generative.fit import TrainJob, train_one
-from pipeline.names import CONTROLS, GENERATIVE, MODELS
-from pipeline.params import load_params
-from pipeline.stages import exit_with, parser
+from pipeline.names import BALANCED, GENERATIVE, MODELS, run_name
+from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.workers import run_jobs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,33 +32,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--history", required=True, type=Path, help="plots/train/<model>-<factor>")
     p.add_argument("--resume", required=True, type=Path, help="models/resume (checkpoints of unfinished runs)")
     args = p.parse_args(argv)
-    params = load_params(args.params)
+    params, started = read_params(args.params, f"train@{args.model}-{args.factor}")
     params.check_factor(args.factor)
     for dataset in params.datasets:  # fail on missing data before any work
         load_dataset(args.data / dataset, mmap=True)
-    workers = min(params.workers, len(params.datasets))
-    live = workers == 1 or args.model in CONTROLS
-    jobs = [
-        TrainJob(
-            params_path=Path(args.params),
-            model=args.model,
-            factor=args.factor,
-            dataset=d,
-            data=args.data,
-            out=args.out / d,
-            history=args.history / f"{d}.csv",
-            resume_dir=args.resume,
-            live=live,
-        )
-        for d in params.datasets
-    ]
-    if workers > 1 and args.model in GENERATIVE:
-        # spawn, not fork: a forked torch process can deadlock in OpenMP
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            results = list(pool.map(train_one, jobs))
-    else:
-        results = [train_one(job) for job in jobs]
+    # the controls only record their dataset: no processes for them
+    workers = min(params.workers, len(params.datasets)) if args.model in GENERATIVE else 1
+    signatures = {args.out: BALANCED, args.history: f"{BALANCED}.csv"}
+    try:
+        with outputs(started, signatures) as (out, history):
+            jobs = [
+                TrainJob(
+                    params=params,
+                    model=args.model,
+                    factor=args.factor,
+                    dataset=d,
+                    data=args.data,
+                    out=out / d,
+                    history=history / f"{d}.csv",
+                    resume_dir=args.resume,
+                    live=workers == 1,
+                )
+                for d in params.datasets
+            ]
+            results = run_jobs(train_one, jobs, workers)
+    finally:  # a checkpoint half-written by a stopped worker is no resume file
+        for dataset in params.datasets:
+            for tmp in args.resume.glob(f"{run_name(args.model, args.factor, dataset)}-*.pt.partial"):
+                tmp.unlink(missing_ok=True)
     for dataset, epochs, seconds in results:
         print(f"train@{args.model}-{args.factor}: {dataset}: {epochs} epochs in {seconds:.1f} s")
 

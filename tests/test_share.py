@@ -1,0 +1,140 @@
+"""Sharing and scaling out the DVC way (README, "Sharing and scaling out"):
+a fresh clone names the default DVC remote and works without reaching it;
+two machines each compute half a study and push it (`dvc exp push
+--run-cache`), and a third assembles the whole report with `dvc exp run
+--pull`, restoring every computed stage from the run cache instead of
+running it."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+OUTPUTS = ("data/", "metrics/", "models/", "plots/", "reports/", "logs/")
+IDENT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def _env() -> dict:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", **IDENT)
+    # stage commands call `python`: make it this interpreter
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    return env
+
+
+def _sh(cmd, cwd, env, check=True):
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    if check:
+        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def _dvc(root, env, *args, check=True):
+    return _sh([sys.executable, "-m", "dvc", *args], root, env, check)
+
+
+def _origin(base: Path, env: dict) -> Path:
+    """A bare git repo holding the project's files (no outputs), as the team's
+    git server would."""
+    seed = base / "seed"
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file() and not name.startswith(OUTPUTS):
+            (seed / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, seed / name)
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "seed"]):
+        _sh(cmd, seed, env)
+    _sh(["git", "clone", "-q", "--bare", str(seed), str(base / "origin.git")], base, env)
+    return base / "origin.git"
+
+
+def _git_clone(origin: Path, dest: Path, env: dict, dvc_remote: Path | None = None) -> Path:
+    """`git clone` of the team's repo; with dvc_remote, the default remote
+    pointed there the way the README says (config.local, never committed)."""
+    _sh(["git", "clone", "-q", str(origin), str(dest)], origin.parent, env)
+    if dvc_remote is not None:
+        _dvc(dest, env, "remote", "modify", "--local", "storage", "url", str(dvc_remote))
+    return dest
+
+
+def test_a_fresh_clone_names_the_default_remote_and_works_without_it(tmp_path):
+    env = _env()
+    clone = _git_clone(_origin(tmp_path, env), tmp_path / "clone", env)
+    assert _dvc(clone, env, "remote", "default").stdout.strip() == "storage"
+    listed = _dvc(clone, env, "remote", "list").stdout.split()
+    # the committed url is relative to .dvc/: a folder beside the checkout
+    assert listed[:2] == ["storage", str(tmp_path / "rgf-dvc-storage")] and listed[2:] == ["(default)"]
+    # nothing reaches for the remote until a push or pull: status works, and
+    # no folder was created
+    assert "changed deps" in _dvc(clone, env, "status").stdout
+    assert not (tmp_path / "rgf-dvc-storage").exists()
+
+
+# the smoke profile on the VAE only: each half trains one factor
+HALF = ["-S", "profile=smoke", "-S", "models=[vae]"]
+
+
+def _stages(out: str) -> tuple[set[str], set[str]]:
+    ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
+    restored = set(re.findall(r"^Stage '([^']+)' is cached - skipping run", out, flags=re.M))
+    return ran, restored
+
+
+def _computed(factor: str) -> set[str]:
+    """Every stage of one factor's VAE study but the report."""
+    runs = [f"vae-{factor}-{d}" for d in ("balanced", "skewed_k1")]
+    return {
+        f"prepare@{factor}",
+        f"oracle@{factor}",
+        f"train@vae-{factor}",
+        *(f"sample@{r}" for r in runs),
+        f"evaluate@vae-{factor}-1",
+    }
+
+
+@pytest.mark.slow
+def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_run_cache(tmp_path):
+    env = _env()
+    origin = _origin(tmp_path, env)
+    storage = tmp_path / "dvc-storage"
+    started = time.monotonic()
+    halves = {}
+    for factor in ("colour", "thick"):
+        clone = _git_clone(origin, tmp_path / factor, env, storage)
+        out = _dvc(clone, env, "exp", "run", "-n", f"{factor}-half", *HALF, "-S", f"factors=[{factor}]").stdout
+        ran, _ = _stages(out)
+        assert ran == {"source", "report"} | _computed(factor), out
+        _dvc(clone, env, "exp", "push", "--run-cache", "origin", f"{factor}-half")
+        halves[factor] = clone
+    halves_done = time.monotonic()
+
+    assembler = _git_clone(origin, tmp_path / "assembler", env, storage)
+    listed = _dvc(assembler, env, "exp", "list", "--all-commits", "--name-only", "origin").stdout.split()
+    assert sorted(listed) == ["colour-half", "thick-half"]
+    out = _dvc(assembler, env, "exp", "run", "--pull", *HALF, "-S", "factors=[colour,thick]").stdout
+    ran, restored = _stages(out)
+    # only the report, which is new to this study, runs; every stage that
+    # computes something comes back from the machine that computed it
+    assert ran == {"report"}, out
+    assert restored == {"source"} | _computed("colour") | _computed("thick"), out
+    for factor, half in halves.items():
+        for path in (f"metrics/vae/{factor}/k1.json", f"metrics/oracles/{factor}.json"):
+            assert (assembler / path).read_bytes() == (half / path).read_bytes(), path
+        for dataset in ("balanced", "skewed_k1"):
+            assert (assembler / f"models/vae-{factor}/{dataset}/model.pt").is_file()
+            assert (assembler / f"plots/train/vae-{factor}/{dataset}.csv").is_file()
+    z_table = (assembler / "reports/tables/z_k1.csv").read_text()
+    assert "colour" in z_table and "thick" in z_table
+    print(f"\nhalves: {halves_done - started:.0f} s, assembly: {time.monotonic() - halves_done:.0f} s")
