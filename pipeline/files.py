@@ -234,6 +234,28 @@ class ClassResult:
         return out
 
 
+class Baseline(_File):
+    fd: float
+    precision: float
+    recall: float
+
+
+class QualityBlock(_File):
+    """pipeline.evaluation.quality.quality_block of one run."""
+
+    samples: int
+    compared: int  # samples and real images compared (the same number on both sides)
+    reference: int  # real images they are compared against
+    fd: float
+    precision: float
+    recall: float
+    baseline: Baseline  # two halves of the real test images against each other
+    ambiguity: float  # share of samples the factor oracle reads with p < ambiguity_threshold
+    ambiguity_threshold: float
+    k: int
+    per_class: dict[str, dict[str, int | float | dict[str, float] | None]]
+
+
 class MetricsFile(_File):
     """metrics/<model>/<factor>/k<k>.json: the verdicts of one (model, factor, k)."""
 
@@ -249,6 +271,11 @@ class MetricsFile(_File):
     alpha: float
     correction: str
     min_count: int  # a class with fewer samples in either run is undefined (low_support)
+    min_factor_confidence: float  # samples read less surely than this were dropped before counting
+    dropped: dict[Literal["balanced", "skewed"], int]  # how many, per run
+    # per run: FD, precision, recall in the label oracle's features and the real-vs-real baseline
+    quality: dict[Literal["balanced", "skewed"], QualityBlock]
+    low_quality: list[str]  # why the runs fall below evaluation.max_fd / min_precision ([] when they do not)
     sample_confidence: float  # the label oracle's mean top probability on the skewed model's samples
     confident_fraction: float  # the share of those samples it reads with p > 0.9
     classes: dict[str, ClassResult]  # "0".."n-1" and "total"

@@ -213,6 +213,11 @@ class EvaluationParams(_Section):
     correction: Literal["none", "holm", "fdr_bh"]
     # a class with fewer samples than this in either run is undefined (low_support)
     min_count: Annotated[int, Field(ge=1)]
+    # drop samples the factor oracle reads with a lower top probability before counting (0: keep all)
+    min_factor_confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    # a comparison whose runs exceed this FD or fall below this precision is marked low-quality (null: off)
+    max_fd: Annotated[float, Field(gt=0.0)] | None
+    min_precision: Annotated[float, Field(ge=0.0, le=1.0)] | None
 
 
 class Params(_Section):

@@ -166,7 +166,7 @@ def test_stage_asked_for_cuda_without_one_stops_with_one_line(data_dir, tmp_path
     code, out, metrics = _stage(tmp_path, data_dir, ("device", "cuda"))
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: device: cuda requested") and "set device: auto or cpu" in err
+    assert err.startswith("error: ") and "device = 'cuda'" in err and "no CUDA device on this machine" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists() and not metrics.exists()
 

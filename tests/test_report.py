@@ -43,6 +43,18 @@ def gan(k):
 
 
 MAKERS = {"data-memorizer": memorizer, "data-learner": learner, "gan": gan}
+
+
+def quality(fd, precision):
+    """A quality block (pipeline/files.py QualityBlock) with this FD and precision."""
+    baseline = {"fd": 1.5, "precision": 0.8, "recall": 0.8}
+    return {
+        **{"samples": 1000, "compared": 500, "reference": 1000, "fd": fd, "precision": precision, "recall": 0.5},
+        **{"baseline": baseline, "ambiguity": 0.1, "ambiguity_threshold": 0.9, "k": 3, "per_class": {}},
+    }
+
+
+QUALITY = {"data-memorizer": quality(1.5, 0.8), "data-learner": quality(1.6, 0.8), "gan": quality(12.0, 0.4)}
 FACTOR_VALUES = {"colour": ["red", "green"], "thin": ["plain", "thin"]}
 # the study the metrics below belong to: MNIST, factors colour and thin, rare classes 1 and 2
 STUDY = ("factors=[colour,thin]", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
@@ -64,6 +76,10 @@ def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", 
         "alpha": alpha,
         "correction": "none",
         "min_count": min_count,
+        "min_factor_confidence": 0.0,
+        "dropped": {"balanced": 0, "skewed": 0},
+        "quality": {run: QUALITY[model] for run in ("balanced", "skewed")},
+        "low_quality": ["skewed: FD 40.0 > evaluation.max_fd 30"] if model == "gan" and k == 2 else [],
         "sample_confidence": 0.93,
         "confident_fraction": 0.88,
         "classes": {key: r.to_dict() for key, r in results.items()},
@@ -207,6 +223,8 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
         "memorized": 3,
         "mean_abs_z": round(14 / 9, 3),
         "two_proportion_holm": corrected,
+        "fd": 12.0,
+        "precision": 0.4,
     }
     readme = (out / "README.md").read_text()
     assert "9 metrics files under" in readme and "data-learner/thin/k2" in readme
@@ -325,6 +343,8 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
         "memorized": 40,
         "mean_abs_z": 10.0,
         "two_proportion_holm": {"learned": 0, "memorized": 40},
+        "fd": 1.5,
+        "precision": 0.8,
     }
     assert summary["learner_fp_rate"]["two_proportion"] == 0.0
     assert summary["learner_fp_rate"]["one_sample"] == 0.1
@@ -396,3 +416,16 @@ def test_rgf_report_on_a_missing_metrics_folder_fails_in_one_line(metrics_root, 
     assert f"{tmp_path / 'nope.yaml'}: not found" in capsys.readouterr().err
     assert rgf(["report", "--metrics", str(metrics_root)]) == 0
     assert "z per class, rare class k = 1" in capsys.readouterr().out
+
+
+def test_a_low_quality_comparison_keeps_its_verdicts_marked_in_tables_1_2_and_4(metrics_root):
+    metrics = load_metrics(metrics_root)
+    z2, z1 = tables.z_table(metrics, 2), tables.z_table(metrics, 1)
+    assert ("colour", "GAN [low quality]") in z2.columns and ("colour", "GAN") in z1.columns
+    assert z2.loc["0", ("colour", "GAN [low quality]")] == "-4.00 (M)"
+    summary = tables.summary_table(metrics)
+    assert summary.loc[("colour", "k=2"), ("GAN", "one_sample")] == "6/3 [low quality]"
+    assert summary.loc[("colour", "k=1"), ("GAN", "one_sample")] == "6/3"
+    quality = tables.quality_table(metrics)
+    assert quality.loc[("GAN", "colour", 2), "low_quality"] and not quality.loc[("GAN", "colour", 1), "low_quality"]
+    assert quality.loc[("GAN", "colour", 1), "fd_s"] == 12.0 and quality.loc[("GAN", "colour", 1), "fd_real"] == 1.5

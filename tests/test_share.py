@@ -115,7 +115,7 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
         clone = _git_clone(origin, tmp_path / factor, env, storage)
         out = _dvc(clone, env, "exp", "run", "-n", f"{factor}-half", *HALF, "-S", f"factors=[{factor}]").stdout
         ran, _ = _stages(out)
-        assert ran == {"source", "report"} | _computed(factor), out
+        assert ran == {"validate", "source", "report"} | _computed(factor), out
         _dvc(clone, env, "exp", "push", "--run-cache", "origin", f"{factor}-half")
         halves[factor] = clone
     halves_done = time.monotonic()
@@ -125,9 +125,10 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
     assert sorted(listed) == ["colour-half", "thick-half"]
     out = _dvc(assembler, env, "exp", "run", "--pull", *HALF, "-S", "factors=[colour,thick]").stdout
     ran, restored = _stages(out)
-    # only the report, which is new to this study, runs; every stage that
-    # computes something comes back from the machine that computed it
-    assert ran == {"report"}, out
+    # only what is new to this study runs: the params check and the report;
+    # every stage that computes something comes back from the machine that
+    # computed it
+    assert ran == {"validate", "report"}, out
     assert restored == {"source"} | _computed("colour") | _computed("thick"), out
     for factor, half in halves.items():
         for path in (f"metrics/vae/{factor}/k1.json", f"metrics/oracles/{factor}.json"):

@@ -1,21 +1,58 @@
 """Learned or memorized, class by class (method, step 5): label the samples
 of the balanced-trained and the skewed-trained run with the factor's two
 oracles, count per class how many carry the factor, and test the skewed
-proportion against the balanced one."""
+proportion against the balanced one; beside the verdicts, how good both
+runs' samples are (Fréchet distance, precision and recall in the label
+oracle's feature space against real test images, pipeline/evaluation/quality.py)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from pipeline.data.datasets import FactorDataset
+from pipeline.evaluation.quality import quality_block
 from pipeline.evaluation.stats import compare, counts_from_labels
 from pipeline.files import DataManifest, MetricsFile
+from pipeline.io import rng_for
+from pipeline.names import BALANCED
 from pipeline.names import skewed as skewed_name
-from pipeline.oracle.fit import predict
+from pipeline.oracle.fit import features, predict
 from pipeline.oracle.network import OracleCNN
 from pipeline.params import EvaluationParams
 
 CONFIDENT = 0.9  # a sample the label oracle reads with p above this is "confident"
+
+
+@dataclass(frozen=True)
+class Read:
+    """One run's samples as the oracles read them."""
+
+    labels: np.ndarray  # (M,) the label oracle's class
+    label_confidence: np.ndarray  # (M,) its top probability
+    factor: np.ndarray  # (M,) the factor oracle's f
+    factor_confidence: np.ndarray  # (M,) its top probability
+    features: np.ndarray  # (M, D) the label oracle's penultimate features
+
+
+def read_samples(label_oracle: OracleCNN, factor_oracle: OracleCNN, images: np.ndarray, device) -> Read:
+    """Label, factor and features of every sample."""
+    labels, label_confidence = predict(label_oracle, images, device)
+    factor, factor_confidence = predict(factor_oracle, images, device)
+    return Read(labels, label_confidence, factor, factor_confidence, features(label_oracle, images, device))
+
+
+def low_quality(quality: dict[str, dict], ev: EvaluationParams) -> list[str]:
+    """Why a comparison's samples fall below the study's quality thresholds ([] when they do not)."""
+    reasons = []
+    for run, block in quality.items():
+        if ev.max_fd is not None and block["fd"] > ev.max_fd:
+            reasons.append(f"{run}: FD {block['fd']:.1f} > evaluation.max_fd {ev.max_fd:g}")
+        if ev.min_precision is not None and block["precision"] < ev.min_precision:
+            reasons.append(f"{run}: precision {block['precision']:.2f} < evaluation.min_precision {ev.min_precision:g}")
+    return reasons
 
 
 def judge(
@@ -28,17 +65,24 @@ def judge(
     device: torch.device | str,
     total_direction: int,
     num_classes: int = 10,
+    real: FactorDataset | None = None,
+    rng: np.random.Generator | None = None,
 ) -> dict:
-    """Metrics of one (model, factor, k): counts, proportions, z, verdicts."""
-    labelled = []
-    for images in (balanced, skewed):
-        labels, confidence = predict(label_oracle, images, device)
-        factor, _ = predict(factor_oracle, images, device)
-        labelled.append((counts_from_labels(labels, factor, num_classes), confidence))
-    (counts_b, _), (counts_s, confidence_s) = labelled
+    """Metrics of one (model, factor, k): counts, proportions, z, verdicts,
+    and, given the `real` test images and an `rng`, the samples' quality.
+
+    Samples whose factor-oracle confidence is below
+    `ev.min_factor_confidence` (mixed ink, say) are dropped before counting."""
+    reads = {"balanced": read_samples(label_oracle, factor_oracle, balanced, device)}
+    reads["skewed"] = read_samples(label_oracle, factor_oracle, skewed, device)
+    counts, dropped = {}, {}
+    for run, r in reads.items():
+        keep = r.factor_confidence >= ev.min_factor_confidence
+        counts[run] = counts_from_labels(r.labels[keep], r.factor[keep], num_classes)
+        dropped[run] = int((~keep).sum())
     results = compare(
-        counts_b,
-        counts_s,
+        counts["balanced"],
+        counts["skewed"],
         rare_class,
         ev.test,
         ev.alpha,
@@ -47,14 +91,25 @@ def judge(
         total_direction=total_direction,
         min_count=ev.min_count,
     )
+    quality = {}
+    if real is not None:
+        real_features = features(label_oracle, real.images, device)
+        for run, r in reads.items():
+            block = quality_block(real_features, real.labels, r.features, r.labels, r.factor_confidence, rng)
+            quality[run] = block
+    confidence_s = reads["skewed"].label_confidence
     return {
         "test": ev.test,
         "alpha": ev.alpha,
         "correction": ev.correction,
         "min_count": ev.min_count,
+        "min_factor_confidence": ev.min_factor_confidence,
+        "dropped": dropped,
         # quality of the skewed model's samples: how sure the label oracle is
         "sample_confidence": float(confidence_s.mean()),
         "confident_fraction": float((confidence_s > CONFIDENT).mean()),
+        "quality": quality,
+        "low_quality": low_quality(quality, ev),
         "classes": results,
     }
 
@@ -63,25 +118,30 @@ def evaluate_run(
     model: str,
     factor: str,
     rare_class: int,
-    balanced: np.ndarray,
-    skewed: np.ndarray,
+    samples: dict[str, np.ndarray],
     data_manifest: DataManifest,
+    real: FactorDataset,
     oracles: tuple[OracleCNN, OracleCNN, dict],
     ev: EvaluationParams,
     device: torch.device | str,
+    seed: int,
 ) -> MetricsFile:
-    """The metrics file of one (model, factor, k) from both runs' samples."""
+    """The metrics file of one (model, factor, k) from both runs' samples
+    (`samples`: balanced and skewed_k<k> -> (M, H, W, 3) uint8)."""
     label_oracle, factor_oracle, accuracy = oracles
+    skewed = samples[skewed_name(rare_class)]
     metrics = judge(
         label_oracle,
         factor_oracle,
-        balanced,
+        samples[BALANCED],
         skewed,
         rare_class,
         ev,
         device,
         data_manifest.skew_direction(skewed_name(rare_class)),
         data_manifest.num_classes,
+        real=real,
+        rng=rng_for(seed, "quality", model, factor, rare_class),
     )
     return MetricsFile(
         model=model,

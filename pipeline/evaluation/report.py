@@ -112,7 +112,15 @@ def _quality_text(quality: pd.DataFrame, min_accuracy: float | None) -> str:
     text = (
         "`sample_confidence` is the label oracle's mean top probability on the skewed model's samples: low "
         "values mean samples the oracle cannot read, whose per-class counts mean little. The oracle "
-        "accuracies are those of the label and factor classifiers on the test set."
+        "accuracies are those of the label and factor classifiers on the test set. For both runs (u: trained "
+        "on the balanced set, s: on the skewed one), `fd` is the Fréchet distance between the samples and real "
+        "test images in the label oracle's penultimate features, `precision` and `recall` the improved "
+        "precision and recall of Kynkäänniemi et al. (2019, k = 3) in the same space, and `fd_real` the same "
+        "distance between two halves of the real test images (the floor a perfect model would reach at this "
+        "sample size). `ambiguity` is the share of samples the factor oracle reads with a top probability "
+        "below 0.9 (mixed ink, say); `dropped`, the samples left out of the counts by "
+        "`evaluation.min_factor_confidence`. A comparison past `evaluation.max_fd` or under "
+        "`evaluation.min_precision` keeps its verdicts, marked [low quality] in Tables 1, 2 and 4."
     )
     if "oracles_ok" in quality.columns:
         weak = int((~quality["oracles_ok"]).sum())
@@ -242,9 +250,19 @@ def write_plot_data(
     out: Path, metrics: list[dict], plots: Path | None, rare_classes: list[int], runs: set[str] | None = None
 ) -> None:
     """The data of `dvc plots show`, replacing `out` as a whole:
-    z/<model>-<factor>-k<k>.csv (z per class, one bar chart each) and
-    probe/<model>-<factor>-<dataset>-k<k>.csv (the discriminator probe)."""
+    z/<model>-<factor>-k<k>.csv (z per class, one bar chart each),
+    probe/<model>-<factor>-<dataset>-k<k>.csv (the discriminator probe) and
+    quality.csv (per model: FD, precision and mean |z|, to plot one against
+    the other)."""
     with atomic_dir(out) as tmp:
+        summary = summarise(metrics, None)["models"] if metrics else {}
+        quality = [
+            {"model": display(m), "fd": s["fd"], "precision": s["precision"], "mean_abs_z": s["mean_abs_z"]}
+            for m, s in summary.items()
+        ]
+        pd.DataFrame(quality, columns=["model", "fd", "precision", "mean_abs_z"]).to_csv(
+            tmp / "quality.csv", index=False
+        )
         (tmp / "z").mkdir()
         for name, df in z_bars(metrics).items():
             df.to_csv(tmp / "z" / f"{name}.csv", index=False)
@@ -316,10 +334,15 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
         entry[corrected]["learned"] += counts["learned"]
         entry[corrected]["memorized"] += counts["memorized"] + counts["opposite"]
         entry["z"] += [abs(r["z"]) for r in rows if r["z"] is not None]
+        entry.setdefault("quality", []).extend(m["quality"].values())
         oracles[m["factor"]] = {k: round(v, 4) for k, v in m["oracle_accuracy"].items()}
     for entry in models.values():
         z = entry.pop("z")
         entry["mean_abs_z"] = round(sum(z) / len(z), 3) if z else None
+        # the mean over the model's runs (balanced- and skewed-trained) of FD and precision
+        blocks = entry.pop("quality", [])
+        for key in ("fd", "precision"):
+            entry[key] = round(sum(b[key] for b in blocks) / len(blocks), 4) if blocks else None
     # a study without the controls (a sweep of one model, say) has no false-positive table
     has_learner = fp is not None and "Learner" in fp.index.get_level_values(0)
     learner = fp.xs("Learner", level=0) if has_learner else None

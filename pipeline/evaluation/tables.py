@@ -71,7 +71,7 @@ def _grid(metrics: list[dict], rare_class: int, cell) -> pd.DataFrame:
     cols = _columns(chosen)
     keys = _class_keys(chosen)
     data = {
-        (f, display(model)): [
+        (f, run_label(by_col[f, model])): [
             cell(by_col[f, model]["classes"][k]) if k in by_col[f, model]["classes"] else UNDEFINED for k in keys
         ]
         for f, model in cols
@@ -80,6 +80,14 @@ def _grid(metrics: list[dict], rare_class: int, cell) -> pd.DataFrame:
     df = pd.DataFrame(data, index=pd.Index([_row_label(k, names) for k in keys], name="class"))
     df.columns = pd.MultiIndex.from_tuples(list(data), names=["factor", "model"])
     return df
+
+
+LOW_QUALITY = " [low quality]"  # beside a model whose samples fall below evaluation.max_fd / min_precision
+
+
+def run_label(m: dict) -> str:
+    """The paper's name of a metrics file's model, marked when its samples are low-quality."""
+    return display(m["model"]) + (LOW_QUALITY if m["low_quality"] else "")
 
 
 def _fmt(value: float | None) -> str:
@@ -217,6 +225,7 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
         (m["factor"], m["rare_class"], m["model"]): [verdict_counts(m), verdict_counts(m, corrected=True)]
         for m in metrics
     }
+    low = {(m["factor"], m["rare_class"], m["model"]) for m in metrics if m["low_quality"]}
     rows = sorted({(m["factor"], m["rare_class"]) for m in metrics}, key=lambda r: (_ordered_index(r[0]), r[1]))
     totals = {(model, i): dict.fromkeys(VERDICTS, 0) for model in models for i in range(len(tests))}
     data = []
@@ -230,7 +239,7 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
                     continue
                 for v in VERDICTS:
                     totals[model, i][v] += both[i][v]
-                line.append(_lm(both[i], paper_style))
+                line.append(_lm(both[i], paper_style) + (LOW_QUALITY if (factor, k, model) in low else ""))
         data.append(line)
     data.append([_lm(totals[model, i], paper_style) for model in models for i in range(len(tests))])
     index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
@@ -307,7 +316,10 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
 def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.DataFrame:
     """Per (model, factor, k): sample count, sample_confidence, the oracles'
     accuracies and the defined classes; with min_accuracy, whether both
-    oracles reach it."""
+    oracles reach it; for both runs (u: balanced-trained, s: skewed-trained)
+    FD, precision, recall and the factor oracle's ambiguity, the real-vs-real
+    FD beside them, the samples dropped as ambiguous, and whether the
+    comparison is low-quality."""
     if not metrics:
         return pd.DataFrame()
     order = {m: i for i, m in enumerate(ordered((m["model"] for m in metrics), MODELS))}
@@ -327,8 +339,21 @@ def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.
         if min_accuracy is not None:
             accs = (record["label_oracle"], record["factor_oracle"])
             record["oracles_ok"] = all(a is not None and a >= min_accuracy for a in accs)
+        record.update(_quality_columns(m))
         records.append(record)
     return pd.DataFrame.from_records(records).set_index(["model", "factor", "k"])
+
+
+def _quality_columns(m: dict) -> dict:
+    q = m["quality"]
+    out = {}
+    for key in ("fd", "precision", "recall", "ambiguity"):
+        for run, tag in (("balanced", "u"), ("skewed", "s")):
+            out[f"{key}_{tag}"] = q[run][key] if run in q else None
+    out["fd_real"] = q["skewed"]["baseline"]["fd"] if "skewed" in q else None
+    out["dropped"] = sum(m["dropped"].values())
+    out["low_quality"] = bool(m["low_quality"])
+    return out
 
 
 def cell_text(value: object) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.data.datasets import load_dataset
 from pipeline.errors import RgfError
 from pipeline.evaluation.judge import evaluate_run
 from pipeline.files import read_data_manifest, read_samples
@@ -44,12 +45,13 @@ def main(argv: list[str] | None = None) -> None:
         model,
         factor,
         k,
-        samples[BALANCED],
-        samples[skewed(k)],
+        samples,
         data_manifest,
+        load_dataset(args.data / "test"),
         oracles,
         params.evaluation,
         pick_device(params.device),
+        params.seed,
     )
     with outputs(started, files=[args.out]) as (out,):
         metrics.write(out)
