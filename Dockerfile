@@ -27,12 +27,16 @@ RUN if id -u ubuntu >/dev/null 2>&1; then userdel ubuntu; fi \
     && useradd --create-home --uid "${UID}" rgf
 
 WORKDIR /opt/rgf
+# dependencies first, code after: a change under pipeline/ rebuilds only the
+# last layer. The editable install needs the package folder to exist; the
+# real one replaces the placeholder below. The base's Python is marked
+# externally managed (PEP 668); the base itself installed torch with pip into
+# the same site-packages.
 COPY pyproject.toml README.md ./
-COPY pipeline ./pipeline
-# the base's Python is marked externally managed (PEP 668); the base itself
-# installed torch with pip into the same site-packages
-RUN pip install --no-cache-dir --break-system-packages -e . \
+RUN mkdir pipeline && touch pipeline/__init__.py \
+    && pip install --no-cache-dir --break-system-packages -e . \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0+cu'), torch.__version__"
+COPY pipeline ./pipeline
 
 USER ${UID}
 # the repo is mounted here and owned by the host user: let git accept it

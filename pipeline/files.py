@@ -276,6 +276,9 @@ class MetricsFile(_File):
     # per run: FD, precision, recall in the label oracle's features and the real-vs-real baseline
     quality: dict[Literal["balanced", "skewed"], QualityBlock]
     low_quality: list[str]  # why the runs fall below evaluation.max_fd / min_precision ([] when they do not)
+    # a control's calibration: test -> flagged / defined classes over control_resamples redraws ({} otherwise)
+    calibration: dict[str, dict[Literal["flagged", "defined"], int]]
+    control_resamples: int
     sample_confidence: float  # the label oracle's mean top probability on the skewed model's samples
     confident_fraction: float  # the share of those samples it reads with p > 0.9
     classes: dict[str, ClassResult]  # "0".."n-1" and "total"

@@ -50,16 +50,16 @@ def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-# what a write fails with when the disk, the quota or the file system says no
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+# what a write fails with when the disk, the quota or the file system says no;
+# None: numpy's short write ("235200 requested and 65408 written") has no errno
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, None}
 
 
 def cannot_write(path: Path, err: OSError) -> RgfError:
     """One line for a write that the file system refused: which output, why."""
     where = f" ({err.filename})" if err.filename and str(err.filename) != str(path) else ""
     return RgfError(
-        f"{path}: cannot write{where}: {err.strerror or os.strerror(err.errno)}; "
-        "the previous version is unchanged: free space and re-run"
+        f"{path}: cannot write{where}: {err.strerror or err}; the previous version is unchanged: free space and re-run"
     )
 
 

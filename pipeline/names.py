@@ -11,7 +11,7 @@ MNIST_CLASSES = 10
 
 # Models (method, step 3): the generative families, then the two controls
 GENERATIVE = ("vae", "gan", "gan_sd", "ddpm")
-CONTROLS = ("data-memorizer", "data-learner")
+CONTROLS = ("data-memorizer", "data-learner", "data-mixer")
 MODELS = GENERATIVE + CONTROLS
 # the paper's names, used in tables
 DISPLAY = {
@@ -21,6 +21,7 @@ DISPLAY = {
     "ddpm": "DM",
     "data-memorizer": "Memorizer",
     "data-learner": "Learner",
+    "data-mixer": "Mixer",
 }
 
 # the two oracles of a factor (section 5.2): the class and the factor

@@ -213,6 +213,10 @@ class EvaluationParams(_Section):
     correction: Literal["none", "holm", "fdr_bh"]
     # a class with fewer samples than this in either run is undefined (low_support)
     min_count: Annotated[int, Field(ge=1)]
+    # redraws of the controls' samples that measure each test's false- and true-positive rates (0: off)
+    control_resamples: Annotated[int, Field(ge=0, le=100_000)]
+    # the data-mixer control's share of samples from the skewed set (its known, partial effect)
+    mixer_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
     # drop samples the factor oracle reads with a lower top probability before counting (0: keep all)
     min_factor_confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     # a comparison whose runs exceed this FD or fall below this precision is marked low-quality (null: off)

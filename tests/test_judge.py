@@ -7,7 +7,10 @@ import pytest
 
 from pipeline.data.datasets import FactorDataset
 from pipeline.evaluation import judge as judge_module
-from pipeline.evaluation.judge import Read, judge
+from pipeline.evaluation.judge import Read, calibrate, judge
+from pipeline.generative.controls import control_samples
+from pipeline.io import rng_for
+from pipeline.names import run_name
 from tests.helpers import params
 
 
@@ -63,3 +66,61 @@ def test_quality_of_both_runs_and_the_low_quality_mark(oracle_reads):
     assert len(metrics["low_quality"]) == 1 and metrics["low_quality"][0].startswith("skewed: FD ")
     assert metrics["low_quality"][0].endswith("> evaluation.max_fd 5")
     assert _judge(oracle_reads)["low_quality"] == []  # no threshold, no mark
+
+
+def _pool(n, factor_of):
+    """A Read of n images, classes 0..9 in turn, f from factor_of(class, index)."""
+    labels = np.arange(n) % 10
+    factor = np.array([factor_of(c, i) for i, c in enumerate(labels)])
+    return Read(labels, np.ones(n), factor, np.ones(n), np.zeros((n, 2)))
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    """Each control's calibration over 100 redraws of 500 samples per run."""
+    pools = {"balanced": _pool(4000, lambda c, i: (i // 10) % 2), "skewed_k1": _pool(4000, lambda c, i: int(c == 1))}
+    ev = params("smoke", "evaluation.control_resamples=100", "evaluation.num_samples=500").evaluation
+    return {
+        model: calibrate(model, 1, pools, ev, np.random.default_rng(0), -1, 10)
+        for model in ("data-learner", "data-memorizer", "data-mixer")
+    }
+
+
+def test_the_learner_measures_each_tests_false_positive_rate(calibration):
+    learner = calibration["data-learner"]
+    assert all(t["defined"] == 1000 for t in learner.values())  # 100 redraws x 10 classes, all defined
+    rate = {test: t["flagged"] / t["defined"] for test, t in learner.items()}
+    # the pooled test holds alpha = 0.05; the one-sample test treats P_c^u as exact and runs well above it
+    assert 0.02 <= rate["two_proportion"] <= 0.09 and rate["fisher"] <= rate["two_proportion"]
+    assert rate["one_sample"] >= 0.12
+
+
+def test_the_memorizer_is_always_caught_and_the_mixer_sometimes(calibration):
+    assert all(t["flagged"] == t["defined"] == 1000 for t in calibration["data-memorizer"].values())
+    mixer = {test: t["flagged"] / t["defined"] for test, t in calibration["data-mixer"].items()}
+    # a 20% mix moves P(f=1) by 0.1 at about 50 samples per class: detected, but not always
+    assert 0.1 < mixer["two_proportion"] < 0.9 and mixer["one_sample"] > mixer["two_proportion"]
+
+
+def test_the_learners_two_runs_draw_different_samples():
+    rng = {d: rng_for(0, "sample", run_name("data-learner", "colour", d)) for d in ("balanced", "skewed_k1")}
+    images = np.arange(500, dtype=np.uint8).reshape(500, 1, 1, 1).repeat(3, axis=3)
+    pools = {
+        d: FactorDataset(images, np.zeros(500, np.int64), np.zeros(500, np.uint8), np.zeros(500, bool)) for d in rng
+    }
+    draws = {d: control_samples("data-learner", d, pools, 100, rng[d], 0.2) for d in rng}
+    assert not np.array_equal(draws["balanced"], draws["skewed_k1"])
+
+
+def test_the_mixer_draws_its_fraction_from_the_skewed_set():
+    pools = {
+        "balanced": FactorDataset(
+            np.zeros((50, 2, 2, 3), np.uint8), np.zeros(50, np.int64), np.zeros(50, np.uint8), np.zeros(50, bool)
+        ),
+        "skewed_k1": FactorDataset(
+            np.full((50, 2, 2, 3), 255, np.uint8), np.zeros(50, np.int64), np.ones(50, np.uint8), np.zeros(50, bool)
+        ),
+    }
+    out = control_samples("data-mixer", "skewed_k1", pools, 40, np.random.default_rng(0), 0.2)
+    assert out.shape == (40, 2, 2, 3) and int((out[:, 0, 0, 0] == 255).sum()) == 8  # round(0.2 x 40)
+    assert not control_samples("data-mixer", "balanced", pools, 40, np.random.default_rng(0), 0.2).any()

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-import pipeline.generative
-from pipeline.generative import FAMILIES, build_method
+import pipeline.generative.registry
 from pipeline.generative.base import IMAGE_CHANNELS, Method
 from pipeline.generative.ddpm import DdpmMethod, UNet
 from pipeline.generative.gan import GanMethod, conv_pyramid, mode_seeking_term
 from pipeline.generative.loop import Run, train
+from pipeline.generative.registry import FAMILIES, build_method
 from pipeline.generative.vae import VAE, VaeMethod
 from pipeline.names import GENERATIVE
 from pipeline.params import parse_params
@@ -142,7 +142,7 @@ def build_mean_image(params, image_size, device):
 
 
 def test_a_new_family_is_one_method_plus_one_registry_entry(monkeypatch, tmp_path):
-    monkeypatch.setitem(pipeline.generative.FAMILIES, "tiny", build_mean_image)
+    monkeypatch.setitem(pipeline.generative.registry.FAMILIES, "tiny", build_mean_image)
     torch.manual_seed(0)
     method = build_method("tiny", make_params(), 8, "cpu")
     assert isinstance(method, MeanImage)

@@ -80,6 +80,8 @@ def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", 
         "dropped": {"balanced": 0, "skewed": 0},
         "quality": {run: QUALITY[model] for run in ("balanced", "skewed")},
         "low_quality": ["skewed: FD 40.0 > evaluation.max_fd 30"] if model == "gan" and k == 2 else [],
+        "calibration": {},
+        "control_resamples": 0,
         "sample_confidence": 0.93,
         "confident_fraction": 0.88,
         "classes": {key: r.to_dict() for key, r in results.items()},
@@ -245,7 +247,7 @@ def test_summary_counts(metrics_root):
     assert df.loc[("colour", "k=1"), ("Learner", pooled)] == "10/0"
     # k=1: classes 0, 2, 3 memorized, 1 and 4-8 learned, 9 undefined, under both tests
     assert df.loc[("colour", "k=1"), ("GAN", paper)] == "6/3"
-    assert df.loc[("colour", "k=2"), ("GAN", pooled)] == "6/3"
+    assert df.loc[("colour", "k=2"), ("GAN", pooled)] == "6/3 [low quality]"
     assert df.loc[("thin", "k=1"), ("GAN", paper)] == ""
     assert df.loc[("Total", ""), ("Memorizer", paper)] == "0/40"
     assert df.loc[("Total", ""), ("GAN", paper)] == "12/6"
@@ -366,7 +368,7 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
     assert "test `one_sample`, alpha = 0.05, correction `none`" in readme
     assert "-10.00 (M)" in readme and "Stale" not in readme
     assert "– few" in readme and "two_proportion+holm" in readme and "Newcombe" in readme
-    assert "flags 10.0% (4 of 40)" in readme
+    assert "the configured test (`one_sample`) flags 10.0% (95% CI 4.0%-23.1%; 4 of 40)" in readme
     z = pd.read_csv(out / "z_k1.csv", header=[0, 1], index_col=0)
     assert z.loc["3", ("colour", "Learner")] == "2.20 (O)"
 
@@ -429,3 +431,25 @@ def test_a_low_quality_comparison_keeps_its_verdicts_marked_in_tables_1_2_and_4(
     quality = tables.quality_table(metrics)
     assert quality.loc[("GAN", "colour", 2), "low_quality"] and not quality.loc[("GAN", "colour", 1), "low_quality"]
     assert quality.loc[("GAN", "colour", 1), "fd_s"] == 12.0 and quality.loc[("GAN", "colour", 1), "fd_real"] == 1.5
+
+
+def test_calibration_counts_every_redraw_with_an_interval(metrics_root):
+    metrics = load_metrics(metrics_root)
+    for m in metrics:
+        if m["model"] == "data-learner":
+            # 200 redraws x 10 classes per file: the one-sample test flags 17%, the pooled one 5%
+            m["calibration"] = {
+                "one_sample": {"flagged": 340, "defined": 2000},
+                "two_proportion": {"flagged": 100, "defined": 2000},
+                "fisher": {"flagged": 60, "defined": 2000},
+            }
+            m["control_resamples"] = 200
+    fp = tables.false_positive_table(metrics)
+    row = fp.loc[("Learner", "one_sample")]
+    assert (row["files"], row["resamples"], row["flagged"], row["defined"]) == (4, 200, 1360, 8000)
+    assert row["rate"] == 0.17
+    # Wilson 95% interval of 1360 / 8000
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.16195, 0.17836), abs=5e-5)
+    assert fp.loc[("Learner", "two_proportion"), "rate"] == 0.05
+    assert fp.loc[("Memorizer", "one_sample"), "resamples"] == 0  # no redraws: the stored counts
+    assert fp.loc[("Memorizer", "one_sample"), "rate"] == 1.0

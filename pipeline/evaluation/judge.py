@@ -14,10 +14,11 @@ import torch
 
 from pipeline.data.datasets import FactorDataset
 from pipeline.evaluation.quality import quality_block
-from pipeline.evaluation.stats import compare, counts_from_labels
+from pipeline.evaluation.stats import TESTS, compare, counts_from_labels
 from pipeline.files import DataManifest, MetricsFile
+from pipeline.generative.controls import draw_indices, sources
 from pipeline.io import rng_for
-from pipeline.names import BALANCED
+from pipeline.names import BALANCED, CONTROLS
 from pipeline.names import skewed as skewed_name
 from pipeline.oracle.fit import features, predict
 from pipeline.oracle.network import OracleCNN
@@ -114,6 +115,50 @@ def judge(
     }
 
 
+# what a control's resampled verdict counts as: the learner's flags are false
+# positives, the memorizer's and the mixer's memorized classes true positives
+CALIBRATION = {"data-learner": "false-positive rate", "data-memorizer": "true-positive rate"}
+CALIBRATION["data-mixer"] = "power at mixer_fraction"
+
+
+def calibrate(
+    model: str,
+    rare_class: int,
+    pools: dict[str, Read],
+    ev: EvaluationParams,
+    rng: np.random.Generator,
+    total_direction: int,
+    num_classes: int,
+) -> dict[str, dict[str, int]]:
+    """Each test's flagged / defined classes over `ev.control_resamples`
+    fresh draws of a control's samples (both runs), from the oracles' reading
+    of every image the control draws from (`pools`: dataset -> Read). For the
+    learner "flagged" is any significant verdict (a false positive), for the
+    memorizer and the mixer a memorized one (a true positive)."""
+    tally = {test: {"flagged": 0, "defined": 0} for test in TESTS}
+    sizes = {name: len(read.labels) for name, read in pools.items()}
+    for _ in range(ev.control_resamples):
+        counts = []
+        for dataset in (BALANCED, skewed_name(rare_class)):
+            idx = draw_indices(sizes, sources(model, dataset, ev.mixer_fraction), ev.num_samples, rng)
+            labels = np.concatenate([pools[name].labels[i] for name, i in idx.items()])
+            factor = np.concatenate([pools[name].factor[i] for name, i in idx.items()])
+            conf = np.concatenate([pools[name].factor_confidence[i] for name, i in idx.items()])
+            keep = conf >= ev.min_factor_confidence
+            counts.append(counts_from_labels(labels[keep], factor[keep], num_classes))
+        results = compare(
+            *counts, rare_class, ev.test, ev.alpha, ev.correction, num_classes, total_direction, ev.min_count
+        )
+        for key, row in results.items():
+            if key == "total" or row.reason is not None:
+                continue
+            for test, verdict in row.verdicts.items():
+                tally[test]["defined"] += 1
+                hit = verdict != "learned" if model == "data-learner" else verdict == "memorized"
+                tally[test]["flagged"] += int(hit)
+    return tally
+
+
 def evaluate_run(
     model: str,
     factor: str,
@@ -125,10 +170,18 @@ def evaluate_run(
     ev: EvaluationParams,
     device: torch.device | str,
     seed: int,
+    pools: dict[str, FactorDataset] | None = None,
 ) -> MetricsFile:
     """The metrics file of one (model, factor, k) from both runs' samples
-    (`samples`: balanced and skewed_k<k> -> (M, H, W, 3) uint8)."""
+    (`samples`: balanced and skewed_k<k> -> (M, H, W, 3) uint8); for a
+    control, given the datasets it draws from (`pools`), also its calibration."""
     label_oracle, factor_oracle, accuracy = oracles
+    calibration = {}
+    if model in CONTROLS and pools is not None and ev.control_resamples > 0:
+        reads = {name: read_samples(label_oracle, factor_oracle, ds.images, device) for name, ds in pools.items()}
+        rng = rng_for(seed, "calibrate", model, factor, rare_class)
+        direction = data_manifest.skew_direction(skewed_name(rare_class))
+        calibration = calibrate(model, rare_class, reads, ev, rng, direction, data_manifest.num_classes)
     skewed = samples[skewed_name(rare_class)]
     metrics = judge(
         label_oracle,
@@ -152,5 +205,7 @@ def evaluate_run(
         factor_values=data_manifest.factor_values,
         num_samples=len(skewed),
         oracle_accuracy=accuracy,
+        calibration=calibration,
+        control_resamples=ev.control_resamples if calibration else 0,
         **metrics,
     )

@@ -96,15 +96,28 @@ def _fp_sentence(fp: pd.DataFrame, settings: list[tuple[str, float, str]]) -> st
     if "Learner" not in fp.index.get_level_values("control"):
         return "No data-learner metrics, so the false-positive rate of the test is not measured."
     test, alpha, _ = settings[0]
-    row = fp.loc[("Learner", test)]
-    observed = "undefined (no defined classes)" if row["defined"] == 0 else f"{row['rate']:.1%}"
+
+    def rate(t: str) -> str:
+        row = fp.loc[("Learner", t)]
+        if row["defined"] == 0:
+            return "undefined (no defined classes)"
+        return (
+            f"{row['rate']:.1%} (95% CI {row['ci_low']:.1%}-{row['ci_high']:.1%}; {row['flagged']} of {row['defined']})"
+        )
+
+    resamples = int(fp.loc[("Learner", test), "resamples"])
+    basis = f"over {resamples} redraws of its samples" if resamples else "on its one draw of samples"
     return (
         "The Learner control draws its samples from the balanced set whatever it was trained on, so every M or "
         f"O on it is a false positive; a calibrated test flags about a fraction alpha = {alpha:g} of its classes. "
-        f"The configured test (`{test}`) flags {observed} ({row['flagged']} of {row['defined']}). "
-        "The paper's one-sample test treats P_c^u as exact, so it runs well above alpha (about 17% at alpha "
-        "0.05), while the pooled two-proportion test stays near alpha and Fisher's at or below it. "
-        "The Memorizer rows should be near 100%: they show the test can see memorization at all."
+        f"Measured {basis}: the configured test (`{test}`) flags {rate(test)}; the pooled two-proportion "
+        f"test {rate('two_proportion')}; Fisher's exact test {rate('fisher')}. The paper's one-sample test "
+        "treats P_c^u as exact although it is estimated from about as many samples, so it runs above alpha. "
+        "The Memorizer rows should be near 100%: they show the test can see memorization at all. The Mixer "
+        "draws a fraction `evaluation.mixer_fraction` of its skewed run's samples from the skewed set, a "
+        "known, partial effect: its rate is each test's power there. All three draw from the training sets the "
+        "oracles were trained on, so they check the instrument's wiring and power, not the oracles' "
+        "generalisation."
     )
 
 

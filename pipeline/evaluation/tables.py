@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
+from pipeline.evaluation.stats import TESTS, compare, false_positive_rate, wilson
 from pipeline.names import FACTORS, MODELS, VERDICTS, display
 
 MARKS = {"learned": "L", "memorized": "M", "opposite": "O"}
@@ -277,35 +277,57 @@ def _recompute(m: dict, test: str, correction: str | None = None) -> dict:
     )
 
 
+CALIBRATION = {
+    "data-learner": "false-positive rate",
+    "data-memorizer": "true-positive rate",
+    "data-mixer": "power at mixer_fraction",
+}
+
+
+def _flags(control: str, results: list[dict]) -> tuple[int, int]:
+    """(flagged, defined) classes of one control's recomputed results."""
+    if control == "data-learner":
+        return false_positive_rate(results)
+    rows = [r for res in results for k, r in res.items() if k != "total" and r.verdict != "undefined"]
+    return sum(r.verdict == "memorized" for r in rows), len(rows)
+
+
 def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
-    """Calibration on the controls, every test recomputed from the stored counts.
+    """Calibration on the controls under every test, with Wilson 95% intervals.
 
     data-learner: each memorized/opposite class is a false positive by
     construction, so flagged/defined is the test's false-positive rate.
     data-memorizer: flagged counts memorized classes, the true-positive rate.
+    data-mixer: memorized classes at a known, partial effect: the test's power.
+    Counted over the `control_resamples` redraws the evaluate stage made of
+    each control's samples, or, for files without them, recomputed from the
+    one draw's stored counts (`resamples` 0).
     """
-    controls = (("data-learner", "false-positive rate"), ("data-memorizer", "true-positive rate"))
     records = []
-    for control, measure in controls:
+    for control, measure in CALIBRATION.items():
         files = [m for m in metrics if m["model"] == control]
         if not files:
             continue
+        resampled = all(m["calibration"] for m in files)
         for test in TESTS:
-            results = [_recompute(m, test) for m in files]
-            if control == "data-learner":
-                flagged, defined = false_positive_rate(results)
+            if resampled:
+                flagged = sum(m["calibration"][test]["flagged"] for m in files)
+                defined = sum(m["calibration"][test]["defined"] for m in files)
             else:
-                rows = [r for res in results for k, r in res.items() if k != "total" and r.verdict != "undefined"]
-                flagged, defined = sum(r.verdict == "memorized" for r in rows), len(rows)
+                flagged, defined = _flags(control, [_recompute(m, test) for m in files])
+            ci = wilson(flagged, defined) or (float("nan"), float("nan"))
             records.append(
                 {
                     "control": display(control),
                     "test": test,
                     "measure": measure,
                     "files": len(files),
+                    "resamples": min(m["control_resamples"] for m in files) if resampled else 0,
                     "defined": defined,
                     "flagged": flagged,
                     "rate": flagged / defined if defined else float("nan"),
+                    "ci_low": ci[0],
+                    "ci_high": ci[1],
                 }
             )
     if not records:

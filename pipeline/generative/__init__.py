@@ -1,34 +1,9 @@
-"""The generative model families behind one interface (`Method`, in
-`base.py`), one file each (network and method), and the registry that builds
-them from params.
+"""The generative model families (method, step 3) and the two kinds of
+"model" that stand beside them: one file per family (`vae.py`, `gan.py`,
+`ddpm.py`: network + method, with the DDPM samplers in `samplers.py`), the
+interface they share (`base.py`), the registry that builds them from params
+(`registry.py`), the one training loop (`loop.py`), training one run
+(`fit.py`), drawing samples (`sampling.py`) and the controls (`controls.py`).
 
-Adding a family: write `pipeline/generative/<family>.py` with its network, a
-`Method` subclass and `build(params, image_size, device)`, and add one entry
-to FAMILIES (README, "Adding a model family").
+Nothing is imported here, so using the controls does not load the families.
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable
-
-import torch
-
-from pipeline.generative import ddpm, gan, vae
-from pipeline.generative.base import Method
-from pipeline.params import Params
-
-# model name -> build(params, image_size, device); the names are pipeline.names.GENERATIVE
-FAMILIES: dict[str, Callable[[Params, int, torch.device | str], Method]] = {
-    "vae": vae.build,
-    "gan": gan.build,
-    "gan_sd": gan.build_sd,  # the GAN with the spectral-decoupling term (section 6.3)
-    "ddpm": ddpm.build,
-}
-
-
-def build_method(name: str, params: Params, image_size: int, device: torch.device | str) -> Method:
-    """The method `name` for (3, image_size, image_size) images, its networks
-    on `device` and its optimizers built."""
-    if name not in FAMILIES:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(FAMILIES)}")
-    return FAMILIES[name](params, image_size, device)

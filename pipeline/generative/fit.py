@@ -55,8 +55,8 @@ def train_model(
     """Train one generative run and write its final checkpoint; returns the history."""
     import torch
 
-    from pipeline.generative import build_method
     from pipeline.generative.loop import Run, finish, probe_rows, train
+    from pipeline.generative.registry import build_method
     from pipeline.io import pick_device
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -28,7 +28,7 @@ def generate(
     checkpoint made under other params than the current ones."""
     import torch
 
-    from pipeline.generative import build_method
+    from pipeline.generative.registry import build_method
     from pipeline.io import load_checkpoint, pick_device
 
     torch.set_num_threads(params.train.threads)
@@ -51,7 +51,8 @@ def samples_of(params: Params, model: str, factor: str, dataset: str, data: Path
     m = params.evaluation.num_samples
     if model in CONTROLS:
         rng = rng_for(params.seed, "sample", run_name(model, factor, dataset))
-        return control_samples(model, load_dataset(data / dataset), load_dataset(data / BALANCED), m, rng)
+        pools = {name: load_dataset(data / name) for name in {dataset, BALANCED}}
+        return control_samples(model, dataset, pools, m, rng, params.evaluation.mixer_fraction)
     image_size = load_dataset(data / dataset, mmap=True).images.shape[1]
     return generate(params, model, factor, dataset, model_dir, m, image_size)
 

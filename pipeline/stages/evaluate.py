@@ -14,7 +14,7 @@ from pipeline.errors import RgfError
 from pipeline.evaluation.judge import evaluate_run
 from pipeline.files import read_data_manifest, read_samples
 from pipeline.io import pick_device
-from pipeline.names import BALANCED, run_name, skewed
+from pipeline.names import BALANCED, CONTROLS, run_name, skewed
 from pipeline.oracle.fit import load_oracles
 from pipeline.stages import exit_with, outputs, parser, read_params
 
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         params.evaluation,
         pick_device(params.device),
         params.seed,
+        {name: load_dataset(args.data / name) for name in samples} if model in CONTROLS else None,
     )
     with outputs(started, files=[args.out]) as (out,):
         metrics.write(out)

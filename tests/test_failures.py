@@ -1,0 +1,281 @@
+"""Nothing lost, nothing silently wrong (issue 13): what the stages do when
+things go wrong. A failed stage leaves its last good outputs readable and
+says what happened in one line; a stage never replaces a folder it did not
+write; a killed or interrupted stage leaves no process behind and no resume
+file half-written.
+
+The first tests run stages directly (seconds); those marked slow drive
+`dvc exp run` / `dvc repro` in one shared smoke-sized clone of the repo."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.data.datasets import assemble, save_dataset
+from pipeline.io import load_checkpoint
+from pipeline.stages import run, source
+from tests.helpers import compose, write_params
+
+SOURCE = ("data.train_size=300", "data.test_size=60", "data.val_size=40")
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under `folder`."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# --- a stage writes only what it owns, all at once ---------------------------
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A smoke params.yaml, a data/ folder with raw files in it, and a good data/source."""
+    params = write_params(tmp_path, compose("smoke", *SOURCE))
+    raw = tmp_path / "data" / "raw" / "images"
+    raw.mkdir(parents=True)
+    (raw / "car.png").write_bytes(b"not reproducible")
+    assert run(source.main, ["--params", str(params), "--out", str(tmp_path / "data" / "source")]) == 0
+    return tmp_path
+
+
+def test_a_stage_refuses_an_output_folder_holding_files_it_did_not_write(workspace, capsys):
+    data = workspace / "data"
+    before = _digest(data)
+    code = run(source.main, ["--params", str(workspace / "params.yaml"), "--out", str(data)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert _lines(err) == [
+        f"error: {data}: holds files this output did not write (no manifest.json); refusing to replace it: "
+        "give an empty or new folder, or the output's own path (see dvc.yaml)"
+    ]
+    assert _digest(data) == before, "data/raw and data/source are untouched"
+    assert sorted(p.name for p in workspace.iterdir()) == ["data", "params.yaml"], "no scratch folder left"
+
+
+def test_a_stage_replaces_its_own_output(workspace):
+    out = workspace / "data" / "source"
+    (out / "stale.npy").write_bytes(b"left by an older version")
+    assert run(source.main, ["--params", str(workspace / "params.yaml"), "--out", str(out)]) == 0
+    assert "stale.npy" not in {p.name for p in out.iterdir()} and (out / "manifest.json").is_file()
+
+
+def test_params_changed_mid_run_writes_nothing(workspace, capsys, monkeypatch):
+    """A concurrent `dvc exp run` rewrites params.yaml while a stage runs:
+    the stage must not write outputs that dvc.lock would then pair with
+    params they were not made with."""
+    params = workspace / "params.yaml"
+    out = workspace / "data" / "source"
+    before = _digest(out)
+    load = source.load_source
+
+    def load_then_change(*args):
+        result = load(*args)
+        write_params(workspace, compose("smoke", *SOURCE, "seed=7"))
+        return result
+
+    monkeypatch.setattr(source, "load_source", load_then_change)
+    assert run(source.main, ["--params", str(params), "--out", str(out)]) == 2
+    assert _lines(capsys.readouterr().err) == [
+        f"error: {params} changed while source ran; its outputs were not written: re-run `dvc repro`"
+    ]
+    assert _digest(out) == before
+
+
+def _fsize_limit(limit: int):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return preexec
+
+
+def test_a_full_disk_is_one_line_naming_the_output_and_the_old_one_stays(workspace):
+    """RLIMIT_FSIZE stands in for a full disk: the write fails the same way
+    (an OSError from the file system, here EFBIG rather than ENOSPC)."""
+    out = workspace / "data" / "source"
+    before = _digest(out)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.source", "--params", "params.yaml", "--out", "data/source"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_fsize_limit(64 * 1024),
+    )
+    assert done.returncode == 2, done.stderr
+    lines = _lines(done.stderr)
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    # numpy's short write has no errno: "<n> requested and <m> written"
+    assert lines[0].startswith("error: data/source: cannot write: ")
+    assert lines[0].endswith("written; the previous version is unchanged: free space and re-run")
+    assert _digest(out) == before
+    assert not list((workspace / "data").glob("*.partial")), "the scratch folder is gone"
+
+
+# --- the train stage: workers, interruptions, broken resume files ------------
+
+TRAIN = ("factors=[colour]", "vae.batch_size=32", "vae.width=4", "vae.latent_dim=4", "train.checkpoint_every=1")
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory, digits):
+    """data/colour with tiny balanced, skewed_k1 and val sets of 120 digits."""
+    root = tmp_path_factory.mktemp("train")
+    images, labels = digits
+    rgb = np.repeat(images[:120, :, :, None], 3, axis=3)
+    for name, f in (("balanced", np.arange(120) % 2), ("skewed_k1", labels[:120] == 1), ("val", np.arange(120) % 2)):
+        save_dataset(
+            assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name
+        )
+    (root / "colour" / "manifest.json").write_text("{}")
+    return root / "colour"
+
+
+def _train_dir(tmp_path: Path, train_data: Path, *overrides: str) -> Path:
+    raw = compose("smoke", *TRAIN, *overrides)
+    raw["train"]["log_dir"] = str(tmp_path / "logs")
+    write_params(tmp_path, raw)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "colour").symlink_to(train_data)
+    return tmp_path
+
+
+TRAIN_CMD = [
+    sys.executable,
+    "-m",
+    "pipeline.stages.train",
+    "--model",
+    "vae",
+    "--factor",
+    "colour",
+    "--data",
+    "data/colour",
+    "--out",
+    "models/vae-colour",
+    "--history",
+    "plots/train/vae-colour",
+    "--resume",
+    "models/resume",
+]
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _survivors(pids: list[int], within: float = 5.0) -> list[str]:
+    """The command lines of the processes still alive after `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    return [Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in pids if _alive(pid)]
+
+
+def _start_training(root: Path) -> tuple[subprocess.Popen, list[int]]:
+    """The train stage on 2 workers, once both runs have saved a checkpoint;
+    the stage and its worker processes."""
+    proc = subprocess.Popen(
+        TRAIN_CMD, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    resume = root / "models" / "resume"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(resume.glob("*.pt"))) == 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the stage ended before both runs saved a checkpoint:\n{proc.communicate()[1]}"
+    return proc, _children(proc.pid)
+
+
+def test_killing_the_train_stage_kills_its_workers(tmp_path, train_data):
+    root = _train_dir(tmp_path, train_data, "vae.epochs=400")
+    proc, children = _start_training(root)
+    assert len(children) >= 2, "two workers (and spawn's resource tracker)"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert _survivors(children) == [], "a worker outlived its stage"
+    time.sleep(1)  # no worker lives on to write the outputs after the stage failed
+    assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
+
+
+def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(tmp_path, train_data):
+    root = _train_dir(tmp_path, train_data, "vae.epochs=400")
+    proc, children = _start_training(root)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert _lines(err) == [
+        "interrupted: stopped; the previous outputs are unchanged "
+        "(a training run resumes from its last checkpoint on the next `dvc repro`)"
+    ]
+    assert _survivors(children) == []
+    resume = sorted((root / "models" / "resume").iterdir())
+    assert len(resume) == 2 and all(p.suffix == ".pt" for p in resume), "no half-written checkpoint left"
+    assert all(load_checkpoint(p)["epoch"] >= 1 for p in resume)
+    assert not (root / "models" / "vae-colour").exists()
+
+
+def test_a_truncated_resume_file_stops_both_runs_in_one_line(tmp_path, train_data):
+    root = _train_dir(tmp_path, train_data, "vae.epochs=400")
+    proc, _ = _start_training(root)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    balanced = next((root / "models" / "resume").glob("vae-colour-balanced-*.pt"))
+    balanced.write_bytes(balanced.read_bytes()[:1000])
+    start = time.monotonic()
+    done = subprocess.run(TRAIN_CMD, cwd=root, capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    (line,) = _lines(done.stderr)
+    assert line.startswith(f"error: models/resume/{balanced.name}: unreadable checkpoint, truncated or corrupt")
+    assert line.endswith("It cannot be resumed: delete it and vae-colour-balanced starts over")
+    # the other run was stopped, not trained to its 400th epoch first
+    skewed = next((root / "models" / "resume").glob("vae-colour-skewed_k1-*.pt"))
+    assert load_checkpoint(skewed)["epoch"] < 400 and elapsed < 60
+    assert not (root / "models" / "vae-colour").exists()
+
+
+def test_a_diverging_run_stops_the_stage_in_one_line(tmp_path, train_data):
+    root = _train_dir(tmp_path, train_data, "vae.epochs=400", "vae.lr=10")
+    done = subprocess.run(TRAIN_CMD, cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = _lines(done.stderr)
+    assert line.startswith("error: vae-colour-")
+    assert line.endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
+    assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
