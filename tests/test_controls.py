@@ -8,7 +8,7 @@ from pipeline.data.build import write_datasets
 from pipeline.data.datasets import assemble
 from pipeline.errors import DataError
 from pipeline.files import DataManifest, DatasetEntry, SampleMeta, read, read_samples
-from pipeline.generative.controls import control_samples, draw
+from pipeline.generative.controls import control_samples, draw_indices
 from pipeline.stages import evaluate, run, sample
 from tests.helpers import compose, params, write_params
 
@@ -22,19 +22,18 @@ def _dataset(n=100, value=0, f=None):
 
 def test_draw_is_without_replacement_when_possible():
     rng = np.random.default_rng(0)
-    images = np.arange(50)[:, None]
-    out = draw(images, 50, rng)
-    assert sorted(out[:, 0].tolist()) == list(range(50))
-    assert len(draw(images, 80, rng)) == 80
+    idx = draw_indices({"balanced": 50}, {"balanced": 1.0}, 50, rng)["balanced"]
+    assert idx.tolist() == list(range(50))
+    assert len(draw_indices({"balanced": 50}, {"balanced": 1.0}, 80, rng)["balanced"]) == 80
 
 
 def test_memorizer_draws_from_its_training_set_and_learner_from_balanced():
-    trained_on, balanced = _dataset(value=10), _dataset(value=200)
+    pools = {"skewed_k1": _dataset(value=10), "balanced": _dataset(value=200)}
     rng = np.random.default_rng(0)
-    assert (control_samples("data-memorizer", trained_on, balanced, 30, rng) == 10).all()
-    assert (control_samples("data-learner", trained_on, balanced, 30, rng) == 200).all()
+    assert (control_samples("data-memorizer", "skewed_k1", pools, 30, rng, 0.2) == 10).all()
+    assert (control_samples("data-learner", "skewed_k1", pools, 30, rng, 0.2) == 200).all()
     with pytest.raises(ValueError, match="not a control model"):
-        control_samples("gan", trained_on, balanced, 30, rng)
+        control_samples("gan", "skewed_k1", pools, 30, rng, 0.2)
 
 
 @pytest.fixture()

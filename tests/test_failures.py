@@ -10,6 +10,7 @@ The first tests run stages directly (seconds); those marked slow drive
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import signal
@@ -20,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from PIL import Image
 
 from pipeline.data.datasets import assemble, save_dataset
 from pipeline.io import load_checkpoint
 from pipeline.stages import run, source
-from tests.helpers import compose, write_params
+from tests.helpers import clone, compose, dvc, write_params
 
 SOURCE = ("data.train_size=300", "data.test_size=60", "data.val_size=40")
 
@@ -142,9 +145,7 @@ def train_data(tmp_path_factory, digits):
     images, labels = digits
     rgb = np.repeat(images[:120, :, :, None], 3, axis=3)
     for name, f in (("balanced", np.arange(120) % 2), ("skewed_k1", labels[:120] == 1), ("val", np.arange(120) % 2)):
-        save_dataset(
-            assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name
-        )
+        save_dataset(assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name)
     (root / "colour" / "manifest.json").write_text("{}")
     return root / "colour"
 
@@ -207,26 +208,46 @@ def _survivors(pids: list[int], within: float = 5.0) -> list[str]:
 
 def _start_training(root: Path) -> tuple[subprocess.Popen, list[int]]:
     """The train stage on 2 workers, once both runs have saved a checkpoint;
-    the stage and its worker processes."""
-    proc = subprocess.Popen(
-        TRAIN_CMD, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    the stage and its worker processes. Its output goes to files, not pipes,
+    which a surviving worker would hold open."""
+    with (root / "stdout.txt").open("w") as out, (root / "stderr.txt").open("w") as err:
+        proc = subprocess.Popen(TRAIN_CMD, cwd=root, stdout=out, stderr=err, text=True, start_new_session=True)
     resume = root / "models" / "resume"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if len(list(resume.glob("*.pt"))) == 2:
             break
         time.sleep(0.05)
-    assert proc.poll() is None, f"the stage ended before both runs saved a checkpoint:\n{proc.communicate()[1]}"
+    assert proc.poll() is None, f"the stage ended before both runs saved a checkpoint:\n{_stderr(root)}"
     return proc, _children(proc.pid)
 
 
-def test_killing_the_train_stage_kills_its_workers(tmp_path, train_data):
-    root = _train_dir(tmp_path, train_data, "vae.epochs=400")
+def _stderr(root: Path) -> str:
+    return (root / "stderr.txt").read_text()
+
+
+def _kill(pids: list[int]) -> None:
+    """End the processes a failed test would leave behind."""
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory, train_data):
+    """A train stage killed with -9 once both runs had saved a checkpoint:
+    its folder and its worker processes."""
+    root = _train_dir(tmp_path_factory.mktemp("killed"), train_data, "vae.epochs=400")
     proc, children = _start_training(root)
     assert len(children) >= 2, "two workers (and spawn's resource tracker)"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    proc.wait(10)
+    yield root, children
+    _kill(children)
+
+
+def test_killing_the_train_stage_kills_its_workers(killed):
+    root, children = killed
     assert _survivors(children) == [], "a worker outlived its stage"
     time.sleep(1)  # no worker lives on to write the outputs after the stage failed
     assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
@@ -235,26 +256,28 @@ def test_killing_the_train_stage_kills_its_workers(tmp_path, train_data):
 def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(tmp_path, train_data):
     root = _train_dir(tmp_path, train_data, "vae.epochs=400")
     proc, children = _start_training(root)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    _, err = proc.communicate(timeout=30)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        proc.wait(30)
+        survivors = _survivors(children)
+    finally:
+        _kill([proc.pid, *children])
+    err = _stderr(root)
     assert proc.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert _lines(err) == [
         "interrupted: stopped; the previous outputs are unchanged "
         "(a training run resumes from its last checkpoint on the next `dvc repro`)"
     ]
-    assert _survivors(children) == []
+    assert survivors == []
     resume = sorted((root / "models" / "resume").iterdir())
     assert len(resume) == 2 and all(p.suffix == ".pt" for p in resume), "no half-written checkpoint left"
     assert all(load_checkpoint(p)["epoch"] >= 1 for p in resume)
     assert not (root / "models" / "vae-colour").exists()
 
 
-def test_a_truncated_resume_file_stops_both_runs_in_one_line(tmp_path, train_data):
-    root = _train_dir(tmp_path, train_data, "vae.epochs=400")
-    proc, _ = _start_training(root)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+def test_a_truncated_resume_file_stops_both_runs_in_one_line(killed):
+    root, _ = killed
     balanced = next((root / "models" / "resume").glob("vae-colour-balanced-*.pt"))
     balanced.write_bytes(balanced.read_bytes()[:1000])
     start = time.monotonic()
@@ -279,3 +302,185 @@ def test_a_diverging_run_stops_the_stage_in_one_line(tmp_path, train_data):
     assert line.startswith("error: vae-colour-")
     assert line.endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
     assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
+
+
+# --- end to end: `dvc exp run` / `dvc repro` in one smoke-sized clone ---------
+
+# the smoke profile cut to one factor and one model beside a control: every
+# kind of stage runs, in a minute or two
+STUDY = ("profile=smoke", "factors=[colour]", "models=[vae,data-learner]")
+# the stages whose outputs dvc.yaml caches (the others' are persist: true)
+CACHED = {"oracle", "train", "sample"}
+# every output of the stages from oracle on
+OUTPUTS = {
+    "oracle@colour": ("models/oracles/colour", "metrics/oracles/colour.json"),
+    "train@vae-colour": ("models/vae-colour", "plots/train/vae-colour"),
+    "sample@vae-colour-balanced": ("data/samples/vae-colour-balanced", "plots/samples/vae-colour-balanced.png"),
+    "evaluate@vae-colour-1": ("metrics/vae/colour/k1.json",),
+    "report": ("reports/tables", "reports/plots", "reports/summary.json"),
+}
+
+
+def _exp_run(root, env, *overrides, check=True):
+    args = [a for o in (*STUDY, *overrides) for a in ("-S", o)]
+    return dvc(root, env, "exp", "run", *args, check=check)
+
+
+def _results(root: Path) -> dict[str, str]:
+    """sha256 of every file a user reads the study's results from."""
+    out = {}
+    for folder in ("metrics", "plots", "reports", "models", "data/samples"):
+        out.update({f"{folder}/{k}": v for k, v in _digest(root / folder).items() if not k.endswith(".gitignore")})
+    return {k: v for k, v in out.items() if not k.startswith("models/resume/")}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """A clone after a successful smoke experiment; each test puts params.yaml back."""
+    root, env = clone(tmp_path_factory.mktemp("smoke"))
+    _exp_run(root, env)
+    good = (root / "params.yaml").read_text()
+    yield root, env
+    (root / "params.yaml").write_text(good)
+
+
+@pytest.fixture
+def clean(smoke):
+    root, env = smoke
+    good = (root / "params.yaml").read_text()
+    before = _results(root)
+    yield root, env, before
+    (root / "params.yaml").write_text(good)
+
+
+@pytest.mark.slow
+def test_a_refused_evaluation_keeps_the_last_results(clean):
+    """DVC deletes a stage's outputs before it runs it; a `cache: false` one
+    was then lost when the stage failed. With `persist: true` on the metrics
+    and the report and the stage's own all-or-nothing write, the last good
+    results stay."""
+    root, env, before = clean
+    done = _exp_run(root, env, "oracle.min_accuracy=0.99", check=False)
+    assert done.returncode != 0
+    assert "is below oracle.min_accuracy 0.9900" in done.stderr
+    after = _results(root)
+    # the oracle stage tracks min_accuracy too: it ran and rewrote its outputs
+    # before evaluate refused the oracles; everything else is as it was
+    oracle = {"models/oracles/colour/label.pt", "models/oracles/colour/factor.pt", "metrics/oracles/colour.json"}
+    assert sorted(after) == sorted(before) and oracle <= set(before)
+    assert {k: v for k, v in after.items() if k not in oracle} == {k: v for k, v in before.items() if k not in oracle}
+    for path in after:  # every result is readable
+        if path.endswith(".json"):
+            json.loads((root / path).read_text())
+        elif path.endswith(".csv"):
+            assert (root / path).read_text().splitlines()[0]
+        elif path.endswith(".png"):
+            assert Image.open(root / path).size[0] > 0
+    # DVC's views of the results still work
+    assert "learner_fp_rate" in dvc(root, env, "metrics", "show").stdout
+    assert "learner_fp_rate" in dvc(root, env, "exp", "show", "--md", "--no-pager").stdout
+    dvc(root, env, "plots", "show")
+    assert (root / "dvc_plots" / "index.html").stat().st_size > 0
+    _exp_run(root, env)  # the oracles of the study's min_accuracy again, for the tests below
+    assert _results(root) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", sorted(OUTPUTS))
+def test_a_stage_that_fails_keeps_its_outputs(clean, stage, tmp_path):
+    """Whatever makes a stage fail (here `python` itself, as a crash would),
+    its last good outputs survive: in place for the persisted metrics and
+    report, in DVC's cache (`dvc checkout`) for the cached outputs of oracle,
+    train and sample, which the run cache needs (README, "Sharing and scaling
+    out")."""
+    root, env, before = clean
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text("#!/bin/sh\necho 'a crash' >&2\nexit 1\n")
+    (fake / "python").chmod(0o755)
+    broken = dict(env, PATH=f"{fake}{os.pathsep}{env['PATH']}")
+    done = dvc(root, broken, "repro", "--force", "--single-item", stage, check=False)
+    assert done.returncode != 0 and "a crash" in done.stderr
+    if stage.split("@")[0] in CACHED:
+        # DVC deleted these cached outputs before it ran the stage; its cache
+        # keeps the last good ones, and `dvc checkout` puts them back
+        dvc(root, env, "checkout", stage)
+    assert all((root / path).exists() for path in OUTPUTS[stage])
+    assert _results(root) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("+fooo=1", "error: params.yaml: unknown key 'fooo' (misspelled? remove it or fix its name)"),
+        ("workers=0", "error: params.yaml: workers = 0: Input should be greater than or equal to 1"),
+        ("train.threads=0", "error: params.yaml: train.threads = 0: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_bad_value_of_a_key_no_stage_tracks_fails_the_experiment(clean, override, message):
+    root, env, before = clean
+    done = _exp_run(root, env, override, check=False)
+    assert done.returncode != 0
+    assert [line for line in _lines(done.stderr) if line.startswith("error:")] == [message]
+    assert "Running stage 'validate'" in done.stdout
+    assert done.stdout.count("Running stage") == 1, "nothing but the validation ran"
+    assert _results(root) == before
+
+
+@pytest.mark.slow
+def test_a_diverging_run_fails_the_experiment_naming_the_key(clean):
+    root, env, before = clean
+    done = _exp_run(root, env, "vae.lr=10", check=False)
+    assert done.returncode != 0
+    (line,) = [line for line in _lines(done.stderr) if line.startswith("error:")]
+    assert line.startswith("error: vae-colour-")
+    assert line.endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
+    assert _results(root) == before
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean):
+    root, env, before = clean
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["vae"]["epochs"], raw["train"]["checkpoint_every"] = 400, 1
+    write_params(root, raw)
+    with (root / "out.txt").open("w") as out, (root / "err.txt").open("w") as err:
+        cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour"]
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=err, start_new_session=True)
+    resume = root / "models" / "resume"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and len(list(resume.glob("*.pt"))) < 2:
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches DVC, the stage and its workers
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = (root / "err.txt").read_text()
+    (root / "out.txt").unlink()
+    (root / "err.txt").unlink()
+    assert proc.returncode != 0 and "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert _lines(err) == [
+        "interrupted: stopped; the previous outputs are unchanged "
+        "(a training run resumes from its last checkpoint on the next `dvc repro`)",
+        "ERROR: failed to reproduce 'train@vae-colour': failed to run: "
+        + " ".join(yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train"]["cmd"].split())
+        .replace("${item.model}", "vae")
+        .replace("${item.factor}", "colour")
+        + ", exited with 130",
+    ]
+    saved = sorted(resume.iterdir())
+    assert [p.suffix for p in saved] == [".pt", ".pt"] and all(load_checkpoint(p)["epoch"] >= 1 for p in saved)
+    assert _results(root) == before
+
+
+@pytest.mark.slow
+def test_after_the_failures_a_repro_does_nothing(smoke):
+    """Run last: the failed experiments above left nothing to redo once
+    params.yaml is back (the validation stage re-runs nothing else)."""
+    root, env = smoke
+    out = dvc(root, env, "repro").stdout
+    assert "Running stage" not in out, out

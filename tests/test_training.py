@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from pipeline.data.datasets import assemble, save_dataset
-from pipeline.errors import CheckpointError, RgfError
+from pipeline.errors import CheckpointError, ParamsError, RgfError
 from pipeline.files import write_history
 from pipeline.generative.fit import train_model
+from pipeline.generative.registry import build_method
 from pipeline.generative.sampling import generate
 from pipeline.io import load_checkpoint
 from pipeline.params import parse_params
@@ -114,3 +115,46 @@ def test_gan_history_has_the_discriminator_probe(tmp_path, data):
     assert history[0]["sd_penalty"] > 0 and history[1]["sd_penalty"] == 0, "SD only for the first sd_epochs"
     write_history(tmp_path / "h.csv", history)
     assert (tmp_path / "h.csv").read_text().splitlines()[0].startswith("epoch,")
+
+
+def test_a_code_change_is_not_resumed(tmp_path, data, monkeypatch, capsys):
+    """Killed, the family's code edited, run again: it starts over and says
+    so, rather than finishing the old weights with the new code."""
+    import pipeline.generative.loop as loop
+
+    params = _params(tmp_path)
+    code = tmp_path / "code"
+    code.mkdir()
+    for path in loop.weight_code(build_method("vae", params, 28, "cpu")):
+        (code / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(loop, "weight_code", lambda method: sorted(code.iterdir()))
+    out, resume_dir = tmp_path / "m" / "vae-colour" / "balanced", tmp_path / "resume"
+
+    def kill(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_model(params, "vae", "colour", "balanced", data, out, resume_dir, on_epoch=kill)
+    (old,) = resume_dir.glob("vae-colour-balanced-*.pt")
+    with (code / "vae.py").open("a") as f:
+        f.write("\n# an edit\n")
+    capsys.readouterr()
+    seen = []
+    train_model(params, "vae", "colour", "balanced", data, out, resume_dir, on_epoch=seen.append)
+    assert seen == [1, 2, 3, 4], "trained from epoch 1"
+    assert f"vae-colour-balanced: not resuming from {old}: saved under other params or by other code" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_diverging_loss_stops_the_run_at_once(tmp_path, data):
+    params = _params(tmp_path, vae__lr=10.0)
+    seen = []
+    with pytest.raises(ParamsError) as err:
+        train_model(
+            params, "vae", "colour", "balanced", data, tmp_path / "m", tmp_path / "resume", on_epoch=seen.append
+        )
+    assert str(err.value).startswith("vae-colour-balanced: loss '")
+    assert str(err.value).endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
+    assert seen == [] and not (tmp_path / "m").exists() and not list((tmp_path / "resume").glob("*"))

@@ -9,8 +9,6 @@ oracle that cannot tell the classes or the factor apart mean nothing.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from pipeline.io import load_checkpoint, pick_device, rng_for, save_checkpoint
 from pipeline.names import BALANCED, TARGETS
 from pipeline.oracle.network import OracleCNN
 from pipeline.params import OracleParams, Params, load_params
+from pipeline.workers import run_jobs
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -213,8 +212,7 @@ def fit_oracles(params_path: Path, params: Params, factor: str, data: Path) -> d
     device = pick_device(params.device)
     if params.workers > 1 and device.type == "cpu":
         jobs = [OracleJob(params_path, factor, data, t, outputs[t]) for t in TARGETS]
-        with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return dict(zip(TARGETS, pool.map(fit_target, jobs), strict=True))
+        return dict(zip(TARGETS, run_jobs(fit_target, jobs, 2), strict=True))
     torch.set_num_threads(params.train.threads if device.type == "cpu" else torch.get_num_threads())
     return {t: fit_target(OracleJob(params_path, factor, data, t, outputs[t], live=True)) for t in TARGETS}
 

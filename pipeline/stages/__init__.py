@@ -14,8 +14,10 @@ kill -9): its previous outputs stay as they were, readable. It writes every
 output to a scratch path and replaces the old ones together at the end, only
 if params.yaml still holds what the stage started with (a concurrent
 `dvc exp run` may rewrite it mid-run; dvc.lock would then record params the
-outputs were not made with). dvc.yaml declares the outputs `persist: true`,
-so DVC does not delete them before the stage runs.
+outputs were not made with). Under `dvc repro` the metrics and the report are
+`persist: true`, so DVC does not delete them before their stage runs; the
+cached outputs of oracle, train and sample (which DVC's run cache needs) it
+does delete, and `dvc checkout` brings the last good ones back from its cache.
 """
 
 from __future__ import annotations
