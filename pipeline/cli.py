@@ -179,45 +179,84 @@ def _seed(text: str) -> int:
     return seed
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after every option's help (where there is one), examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _command(sub, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name, help=summary, description=summary, epilog=f"example:\n  {example}", formatter_class=_Help
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rgf", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="rgf",
+        description=__doc__.splitlines()[0],
+        epilog="\n".join(__doc__.splitlines()[1:]),
+        formatter_class=_Help,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    pt = sub.add_parser("perturb", help="apply a Morpho-MNIST perturbation to an (N, 28, 28) uint8 .npy")
-    pt.add_argument("--factor", required=True, choices=MORPHOLOGICAL)
-    pt.add_argument("--input", required=True, type=Path)
-    pt.add_argument("--output", required=True, type=Path)
+    pt = _command(
+        sub,
+        "perturb",
+        "apply a Morpho-MNIST perturbation to an (N, 28, 28) uint8 .npy",
+        "rgf perturb --factor thin --input digits.npy --output thin.npy --seed 0",
+    )
+    pt.add_argument("--factor", required=True, choices=MORPHOLOGICAL, help="the perturbation")
+    pt.add_argument("--input", required=True, type=Path, help="(N, 28, 28) uint8 grey digits, .npy")
+    pt.add_argument("--output", required=True, type=Path, help="where to write the perturbed digits, .npy")
     pt.add_argument("--seed", type=_seed, default=0, help=f"0..{MAX_SEED}")
     pt.add_argument("--params", type=Path, default=Path("params.yaml"), help="perturbation settings (perturb.*)")
     pt.set_defaults(func=_perturb)
 
-    dl = sub.add_parser("download", help="fetch the four MNIST files with md5 verification")
-    dl.add_argument("--dest", type=Path, default=Path("data/raw/mnist"))
-    dl.add_argument("--mirror", action="append", help="base URL to try (repeatable)")
+    dl = _command(
+        sub, "download", "fetch the four MNIST files with md5 verification", "rgf download --dest data/raw/mnist"
+    )
+    dl.add_argument("--dest", type=Path, default=Path("data/raw/mnist"), help="folder for the four .gz files")
+    dl.add_argument("--mirror", action="append", help="base URL to try (repeatable; default: the published mirrors)")
     dl.set_defaults(func=_download)
 
-    cp = sub.add_parser("check-params", help="validate a params file")
-    cp.add_argument("path", nargs="?", type=Path, default=Path("params.yaml"))
+    cp = _command(sub, "check-params", "validate a params file", "rgf check-params params.yaml")
+    cp.add_argument("path", nargs="?", type=Path, default=Path("params.yaml"), help="the params file")
     cp.set_defaults(func=_check_params)
 
-    rp = sub.add_parser("report", help="print the study's tables (from metrics/) in the terminal")
-    rp.add_argument("--metrics", type=Path, default=Path("metrics"))
+    rp = _command(
+        sub, "report", "print the study's tables (from metrics/) in the terminal", "rgf report --metrics metrics"
+    )
+    rp.add_argument("--metrics", type=Path, default=Path("metrics"), help="the metrics folder")
     rp.add_argument("--params", type=Path, help="keep to this study (default: params.yaml, if it exists)")
     rp.set_defaults(func=_report)
 
-    cc = sub.add_parser("compcars-manifest", help="write manifest.csv for the paper's CompCars subset")
+    cc = _command(
+        sub,
+        "compcars-manifest",
+        "write manifest.csv for the paper's CompCars subset",
+        "rgf compcars-manifest /data/CompCars/sv_data --makes Volkswagen Toyota --colours black white",
+    )
     cc.add_argument("sv_data", type=Path, help="the release's surveillance folder (sv_data)")
-    cc.add_argument("--makes", nargs="+", default=["Volkswagen", "Toyota"])
-    cc.add_argument("--colours", nargs="+", default=["black", "white"])
+    cc.add_argument("--makes", nargs="+", default=["Volkswagen", "Toyota"], help="makes to keep, the rare one first")
+    cc.add_argument("--colours", nargs="+", default=["black", "white"], help="colours to keep: (absent, present)")
     cc.add_argument("--all-images", action="store_true", help="keep every image (default: even make split)")
-    cc.add_argument("--seed", type=int, default=0)
+    cc.add_argument("--seed", type=int, default=0, help="seed of the even make split")
     cc.add_argument("--out", type=Path, help="default: <sv_data>/manifest.csv")
     cc.set_defaults(func=_compcars_manifest)
 
-    sc = sub.add_parser("standin-cars", help="write synthetic two-make car images + manifest (a CompCars stand-in)")
-    sc.add_argument("folder", type=Path)
+    sc = _command(
+        sub,
+        "standin-cars",
+        "write synthetic two-make car images + manifest (a CompCars stand-in)",
+        "rgf standin-cars data/raw/standin-cars --per-cell 60",
+    )
+    sc.add_argument("folder", type=Path, help="where to write image/ and manifest.csv")
     sc.add_argument("--per-cell", type=int, default=60, help="images per make x colour")
-    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--seed", type=int, default=0, help="seed of the drawings")
     sc.set_defaults(func=_standin_cars)
     return p
 

@@ -19,6 +19,21 @@ def digits(bundled):
     return images[idx], labels[idx]
 
 
+@pytest.fixture(scope="session")
+def colour_data(tmp_path_factory, digits):
+    """data/colour with tiny balanced, skewed_k1 and val sets of 120 real
+    digits (f drawn 50/50, on class 1 only, 50/50), for training tests."""
+    from pipeline.data.datasets import assemble, save_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    images, labels = digits
+    rgb = np.repeat(images[:120, :, :, None], 3, axis=3)
+    for name, f in (("balanced", np.arange(120) % 2), ("skewed_k1", labels[:120] == 1), ("val", np.arange(120) % 2)):
+        save_dataset(assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name)
+    (root / "colour" / "manifest.json").write_text("{}")
+    return root / "colour"
+
+
 def pytest_collection_modifyitems(config, items):
     """Benchmarks run only when asked for (`-m benchmark --benchmark-enable`):
     with timing disabled they would measure nothing, whatever `-m` says."""

@@ -67,8 +67,12 @@ def sh(cmd, cwd, env, check=True):
     return done
 
 
-def clone(dest: Path):
-    """A git repo holding the project's files, as a fresh clone would."""
+OUTPUT_FOLDERS = ("data/", "metrics/", "models/", "plots/", "reports/", "logs/")
+
+
+def copy_project(dest: Path) -> None:
+    """The project's files (tracked, or untracked and not ignored) without
+    its outputs, copied into `dest`, as a fresh clone holds them."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -77,13 +81,24 @@ def clone(dest: Path):
         check=True,
     ).stdout.split()
     for name in files:
-        if (REPO / name).is_file() and not name.startswith(("data/", "metrics/", "models/", "plots/", "reports/")):
+        if (REPO / name).is_file() and not name.startswith(OUTPUT_FOLDERS):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
+
+
+def dvc_env() -> dict:
+    """The environment of a test's git and DVC commands."""
     ident = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env = dict(os.environ, DVC_NO_ANALYTICS="1", **ident)
     # stage commands call `python`: make it this interpreter
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    return env
+
+
+def clone(dest: Path):
+    """A git repo holding the project's files, as a fresh clone would; (root, env)."""
+    copy_project(dest)
+    env = dvc_env()
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
         sh(cmd, dest, env)
     return dest, env

@@ -216,3 +216,22 @@ def test_check_params_names_each_bad_value_in_one_line(tmp_path, capsys, monkeyp
     bad = write_params(tmp_path, with_key(compose("smoke"), key, value))
     assert main(["check-params", str(bad)]) == 2
     assert f"error: {bad}: {says}" in _one_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("command", "example", "default"),
+    [
+        ("perturb", "rgf perturb --factor thin", "(default: params.yaml)"),
+        ("download", "rgf download --dest data/raw/mnist", "(default: data/raw/mnist)"),
+        ("check-params", "rgf check-params params.yaml", "(default: params.yaml)"),
+        ("report", "rgf report --metrics metrics", "(default: metrics)"),
+        ("compcars-manifest", "rgf compcars-manifest /data/CompCars/sv_data", "(default: ['Volkswagen', 'Toyota'])"),
+        ("standin-cars", "rgf standin-cars data/raw/standin-cars", "(default: 60)"),
+    ],
+)
+def test_every_subcommands_help_shows_its_defaults_and_an_example(command, example, default, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    assert f"example: {example}" in out and default in out and "(default: None)" not in out

@@ -19,12 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from pipeline.data.datasets import assemble, save_dataset
 from pipeline.io import load_checkpoint
 from pipeline.stages import run, source
 from tests.helpers import clone, compose, dvc, write_params
@@ -138,24 +136,12 @@ def test_a_full_disk_is_one_line_naming_the_output_and_the_old_one_stays(workspa
 TRAIN = ("factors=[colour]", "vae.batch_size=32", "vae.width=4", "vae.latent_dim=4", "train.checkpoint_every=1")
 
 
-@pytest.fixture(scope="module")
-def train_data(tmp_path_factory, digits):
-    """data/colour with tiny balanced, skewed_k1 and val sets of 120 digits."""
-    root = tmp_path_factory.mktemp("train")
-    images, labels = digits
-    rgb = np.repeat(images[:120, :, :, None], 3, axis=3)
-    for name, f in (("balanced", np.arange(120) % 2), ("skewed_k1", labels[:120] == 1), ("val", np.arange(120) % 2)):
-        save_dataset(assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name)
-    (root / "colour" / "manifest.json").write_text("{}")
-    return root / "colour"
-
-
-def _train_dir(tmp_path: Path, train_data: Path, *overrides: str) -> Path:
+def _train_dir(tmp_path: Path, colour_data: Path, *overrides: str) -> Path:
     raw = compose("smoke", *TRAIN, *overrides)
     raw["train"]["log_dir"] = str(tmp_path / "logs")
     write_params(tmp_path, raw)
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "colour").symlink_to(train_data)
+    (tmp_path / "data" / "colour").symlink_to(colour_data)
     return tmp_path
 
 
@@ -234,10 +220,10 @@ def _kill(pids: list[int]) -> None:
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory, train_data):
+def killed(tmp_path_factory, colour_data):
     """A train stage killed with -9 once both runs had saved a checkpoint:
     its folder and its worker processes."""
-    root = _train_dir(tmp_path_factory.mktemp("killed"), train_data, "vae.epochs=400")
+    root = _train_dir(tmp_path_factory.mktemp("killed"), colour_data, "vae.epochs=400")
     proc, children = _start_training(root)
     assert len(children) >= 2, "two workers (and spawn's resource tracker)"
     os.kill(proc.pid, signal.SIGKILL)
@@ -253,8 +239,8 @@ def test_killing_the_train_stage_kills_its_workers(killed):
     assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
 
 
-def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(tmp_path, train_data):
-    root = _train_dir(tmp_path, train_data, "vae.epochs=400")
+def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(tmp_path, colour_data):
+    root = _train_dir(tmp_path, colour_data, "vae.epochs=400")
     proc, children = _start_training(root)
     try:
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
@@ -294,8 +280,8 @@ def test_a_truncated_resume_file_stops_both_runs_in_one_line(killed):
     assert not (root / "models" / "vae-colour").exists()
 
 
-def test_a_diverging_run_stops_the_stage_in_one_line(tmp_path, train_data):
-    root = _train_dir(tmp_path, train_data, "vae.epochs=400", "vae.lr=10")
+def test_a_diverging_run_stops_the_stage_in_one_line(tmp_path, colour_data):
+    root = _train_dir(tmp_path, colour_data, "vae.epochs=400", "vae.lr=10")
     done = subprocess.run(TRAIN_CMD, cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     (line,) = _lines(done.stderr)

@@ -5,80 +5,45 @@ two machines each compute half a study and push it (`dvc exp push
 --pull`, restoring every computed stage from the run cache instead of
 running it."""
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
-
-OUTPUTS = ("data/", "metrics/", "models/", "plots/", "reports/", "logs/")
-IDENT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-
-
-def _env() -> dict:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", **IDENT)
-    # stage commands call `python`: make it this interpreter
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    return env
-
-
-def _sh(cmd, cwd, env, check=True):
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-    if check:
-        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def _dvc(root, env, *args, check=True):
-    return _sh([sys.executable, "-m", "dvc", *args], root, env, check)
+from tests.helpers import copy_project, dvc, dvc_env, sh
 
 
 def _origin(base: Path, env: dict) -> Path:
     """A bare git repo holding the project's files (no outputs), as the team's
     git server would."""
     seed = base / "seed"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file() and not name.startswith(OUTPUTS):
-            (seed / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, seed / name)
+    copy_project(seed)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "seed"]):
-        _sh(cmd, seed, env)
-    _sh(["git", "clone", "-q", "--bare", str(seed), str(base / "origin.git")], base, env)
+        sh(cmd, seed, env)
+    sh(["git", "clone", "-q", "--bare", str(seed), str(base / "origin.git")], base, env)
     return base / "origin.git"
 
 
 def _git_clone(origin: Path, dest: Path, env: dict, dvc_remote: Path | None = None) -> Path:
     """`git clone` of the team's repo; with dvc_remote, the default remote
     pointed there the way the README says (config.local, never committed)."""
-    _sh(["git", "clone", "-q", str(origin), str(dest)], origin.parent, env)
+    sh(["git", "clone", "-q", str(origin), str(dest)], origin.parent, env)
     if dvc_remote is not None:
-        _dvc(dest, env, "remote", "modify", "--local", "storage", "url", str(dvc_remote))
+        dvc(dest, env, "remote", "modify", "--local", "storage", "url", str(dvc_remote))
     return dest
 
 
 def test_a_fresh_clone_names_the_default_remote_and_works_without_it(tmp_path):
-    env = _env()
+    env = dvc_env()
     clone = _git_clone(_origin(tmp_path, env), tmp_path / "clone", env)
-    assert _dvc(clone, env, "remote", "default").stdout.strip() == "storage"
-    listed = _dvc(clone, env, "remote", "list").stdout.split()
+    assert dvc(clone, env, "remote", "default").stdout.strip() == "storage"
+    listed = dvc(clone, env, "remote", "list").stdout.split()
     # the committed url is relative to .dvc/: a folder beside the checkout
     assert listed[:2] == ["storage", str(tmp_path / "rgf-dvc-storage")] and listed[2:] == ["(default)"]
     # nothing reaches for the remote until a push or pull: `dvc status` works
     # without it, and creates no folder
-    _dvc(clone, env, "status")
+    dvc(clone, env, "status")
     assert not (tmp_path / "rgf-dvc-storage").exists()
 
 
@@ -112,24 +77,24 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
     oracle, train and sample cached: nothing is trained or sampled twice. The
     per-class metrics and the report live in git (persisted, so a failure
     keeps the last good ones), so evaluate and report run again, in seconds."""
-    env = _env()
+    env = dvc_env()
     origin = _origin(tmp_path, env)
     storage = tmp_path / "dvc-storage"
     started = time.monotonic()
     halves = {}
     for factor in ("colour", "thick"):
         clone = _git_clone(origin, tmp_path / factor, env, storage)
-        out = _dvc(clone, env, "exp", "run", "-n", f"{factor}-half", *HALF, "-S", f"factors=[{factor}]").stdout
+        out = dvc(clone, env, "exp", "run", "-n", f"{factor}-half", *HALF, "-S", f"factors=[{factor}]").stdout
         ran, _ = _stages(out)
         assert ran == {"validate", "source", "report"} | _computed(factor), out
-        _dvc(clone, env, "exp", "push", "--run-cache", "origin", f"{factor}-half")
+        dvc(clone, env, "exp", "push", "--run-cache", "origin", f"{factor}-half")
         halves[factor] = clone
     halves_done = time.monotonic()
 
     assembler = _git_clone(origin, tmp_path / "assembler", env, storage)
-    listed = _dvc(assembler, env, "exp", "list", "--all-commits", "--name-only", "origin").stdout.split()
+    listed = dvc(assembler, env, "exp", "list", "--all-commits", "--name-only", "origin").stdout.split()
     assert sorted(listed) == ["colour-half", "thick-half"]
-    out = _dvc(assembler, env, "exp", "run", "--pull", *HALF, "-S", "factors=[colour,thick]").stdout
+    out = dvc(assembler, env, "exp", "run", "--pull", *HALF, "-S", "factors=[colour,thick]").stdout
     ran, restored = _stages(out)
     # what trains, samples or prepares data comes back from the machine that
     # computed it; the params check, the evaluations and the report run

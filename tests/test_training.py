@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.datasets import assemble, save_dataset
 from pipeline.errors import CheckpointError, ParamsError, RgfError
 from pipeline.files import write_history
 from pipeline.generative.fit import train_model
@@ -19,15 +18,9 @@ class Killed(Exception):
     pass
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, digits):
-    root = tmp_path_factory.mktemp("data")
-    images, labels = digits
-    rgb = np.repeat(images[:120, :, :, None], 3, axis=3)
-    for name, f in (("balanced", np.arange(120) % 2), ("skewed_k1", labels[:120] == 1), ("val", np.arange(120) % 2)):
-        save_dataset(assemble(rgb, rgb, labels[:120], f.astype(np.uint8), np.zeros(120, bool)), root / "colour" / name)
-    (root / "colour" / "manifest.json").write_text("{}")
-    return root / "colour"
+@pytest.fixture
+def data(colour_data):
+    return colour_data
 
 
 def _params(tmp_path, **changes):

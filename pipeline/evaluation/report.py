@@ -188,30 +188,37 @@ def render_readme(
         "nothing changed (see the calibration below); read a verdict the two columns disagree on as weak."
     )
     out += ["", to_markdown(tables["summary"])]
-    out += ["", "## Balanced model's proportions P_c^u", ""]
-    out.append(
-        "The fraction of the balanced model's samples of class c that carry the factor (ideally 0.50), "
-        "with its Wilson 95% interval."
+    per_k = (
+        (
+            "proportions",
+            "Balanced model's proportions P_c^u",
+            "The fraction of the balanced model's samples of class c that carry the factor (ideally 0.50), "
+            "with its Wilson 95% interval.",
+        ),
+        (
+            "effect",
+            "Effect sizes: P_c^s - P_c^u",
+            "The skewed model's shift per class with its Newcombe 95% interval (hybrid score, Newcombe 1998) and "
+            "Cohen's h (2 asin sqrt P_c^s - 2 asin sqrt P_c^u; 0.2 small, 0.5 medium, 0.8 large): how much "
+            "moved, whatever the test says.",
+        ),
     )
-    for k in rare_classes:
-        if f"proportions_k{k}" in tables:
-            out += ["", f"### Rare class k = {k}", "", to_markdown(tables[f"proportions_k{k}"])]
-    out += ["", "## Effect sizes: P_c^s - P_c^u", ""]
-    out.append(
-        "The skewed model's shift per class with its Newcombe 95% interval (hybrid score, Newcombe 1998) and "
-        "Cohen's h (2 asin sqrt P_c^s - 2 asin sqrt P_c^u; 0.2 small, 0.5 medium, 0.8 large): how much moved, "
-        "whatever the test says."
-    )
-    for k in rare_classes:
-        if f"effect_k{k}" in tables:
-            out += ["", f"### Rare class k = {k}", "", to_markdown(tables[f"effect_k{k}"])]
+    for stem, title, text in per_k:
+        out += ["", f"## {title}", "", text]
+        for k in rare_classes:
+            if f"{stem}_k{k}" in tables:
+                out += ["", f"### Rare class k = {k}", "", to_markdown(tables[f"{stem}_k{k}"])]
     out += ["", "## Calibration: the controls under every test", ""]
     out.append(
-        "Each test recomputed from the stored counts of the control models (same alpha, rare class and correction)."
+        "Each test's rate over the controls' redraws (or, without them, recomputed from the stored counts), "
+        "with the same alpha, rare class, correction and min_count as the verdicts."
     )
     fp = tables.get("false_positives")
     if fp is None:
-        out += ["", "No control metrics (data-learner, data-memorizer): the test's calibration is not measured."]
+        out += [
+            "",
+            "No control metrics (data-learner, data-memorizer, data-mixer): the tests' calibration is not measured.",
+        ]
     else:
         out += ["", to_markdown(fp), "", _fp_sentence(fp, settings)]
     out += ["", "## Quality", "", _quality_text(tables["quality"], min_accuracy), "", to_markdown(tables["quality"])]
