@@ -115,12 +115,6 @@ def judge(
     }
 
 
-# what a control's resampled verdict counts as: the learner's flags are false
-# positives, the memorizer's and the mixer's memorized classes true positives
-CALIBRATION = {"data-learner": "false-positive rate", "data-memorizer": "true-positive rate"}
-CALIBRATION["data-mixer"] = "power at mixer_fraction"
-
-
 def calibrate(
     model: str,
     rare_class: int,
