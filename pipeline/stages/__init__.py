@@ -23,6 +23,7 @@ does delete, and `dvc checkout` brings the last good ones back from its cache.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -103,6 +104,10 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
         console.print(f"[bold red]error:[/] {cannot_write(Path(err.filename or '.'), err)}", highlight=False)
         return 2
     except KeyboardInterrupt:
+        # A terminal's Ctrl-C reaches DVC and the stage together, and DVC may
+        # pass it on once more: a second one while the interpreter shuts down
+        # would kill the stage by signal instead of exit code 130.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         console.print(
             "[bold red]interrupted:[/] stopped; the previous outputs are unchanged "
             "(a training run resumes from its last checkpoint on the next `dvc repro`)",
