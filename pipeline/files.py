@@ -1,13 +1,17 @@
 """The files stages pass to each other, each with one schema that its writer
 and its reader share (pydantic models; unknown or missing keys are errors):
 
-    data/source/manifest.json            SourceManifest   source   -> (record)
-    data/<factor>/manifest.json          DataManifest     prepare  -> oracle, train, evaluate
-    metrics/oracles/<factor>.json        OracleMetrics    oracle   -> evaluate
-    models/<control run>/model.json      ControlRecord    train    -> (record)
-    data/samples/<run>/meta.json         SampleMeta       sample   -> evaluate
-    metrics/<model>/<factor>/k<k>.json   MetricsFile      evaluate -> report
-    plots/train/<model>-<factor>/<dataset>.csv   history  train    -> report
+    data/source/manifest.json                    SourceManifest  source   -> (record)
+    data/<factor>/manifest.json                  DataManifest    prepare  -> oracle, train, evaluate
+    metrics/oracles/<factor>.json                OracleMetrics   oracle   -> evaluate
+    models/<model>-<factor>-s<seed>/<dataset>/model.json
+                                                 ControlRecord   train    -> (record)
+    data/samples/<run>/meta.json                 SampleMeta      sample   -> evaluate
+    metrics/<model>/<factor>/k<k>-s<seed>.json   MetricsFile     evaluate -> report
+    plots/train/<model>-<factor>-s<seed>/<dataset>.csv
+                                                 history         train    -> report
+
+A run is <model>-<factor>-<dataset>-s<seed> (pipeline.names.run_name).
 
 A file that does not match its schema is refused with one line naming the
 file, the key and the stage that rebuilds it.
@@ -174,15 +178,15 @@ def write_samples(folder: Path, images: np.ndarray, meta: SampleMeta) -> None:
     meta.write(folder / "meta.json")
 
 
-def read_samples(folder: Path, model: str, factor: str, dataset: str) -> np.ndarray:
+def read_samples(folder: Path, model: str, factor: str, dataset: str, seed: int) -> np.ndarray:
     """Samples written by the sample stage, refusing those of another run."""
-    fix = f"run `dvc repro sample@{folder.name}`"
+    fix = f"run `dvc repro sample@{model}-{factor}-{dataset}-{seed}`"
     meta = read(SampleMeta, folder / "meta.json", fix)
     try:
         images = np.load(folder / "images.npy", allow_pickle=False)
     except (FileNotFoundError, ValueError) as err:
         raise DataError(f"{folder}: missing or corrupt samples ({err}); {fix}") from None
-    expected = {"model": model, "factor": factor, "dataset": dataset}
+    expected = {"model": model, "factor": factor, "dataset": dataset, "seed": seed}
     found = {k: getattr(meta, k) for k in expected}
     if found != expected:
         raise DataError(f"{folder}: samples of {found}, expected {expected}; point --samples at the right run")
@@ -257,11 +261,12 @@ class QualityBlock(_File):
 
 
 class MetricsFile(_File):
-    """metrics/<model>/<factor>/k<k>.json: the verdicts of one (model, factor, k)."""
+    """metrics/<model>/<factor>/k<k>-s<seed>.json: the verdicts of one (model, factor, k, seed)."""
 
     model: str
     factor: str
     rare_class: StrictInt
+    seed: StrictInt  # the replicate (seeds); data and oracles come from `seed`
     source: str
     class_names: list[str]
     factor_values: tuple[str, str]
@@ -297,10 +302,6 @@ class MetricsFile(_File):
         return self.model_dump(mode="json")
 
 
-def metrics_path(root: Path, model: str, factor: str, rare_class: int) -> Path:
-    return Path(root) / model / factor / f"k{rare_class}.json"
-
-
 def read_metrics(path: Path) -> MetricsFile:
     """One metrics file, refusing one whose content does not match its path
     (it would silently land in the wrong column of a table)."""
@@ -310,14 +311,14 @@ def read_metrics(path: Path) -> MetricsFile:
     except UnicodeDecodeError as err:
         raise MetricsError(f"{path}: not valid JSON ({err}); {fix}") from None
     expected = (path.parent.parent.name, path.parent.name, path.stem)
-    found = (metrics.model, metrics.factor, f"k{metrics.rare_class}")
+    found = (metrics.model, metrics.factor, f"k{metrics.rare_class}-s{metrics.seed}")
     if expected != found:
-        raise MetricsError(f"{path}: holds model/factor/k {found}, its path says {expected}")
+        raise MetricsError(f"{path}: holds model/factor/k-seed {found}, its path says {expected}")
     return metrics
 
 
 def load_metrics(root: Path) -> list[dict]:
-    """Every metrics/<model>/<factor>/k<k>.json under `root` (oracles skipped),
+    """Every metrics/<model>/<factor>/k<k>-s<seed>.json under `root` (oracles skipped),
     in path order, as plain dicts; a missing root gives []."""
-    paths = sorted(Path(root).glob("*/*/k*.json"))
+    paths = sorted(Path(root).glob("*/*/k*-s*.json"))
     return [read_metrics(p).dump() for p in paths if p.parent.parent.name != "oracles"]

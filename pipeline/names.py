@@ -46,9 +46,14 @@ def datasets(rare_classes: list[int]) -> list[str]:
     return [BALANCED] + [skewed(k) for k in rare_classes]
 
 
-def run_name(model: str, factor: str, dataset: str) -> str:
-    """The name a run has everywhere: stage, paths and tables (gan_sd-thick-skewed_k1)."""
-    return f"{model}-{factor}-{dataset}"
+def run_name(model: str, factor: str, dataset: str, seed: int) -> str:
+    """The name a run has everywhere: paths, checkpoints, logs (gan_sd-thick-skewed_k1-s0)."""
+    return f"{model}-{factor}-{dataset}-s{seed}"
+
+
+def train_name(model: str, factor: str, seed: int) -> str:
+    """The folder of one model's runs on every dataset of a factor, for one seed (gan_sd-thick-s0)."""
+    return f"{model}-{factor}-s{seed}"
 
 
 def display(model: str) -> str:

@@ -226,7 +226,10 @@ class EvaluationParams(_Section):
 
 class Params(_Section):
     profile: str
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)]  # data, splits, oracles
+    # one replicate of every generative run (and control draw) per seed: the
+    # train / sample / evaluate matrix of dvc.yaml; the report aggregates them
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]]
     workers: Annotated[int, Field(ge=1, le=MAX_PROCESSES)]  # processes; results do not depend on it
     data: DataParams
     factors: list[Factor]
@@ -243,9 +246,9 @@ class Params(_Section):
     ddpm: DdpmParams
     evaluation: EvaluationParams
 
-    @field_validator("factors", "models")
+    @field_validator("factors", "models", "seeds")
     @classmethod
-    def _distinct(cls, v: list[str]) -> list[str]:
+    def _distinct(cls, v: list) -> list:
         if not v or len(set(v)) != len(v):
             raise ValueError("must list at least one name, each once")
         return v
@@ -287,6 +290,12 @@ class Params(_Section):
         allowed = [self.data.manifest.factor_column] if self.data.source == "manifest" else list(FACTORS)
         if factor not in allowed:
             raise RgfError(f"factor {factor!r} does not exist for source {self.data.source}; choose from {allowed}")
+
+    def check_seed(self, seed: int) -> None:
+        """A stage's --seed must be one of `seeds` (its runs belong to the study)."""
+        if seed not in self.seeds:
+            fix = "pick one of those or add it (`-S 'seeds=[...]'`)"
+            raise RgfError(f"seed {seed} is not in seeds {self.seeds}; {fix}")
 
     def class_names(self) -> list[str]:
         """The classes' names, in label order (the digits for MNIST)."""

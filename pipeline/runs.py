@@ -39,7 +39,7 @@ def batch_size(params: Params, model: str) -> int:
     return section(params, model).batch_size
 
 
-def run_params(params: Params, model: str, factor: str, dataset: str, image_size: int) -> dict:
+def run_params(params: Params, model: str, factor: str, dataset: str, seed: int, image_size: int) -> dict:
     """Everything that shapes a run's weights; a checkpoint made under any
     other values is refused. Left out: NOT_SHAPING."""
     shaped = {k: v for k, v in section(params, model).model_dump().items() if k not in NOT_SHAPING}
@@ -47,7 +47,7 @@ def run_params(params: Params, model: str, factor: str, dataset: str, image_size
         "model": model,
         "factor": factor,
         "dataset": dataset,
-        "seed": params.seed,
+        "seed": seed,
         "image_size": image_size,
         **shaped,
     }

@@ -47,13 +47,13 @@ def data_dir(tmp_path):
     return tmp_path
 
 
-def _sample_argv(data_dir, model, dataset):
+def _sample_argv(data_dir, model, dataset, seed=0):
     """The sample stage's command line as dvc.yaml writes it, into data_dir."""
-    run_name = f"{model}-colour-{dataset}"
+    run_name = f"{model}-colour-{dataset}-s{seed}"
     return [
         *("--params", str(data_dir / "params.yaml"), "--model", model, "--factor", "colour"),
-        *("--dataset", dataset, "--data", str(data_dir / "colour")),
-        *("--model-dir", str(data_dir / "models" / f"{model}-colour" / dataset)),
+        *("--dataset", dataset, "--seed", str(seed), "--data", str(data_dir / "colour")),
+        *("--model-dir", str(data_dir / "models" / f"{model}-colour-s{seed}" / dataset)),
         *("--out", str(data_dir / "samples" / run_name)),
         *("--grid", str(data_dir / "plots" / f"{run_name}.png")),  # never the workspace's plots/
     ]
@@ -61,17 +61,17 @@ def _sample_argv(data_dir, model, dataset):
 
 def test_sample_stage_writes_images_meta_and_grid(data_dir):
     assert run(sample.main, _sample_argv(data_dir, "data-memorizer", "skewed_k1")) == 0
-    out = data_dir / "samples" / "data-memorizer-colour-skewed_k1"
-    images = read_samples(out, "data-memorizer", "colour", "skewed_k1")
+    out = data_dir / "samples" / "data-memorizer-colour-skewed_k1-s0"
+    images = read_samples(out, "data-memorizer", "colour", "skewed_k1", 0)
     assert images.shape == (40, 28, 28, 3)
     # the memorizer's samples are images of the skewed set it was given (pixels 100 and 101)
     assert images.min() >= 100
     meta = read(SampleMeta, out / "meta.json", "")
-    assert meta.run == "data-memorizer-colour-skewed_k1" and meta.num_samples == 40 and meta.seed == 0
-    grid = data_dir / "plots" / "data-memorizer-colour-skewed_k1.png"
+    assert meta.run == "data-memorizer-colour-skewed_k1-s0" and meta.num_samples == 40 and meta.seed == 0
+    grid = data_dir / "plots" / "data-memorizer-colour-skewed_k1-s0.png"
     assert Image.open(grid).size == (3 * (10 * 30 + 2), 3 * (4 * 30 + 2))  # 40 samples: 4 rows of 10, zoom 3
     with pytest.raises(DataError, match=re.escape("expected {'model': 'data-memorizer', 'factor': 'thin'")):
-        read_samples(out, "data-memorizer", "thin", "skewed_k1")
+        read_samples(out, "data-memorizer", "thin", "skewed_k1", 0)
 
 
 def test_sample_stage_rejects_unknown_dataset_and_model(data_dir, capsys):
@@ -79,12 +79,14 @@ def test_sample_stage_rejects_unknown_dataset_and_model(data_dir, capsys):
     assert "dataset 'skewed_k7' is not configured" in capsys.readouterr().err
     assert run(sample.main, _sample_argv(data_dir, "glow", "balanced")) == 2
     assert "model 'glow' has no sampler" in capsys.readouterr().err
+    assert run(sample.main, _sample_argv(data_dir, "data-memorizer", "balanced", seed=5)) == 2
+    assert "seed 5 is not in seeds [0]; pick one of those" in capsys.readouterr().err
     assert not (data_dir / "samples").exists() and not (data_dir / "plots").exists()
 
 
 def test_missing_samples_are_reported(tmp_path):
     with pytest.raises(DataError, match=r"meta\.json: missing; run `dvc repro sample@"):
-        read_samples(tmp_path, "data-learner", "colour", "balanced")
+        read_samples(tmp_path, "data-learner", "colour", "balanced", 0)
     meta = SampleMeta(
         run="data-learner-colour-balanced",
         model="data-learner",
@@ -95,7 +97,7 @@ def test_missing_samples_are_reported(tmp_path):
     )
     meta.write(tmp_path / "meta.json")
     with pytest.raises(DataError, match="missing or corrupt samples"):
-        read_samples(tmp_path, "data-learner", "colour", "balanced")
+        read_samples(tmp_path, "data-learner", "colour", "balanced", 0)
 
 
 def _manifest(counts: dict) -> DataManifest:
@@ -127,7 +129,7 @@ def _evaluate_setup(data_dir):
     """Samples of both control runs for colour, k=1, and an existing metrics file."""
     for dataset in ("balanced", "skewed_k1"):
         assert run(sample.main, _sample_argv(data_dir, "data-learner", dataset)) == 0
-    old = data_dir / "metrics" / "data-learner" / "colour" / "k1.json"
+    old = data_dir / "metrics" / "data-learner" / "colour" / "k1-s0.json"
     old.parent.mkdir(parents=True)
     old.write_text("OLD")
     return old
@@ -136,20 +138,21 @@ def _evaluate_setup(data_dir):
 def _evaluate(data_dir, old, oracles, oracle_metrics):
     """The evaluate stage's command line as dvc.yaml writes it, into data_dir."""
     argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
-    argv += ["--rare-class", "1", "--samples", str(data_dir / "samples"), "--data", str(data_dir / "colour")]
+    argv += ["--rare-class", "1", "--seed", "0", "--samples", str(data_dir / "samples")]
+    argv += ["--data", str(data_dir / "colour")]
     argv += ["--oracles", str(oracles), "--oracle-metrics", str(oracle_metrics)]
     return run(evaluate.main, argv + ["--out", str(old)])
 
 
 def test_evaluate_refuses_samples_of_another_factor_and_keeps_old_metrics(data_dir, capsys):
     old = _evaluate_setup(data_dir)
-    meta = data_dir / "samples" / "data-learner-colour-skewed_k1" / "meta.json"
+    meta = data_dir / "samples" / "data-learner-colour-skewed_k1-s0" / "meta.json"
     meta.write_text(meta.read_text().replace('"colour"', '"thin"'))
     oracles = data_dir / "models" / "oracles" / "colour"
     assert _evaluate(data_dir, old, oracles, data_dir / "metrics" / "oracles" / "colour.json") == 2
     assert "samples of {'model': 'data-learner', 'factor': 'thin'" in capsys.readouterr().err
     assert old.read_text() == "OLD"
-    assert sorted(p.name for p in old.parent.iterdir()) == ["k1.json"]
+    assert sorted(p.name for p in old.parent.iterdir()) == ["k1-s0.json"]
 
 
 def test_evaluate_refuses_missing_oracles_and_keeps_old_metrics(data_dir, capsys):
@@ -157,4 +160,4 @@ def test_evaluate_refuses_missing_oracles_and_keeps_old_metrics(data_dir, capsys
     assert _evaluate(data_dir, old, data_dir / "none", data_dir / "none.json") == 2
     assert "none.json: missing" in capsys.readouterr().err
     assert old.read_text() == "OLD"
-    assert sorted(p.name for p in old.parent.iterdir()) == ["k1.json"]
+    assert sorted(p.name for p in old.parent.iterdir()) == ["k1-s0.json"]

@@ -156,9 +156,9 @@ TRAIN_CMD = [
     "--data",
     "data/colour",
     "--out",
-    "models/vae-colour",
+    "models/vae-colour-s0",
     "--history",
-    "plots/train/vae-colour",
+    "plots/train/vae-colour-s0",
     "--resume",
     "models/resume",
 ]
@@ -236,7 +236,8 @@ def test_killing_the_train_stage_kills_its_workers(killed):
     root, children = killed
     assert _survivors(children) == [], "a worker outlived its stage"
     time.sleep(1)  # no worker lives on to write the outputs after the stage failed
-    assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
+    assert not (root / "models" / "vae-colour-s0").exists()
+    assert not (root / "plots" / "train" / "vae-colour-s0").exists()
 
 
 def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(tmp_path, colour_data):
@@ -259,12 +260,12 @@ def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(t
     resume = sorted((root / "models" / "resume").iterdir())
     assert len(resume) == 2 and all(p.suffix == ".pt" for p in resume), "no half-written checkpoint left"
     assert all(load_checkpoint(p)["epoch"] >= 1 for p in resume)
-    assert not (root / "models" / "vae-colour").exists()
+    assert not (root / "models" / "vae-colour-s0").exists()
 
 
 def test_a_truncated_resume_file_stops_both_runs_in_one_line(killed):
     root, _ = killed
-    balanced = next((root / "models" / "resume").glob("vae-colour-balanced-*.pt"))
+    balanced = next((root / "models" / "resume").glob("vae-colour-balanced-s0-*.pt"))
     balanced.write_bytes(balanced.read_bytes()[:1000])
     start = time.monotonic()
     done = subprocess.run(TRAIN_CMD, cwd=root, capture_output=True, text=True, timeout=300)
@@ -273,11 +274,11 @@ def test_a_truncated_resume_file_stops_both_runs_in_one_line(killed):
     assert "Traceback" not in done.stderr
     (line,) = _lines(done.stderr)
     assert line.startswith(f"error: models/resume/{balanced.name}: unreadable checkpoint, truncated or corrupt")
-    assert line.endswith("It cannot be resumed: delete it and vae-colour-balanced starts over")
+    assert line.endswith("It cannot be resumed: delete it and vae-colour-balanced-s0 starts over")
     # the other run was stopped, not trained to its 400th epoch first
-    skewed = next((root / "models" / "resume").glob("vae-colour-skewed_k1-*.pt"))
+    skewed = next((root / "models" / "resume").glob("vae-colour-skewed_k1-s0-*.pt"))
     assert load_checkpoint(skewed)["epoch"] < 400 and elapsed < 60
-    assert not (root / "models" / "vae-colour").exists()
+    assert not (root / "models" / "vae-colour-s0").exists()
 
 
 def test_a_diverging_run_stops_the_stage_in_one_line(tmp_path, colour_data):
@@ -287,7 +288,8 @@ def test_a_diverging_run_stops_the_stage_in_one_line(tmp_path, colour_data):
     (line,) = _lines(done.stderr)
     assert line.startswith("error: vae-colour-")
     assert line.endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
-    assert not (root / "models" / "vae-colour").exists() and not (root / "plots" / "train" / "vae-colour").exists()
+    assert not (root / "models" / "vae-colour-s0").exists()
+    assert not (root / "plots" / "train" / "vae-colour-s0").exists()
 
 
 # --- end to end: `dvc exp run` / `dvc repro` in one smoke-sized clone ---------
@@ -300,9 +302,12 @@ CACHED = {"oracle", "train", "sample"}
 # every output of the stages from oracle on
 OUTPUTS = {
     "oracle@colour": ("models/oracles/colour", "metrics/oracles/colour.json"),
-    "train@vae-colour": ("models/vae-colour", "plots/train/vae-colour"),
-    "sample@vae-colour-balanced": ("data/samples/vae-colour-balanced", "plots/samples/vae-colour-balanced.png"),
-    "evaluate@vae-colour-1": ("metrics/vae/colour/k1.json",),
+    "train@vae-colour-0": ("models/vae-colour-s0", "plots/train/vae-colour-s0"),
+    "sample@vae-colour-balanced-0": (
+        "data/samples/vae-colour-balanced-s0",
+        "plots/samples/vae-colour-balanced-s0.png",
+    ),
+    "evaluate@vae-colour-1-0": ("metrics/vae/colour/k1-s0.json",),
     "report": ("reports/tables", "reports/plots", "reports/summary.json"),
 }
 
@@ -423,7 +428,7 @@ def test_a_diverging_run_fails_the_experiment_naming_the_key(clean):
     assert line.startswith("error: vae-colour-")
     assert line.endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
     # the train stage's outputs are cached: DVC deleted them before the run, its cache has them
-    dvc(root, env, "checkout", "train@vae-colour")
+    dvc(root, env, "checkout", "train@vae-colour-0")
     assert _results(root) == before
 
 
@@ -434,7 +439,7 @@ def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean
     raw["vae"]["epochs"], raw["train"]["checkpoint_every"] = 400, 1
     write_params(root, raw)
     with (root / "out.txt").open("w") as out, (root / "err.txt").open("w") as err:
-        cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour"]
+        cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour-0"]
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=err, start_new_session=True)
     resume = root / "models" / "resume"
     try:
@@ -454,10 +459,11 @@ def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean
     assert _lines(err) == [
         "interrupted: stopped; the previous outputs are unchanged "
         "(a training run resumes from its last checkpoint on the next `dvc repro`)",
-        "ERROR: failed to reproduce 'train@vae-colour': failed to run: "
+        "ERROR: failed to reproduce 'train@vae-colour-0': failed to run: "
         + " ".join(yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train"]["cmd"].split())
         .replace("${item.model}", "vae")
         .replace("${item.factor}", "colour")
+        .replace("${item.seed}", "0")
         + ", exited with 130",
     ]
     saved = sorted(resume.iterdir())

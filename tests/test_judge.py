@@ -103,7 +103,7 @@ def test_the_memorizer_is_always_caught_and_the_mixer_sometimes(calibration):
 
 
 def test_the_learners_two_runs_draw_different_samples():
-    rng = {d: rng_for(0, "sample", run_name("data-learner", "colour", d)) for d in ("balanced", "skewed_k1")}
+    rng = {d: rng_for(0, "sample", run_name("data-learner", "colour", d, 0)) for d in ("balanced", "skewed_k1")}
     images = np.arange(500, dtype=np.uint8).reshape(500, 1, 1, 1).repeat(3, axis=3)
     pools = {
         d: FactorDataset(images, np.zeros(500, np.int64), np.zeros(500, np.uint8), np.zeros(500, bool)) for d in rng

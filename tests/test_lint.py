@@ -36,8 +36,10 @@ def test_dockerfile_copies_existing_files_and_matches_the_pins():
     assert base and base[1] == pins["torch"]
     # its CPython 3.12 must satisfy requires-python, or pip refuses the project
     assert SpecifierSet(project["requires-python"]).contains("3.12")
-    # the project goes in with its pins, and the build fails if pip swapped the base's CUDA torch
-    assert "pip install --no-cache-dir --break-system-packages -e ." in text
+    # the dependencies go in from the lock (tests/test_lock.py), then the project alone, and the
+    # build fails if pip swapped the base's CUDA torch
+    assert "pip install --no-cache-dir --break-system-packages --require-hashes -r requirements/lock.txt" in text
+    assert "pip install --no-cache-dir --break-system-packages --no-deps --no-build-isolation -e ." in text
     assert f"torch.__version__.startswith('{pins['torch']}+cu')" in text
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +23,8 @@ from tests.helpers import dvc as _dvc
 pytestmark = pytest.mark.slow
 
 
-def _metrics(root, model, factor, k):
-    return json.loads((root / "metrics" / model / factor / f"k{k}.json").read_text())
+def _metrics(root, model, factor, k, seed=0):
+    return json.loads((root / "metrics" / model / factor / f"k{k}-s{seed}.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +46,11 @@ def test_smoke_profile_runs_every_stage(smoke):
             metrics = _metrics(root, model, factor, 1)
             assert set(metrics["classes"]) == {str(c) for c in range(10)} | {"total"}
             for dataset in params["datasets"]:
-                run = f"{model}-{factor}-{dataset}"
+                run = f"{model}-{factor}-{dataset}-s0"
                 assert np.load(root / "data" / "samples" / run / "images.npy").shape == (200, 28, 28, 3)
                 assert (root / "plots" / "samples" / f"{run}.png").exists()
-                assert (root / "plots" / "train" / f"{model}-{factor}" / f"{dataset}.csv").exists()
-    gan_history = (root / "plots" / "train" / "gan_sd-colour" / "skewed_k1.csv").read_text().splitlines()
+                assert (root / "plots" / "train" / f"{model}-{factor}-s0" / f"{dataset}.csv").exists()
+    gan_history = (root / "plots" / "train" / "gan_sd-colour-s0" / "skewed_k1.csv").read_text().splitlines()
     assert "d_loss_k1_with" in gan_history[0] and len(gan_history) == 2
     readme = (root / "reports" / "tables" / "README.md").read_text()
     assert "GAN-SD" in readme and "Memorizer" in readme
@@ -65,10 +66,10 @@ def test_a_second_repro_does_nothing(smoke):
 
 def test_the_same_seed_gives_identical_metrics_twice(smoke):
     root, env = smoke
-    before = {m: (root / "metrics" / m / "colour" / "k1.json").read_bytes() for m in ("ddpm", "gan_sd")}
+    before = {m: (root / "metrics" / m / "colour" / "k1-s0.json").read_bytes() for m in ("ddpm", "gan_sd")}
     for model in before:
-        _dvc(root, env, "repro", "--force", "--downstream", f"train@{model}-colour")
-    after = {m: (root / "metrics" / m / "colour" / "k1.json").read_bytes() for m in before}
+        _dvc(root, env, "repro", "--force", "--downstream", f"train@{model}-colour-0")
+    after = {m: (root / "metrics" / m / "colour" / "k1-s0.json").read_bytes() for m in before}
     assert after == before
 
 
@@ -125,6 +126,45 @@ def test_misspelled_override_stops_before_any_work(smoke):
     done = _dvc(root, env, "exp", "run", "-S", "+skew.rare_fracton=0.1", check=False)
     assert done.returncode != 0
     assert "unknown key 'skew.rare_fracton'" in done.stdout + done.stderr
+
+
+def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
+    """`dvc exp run -S profile=smoke -S 'seeds=[0,1]'` (cut to one factor,
+    one model of each kind and a control, as the whole smoke grid twice
+    takes minutes): seed 0's runs come from the cache, seed 1's are trained,
+    sampled and judged, and the report aggregates both."""
+    root, env = smoke
+    study = ("profile=smoke", "seeds=[0,1]", "factors=[colour]", "models=[vae,gan_sd,data-learner]")
+    out = _dvc(root, env, "exp", "run", *[a for o in study for a in ("-S", o)]).stdout
+    ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
+    per_seed = {s for s in ran if s.split("@")[0] in ("train", "sample", "evaluate")}
+    trained = {s for s in per_seed if s.startswith("train@")}
+    assert trained == {f"train@{m}-colour-1" for m in ("vae", "gan_sd", "data-learner")}
+    assert all(s.endswith("-1") for s in per_seed) and "evaluate@gan_sd-colour-1-1" in per_seed
+    assert ran - per_seed <= {"validate", "report"}
+    for model in ("vae", "gan_sd", "data-learner"):
+        assert _metrics(root, model, "colour", 1, seed=1)["seed"] == 1
+    assert (root / "plots" / "train" / "gan_sd-colour-s1" / "skewed_k1.csv").is_file()
+    summary = json.loads((root / "reports" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    assert all(0 <= entry["seed_agreement"] <= 1 for entry in summary["models"].values())
+    readme = (root / "reports" / "tables" / "README.md").read_text()
+    assert "seeds 0, 1." in readme and re.search(r"\(([LMO–]) 2/2\)", readme), readme[:3000]
+
+
+def test_plots_show_renders_every_chart_offline(smoke, tmp_path):
+    """Issue 14: `dvc plots show` of the smoke run, opened in headless Chromium
+    with no network: every chart drawn from its own rows, the probe's
+    included, no console error (tests/test_plots_render.py)."""
+    from tests.test_plots_render import assert_renders, plots_show
+
+    root, env = smoke
+    found = assert_renders(plots_show(root, env), tmp_path)
+    charts = {c["target"] for c in found["charts"]}
+    for name in ("probe_gan-colour-s0-k1", "probe_gan_sd-thick-s0-k1", "train_vae-colour-s0", "z_ddpm-thick-k1"):
+        assert f"#reports_plots_{name}_csv" in charts
+    assert not any("data-" in c and "_train_" in c for c in charts)  # the controls have no losses
+    assert len(found["images"]) == len(list((root / "plots" / "samples").glob("*.png")))
 
 
 def test_controls_calibrate_the_instrument_on_every_factor(tmp_path_factory):
@@ -198,7 +238,7 @@ def test_compcars_stand_in_gives_table_3_and_calibrated_controls(tmp_path_factor
     assert memorizer["class_names"] == ["Volkswagen", "Toyota"]
     learner = _metrics(root, "data-learner", "colour", 0)
     assert [learner["classes"][c]["verdict"] for c in ("0", "1")] == ["learned", "learned"]
-    samples = np.load(root / "data" / "samples" / "vae-colour-skewed_k0" / "images.npy")
+    samples = np.load(root / "data" / "samples" / "vae-colour-skewed_k0-s0" / "images.npy")
     assert samples.shape == (300, 32, 32, 3)
     readme = (root / "reports" / "tables" / "README.md").read_text()
     assert "## Table 3" in readme and "Volkswagen white" in readme and "D_r (Volkswagen rare)" in readme
@@ -211,7 +251,7 @@ def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_fac
     root, env = _clone(tmp_path_factory.mktemp("killed"))
     overrides = ["factors=[colour]", "models=[vae]", "vae.epochs=40", "vae.width=32", "train.checkpoint_every=1"]
     write_params(root, compose("smoke", *overrides))
-    cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour"]
+    cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour-0"]
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -227,11 +267,11 @@ def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_fac
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    out = _dvc(root, env, "repro", "train@vae-colour").stdout
-    assert "vae-colour-balanced: resumed at epoch" in out and "vae-colour-skewed_k1: resumed at epoch" in out
+    out = _dvc(root, env, "repro", "train@vae-colour-0").stdout
+    assert "vae-colour-balanced-s0: resumed at epoch" in out and "vae-colour-skewed_k1-s0: resumed at epoch" in out
     for dataset in ("balanced", "skewed_k1"):
-        lines = (root / "plots/train/vae-colour" / f"{dataset}.csv").read_text().splitlines()[1:]
+        lines = (root / "plots/train/vae-colour-s0" / f"{dataset}.csv").read_text().splitlines()[1:]
         epochs = [int(line.split(",")[0]) for line in lines]
         assert epochs == list(range(1, 41))
-        assert load_checkpoint(root / "models/vae-colour" / dataset / "model.pt")["epoch"] == 40
+        assert load_checkpoint(root / "models/vae-colour-s0" / dataset / "model.pt")["epoch"] == 40
     assert not list(resume.glob("*.pt")), "finished runs drop their resume files"

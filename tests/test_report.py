@@ -60,13 +60,16 @@ FACTOR_VALUES = {"colour": ["red", "green"], "thin": ["plain", "thin"]}
 STUDY = ("factors=[colour,thin]", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
 
 
-def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05, min_count=20):
-    skewed = MAKERS[model](k)
+def write_metrics(
+    root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05, min_count=20, seed=0, skewed=None
+):
+    skewed = MAKERS[model](k) if skewed is None else skewed
     results = compare(balanced, skewed, rare_class=k, test=test, alpha=alpha, min_count=min_count)
     doc = {  # every key of a MetricsFile (pipeline/files.py), as the evaluate stage writes it
         "model": model,
         "factor": factor,
         "rare_class": k,
+        "seed": seed,
         "source": "mnist-bundled",
         "class_names": [str(c) for c in range(10)],
         "factor_values": FACTOR_VALUES[factor],
@@ -86,7 +89,7 @@ def write_metrics(root, model, factor, k, balanced=BALANCED, test="one_sample", 
         "confident_fraction": 0.88,
         "classes": {key: r.to_dict() for key, r in results.items()},
     }
-    path = root / model / factor / f"k{k}.json"
+    path = root / model / factor / f"k{k}-s{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return results
@@ -168,30 +171,45 @@ def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
     expected = {f"{model}-{factor}-k{k}" for model in MAKERS for factor in ("colour", "thin") for k in (1, 2)}
     assert set(bars) == expected - {"gan-thin-k1", "gan-thin-k2"}  # no GAN metrics for thin
     gan = bars["gan-colour-k1"]
-    assert list(gan.columns) == ["class", "z", "verdict"]
-    assert list(gan["class"]) == [str(c) for c in range(9)]  # class 9 has no samples: undefined, left out
-    assert gan.set_index("class").loc["0", "z"] == -4.0 and gan.set_index("class").loc["0", "verdict"] == "memorized"
-    histories = tmp_path / "train" / "gan_sd-colour"
+    assert list(gan.columns) == ["class", "z", "verdict", "note", "critical", "title"]
+    assert list(gan["class"]) == [str(c) for c in range(10)]
+    by_class = gan.set_index("class")
+    assert by_class.loc["0", "z"] == -4.0 and by_class.loc["0", "verdict"] == "memorized"
+    # class 9 has no samples: undefined, kept with the reason and no z (not drawn as z = 0)
+    assert pd.isna(by_class.loc["9", "z"]) and by_class.loc["9", "verdict"] == "undefined"
+    assert by_class.loc["9", "note"] == "undefined: no samples"
+    assert set(gan["critical"]) == {1.96} and set(gan["title"]) == {"GAN · colour · k = 1"}
+    histories = tmp_path / "train" / "gan_sd-colour-s0"
     histories.mkdir(parents=True)
     (histories / "balanced.csv").write_text(
         "epoch,d_loss,d_loss_k1_with,d_loss_k1_without,d_loss_k2_with,d_loss_k2_without\n1,1.2,0.5,0.9,0.4,0.8\n"
         "2,1.1,0.25,1.5,0.3,0.7\n"
     )
-    (histories.parent / "vae-colour").mkdir()
-    (histories.parent / "vae-colour" / "balanced.csv").write_text("epoch,loss\n1,3.0\n")
+    (histories.parent / "vae-colour-s0").mkdir()
+    (histories.parent / "vae-colour-s0" / "balanced.csv").write_text("epoch,loss\n1,3.0\n")
+    (histories.parent / "data-memorizer-colour-s0").mkdir()
+    (histories.parent / "data-memorizer-colour-s0" / "balanced.csv").write_text("epoch\n")  # a control: no losses
     out = tmp_path / "plot-data"
     main(stage_argv(metrics_root, params_file, tmp_path, plots=histories.parent, plot_data=out))
     learner = pd.read_csv(out / "z" / "data-learner-thin-k2.csv")
-    assert learner.loc[3].tolist() == [3, 2.2, "opposite"]
+    assert learner.loc[3, ["class", "z", "verdict"]].tolist() == [3, 2.2, "opposite"]
     assert len(list((out / "z").glob("*.csv"))) == 10
-    assert sorted(p.name for p in (out / "probe").iterdir()) == [
-        "gan_sd-colour-balanced-k1.csv",
-        "gan_sd-colour-balanced-k2.csv",
+    # one probe chart per run folder and k, its balanced and skewed_k<k> runs in long form
+    assert sorted(p.name for p in (out / "probe").iterdir()) == ["gan_sd-colour-s0-k1.csv", "gan_sd-colour-s0-k2.csv"]
+    probe = pd.read_csv(out / "probe" / "gan_sd-colour-s0-k1.csv")
+    assert probe.columns.tolist() == ["title", "dataset", "epoch", "images", "bce"]
+    assert set(probe["title"]) == {"GAN-SD · colour · seed 0 · k = 1"} and set(probe["dataset"]) == {"balanced"}
+    assert probe[["epoch", "images", "bce"]].values.tolist() == [
+        [1, "with the factor", 0.5],
+        [1, "without the factor", 0.9],
+        [2, "with the factor", 0.25],
+        [2, "without the factor", 1.5],
     ]
-    probe = pd.read_csv(out / "probe" / "gan_sd-colour-balanced-k1.csv")
-    assert probe.columns.tolist() == ["epoch", "with_factor", "without_factor", "log2"]
-    assert probe[["epoch", "with_factor", "without_factor"]].values.tolist() == [[1, 0.5, 0.9], [2, 0.25, 1.5]]
-    assert probe["log2"].round(4).tolist() == [0.6931, 0.6931]
+    # one loss chart per run folder, the probe columns left out; none for the control
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["gan_sd-colour-s0.csv", "vae-colour-s0.csv"]
+    losses = pd.read_csv(out / "train" / "vae-colour-s0.csv")
+    assert losses.values.tolist() == [["VAE · colour · seed 0", "balanced", 1, "loss", 3.0]]
+    assert set(pd.read_csv(out / "train" / "gan_sd-colour-s0.csv")["term"]) == {"d_loss"}
 
 
 def test_a_study_without_controls_still_gets_its_summary(metrics_root, params_file, tmp_path):
@@ -210,7 +228,7 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
         tmp_path / "gan-only",
         compose("smoke", "models=[gan]", "factors=[colour]", "skew.rare_classes=[1]", "datasets=[balanced,skewed_k1]"),
     )
-    stale_probe = tmp_path / "train" / "gan-thin"
+    stale_probe = tmp_path / "train" / "gan-thin-s0"
     stale_probe.mkdir(parents=True)
     (stale_probe / "balanced.csv").write_text("epoch,d_loss,d_loss_k1_with,d_loss_k1_without\n1,1.2,0.5,0.9\n")
     out = tmp_path / "reports"
@@ -227,6 +245,7 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
         "two_proportion_holm": corrected,
         "fd": 12.0,
         "precision": 0.4,
+        "seed_agreement": 1.0,
     }
     readme = (out / "README.md").read_text()
     assert "9 metrics files under" in readme and "data-learner/thin/k2" in readme
@@ -293,10 +312,10 @@ def test_false_positive_table_matches_stats(metrics_root):
 
 def test_quality_table(metrics_root):
     df = tables.quality_table(load_metrics(metrics_root), min_accuracy=0.92)
-    assert df.loc[("GAN", "colour", 1), "defined_classes"] == 9
-    assert df.loc[("GAN", "colour", 1), "sample_confidence"] == 0.93
-    assert bool(df.loc[("Learner", "colour", 2), "oracles_ok"])
-    assert not bool(df.loc[("Learner", "thin", 2), "oracles_ok"])
+    assert df.loc[("GAN", "colour", 1, 0), "defined_classes"] == 9
+    assert df.loc[("GAN", "colour", 1, 0), "sample_confidence"] == 0.93
+    assert bool(df.loc[("Learner", "colour", 2, 0), "oracles_ok"])
+    assert not bool(df.loc[("Learner", "thin", 2, 0), "oracles_ok"])
 
 
 def test_to_markdown_flattens_multiindex():
@@ -309,30 +328,30 @@ def test_to_markdown_flattens_multiindex():
 
 
 def test_corrupt_json_names_file(metrics_root, params_file, tmp_path, capsys):
-    bad = metrics_root / "gan" / "colour" / "k2.json"
+    bad = metrics_root / "gan" / "colour" / "k2-s0.json"
     bad.write_text("{not json")
-    with pytest.raises(MetricsError, match="gan/colour/k2.json"):
+    with pytest.raises(MetricsError, match="gan/colour/k2-s0.json"):
         load_metrics(metrics_root)
     assert run(main, stage_argv(metrics_root, params_file, tmp_path)) == 2
-    assert "gan/colour/k2.json" in capsys.readouterr().err
+    assert "gan/colour/k2-s0.json" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
 
 
 def test_a_metrics_file_missing_a_key_is_refused(metrics_root):
-    path = metrics_root / "gan" / "colour" / "k1.json"
+    path = metrics_root / "gan" / "colour" / "k1-s0.json"
     doc = json.loads(path.read_text())
     del doc["confident_fraction"]
     path.write_text(json.dumps(doc))
-    with pytest.raises(MetricsError, match=r"gan/colour/k1\.json.*confident_fraction"):
+    with pytest.raises(MetricsError, match=r"gan/colour/k1-s0\.json.*confident_fraction"):
         load_metrics(metrics_root)
 
 
 def test_misplaced_file_is_rejected(metrics_root):
-    path = metrics_root / "gan" / "colour" / "k1.json"
+    path = metrics_root / "gan" / "colour" / "k1-s0.json"
     doc = json.loads(path.read_text())
     doc["factor"] = "thin"
     path.write_text(json.dumps(doc))
-    with pytest.raises(MetricsError, match="gan/colour/k1.json: holds .*its path says"):
+    with pytest.raises(MetricsError, match="gan/colour/k1-s0.json: holds .*its path says"):
         load_metrics(metrics_root)
 
 
@@ -347,6 +366,7 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
         "two_proportion_holm": {"learned": 0, "memorized": 40},
         "fd": 1.5,
         "precision": 0.8,
+        "seed_agreement": 1.0,
     }
     assert summary["learner_fp_rate"]["two_proportion"] == 0.0
     assert summary["learner_fp_rate"]["one_sample"] == 0.1
@@ -429,8 +449,9 @@ def test_a_low_quality_comparison_keeps_its_verdicts_marked_in_tables_1_2_and_4(
     assert summary.loc[("colour", "k=2"), ("GAN", "one_sample")] == "6/3 [low quality]"
     assert summary.loc[("colour", "k=1"), ("GAN", "one_sample")] == "6/3"
     quality = tables.quality_table(metrics)
-    assert quality.loc[("GAN", "colour", 2), "low_quality"] and not quality.loc[("GAN", "colour", 1), "low_quality"]
-    assert quality.loc[("GAN", "colour", 1), "fd_s"] == 12.0 and quality.loc[("GAN", "colour", 1), "fd_real"] == 1.5
+    gan = quality.xs(("GAN", "colour"))
+    assert gan.loc[(2, 0), "low_quality"] and not gan.loc[(1, 0), "low_quality"]
+    assert gan.loc[(1, 0), "fd_s"] == 12.0 and gan.loc[(1, 0), "fd_real"] == 1.5
 
 
 def test_calibration_counts_every_redraw_with_an_interval(metrics_root):
@@ -453,3 +474,40 @@ def test_calibration_counts_every_redraw_with_an_interval(metrics_root):
     assert fp.loc[("Learner", "two_proportion"), "rate"] == 0.05
     assert fp.loc[("Memorizer", "one_sample"), "resamples"] == 0  # no redraws: the stored counts
     assert fp.loc[("Memorizer", "one_sample"), "rate"] == 1.0
+
+
+def test_seeds_are_aggregated_with_their_agreement(tmp_path):
+    """Seeds 0 and 1 reproduce the GAN's mixture, seed 2 moved nothing (every
+    class learned, class 9 sampled); seed 3 belongs to another study."""
+    root = tmp_path / "metrics"
+    for seed, skewed in ((0, gan(1)), (1, gan(1)), (2, BALANCED), (3, BALANCED)):
+        write_metrics(root, "gan", "colour", 1, seed=seed, skewed=skewed)
+    study = params("smoke", "models=[gan]", "factors=[colour]", "seeds=[0,1,2]")
+    result = report.study_report(load_metrics(root), study)
+    assert [m["seed"] for m in result.metrics] == [0, 1, 2]
+    assert "gan/colour/k1-s3" in result.readme
+    z = result.tables["z_k1"][("colour", "GAN")]
+    # class 0: z = -4, -4, 0 (one-sample, p_u = 0.5, n_s = 100): mean -2.67, sd 2.31
+    assert z["0"] == "-2.67±2.31 (M 2/3 L 1/3)"
+    assert z["4"] == "-0.27±0.23 (L 3/3)"  # -0.4, -0.4, 0
+    assert z["1"] == "0.00±0.00 (L 3/3)"
+    assert z["9"] == "– none (– 2/3 L 1/3)"  # no samples of class 9 in seeds 0 and 1
+    summary = result.tables["summary"]
+    # seeds 0, 1: 6 learned / 3 memorized; seed 2: 10/0
+    assert summary.loc[("colour", "k=1"), ("GAN", "one_sample")] == "6-10/0-3"
+    assert summary.loc[("Total", ""), ("GAN", "one_sample")] == "6-10/0-3"
+    effect = result.tables["effect_k1"][("colour", "GAN")]
+    assert effect["0"] == "-0.13 (seeds -0.20..+0.00) h=-0.27"
+    headline = result.summary
+    assert headline["seeds"] == [0, 1, 2]
+    gan_row = headline["models"]["gan"]
+    assert (gan_row["learned"], gan_row["memorized"]) == (7.33, 2)  # (6 + 6 + 10) / 3, (3 + 3 + 0) / 3
+    assert gan_row["seed_agreement"] == 0.6  # classes 1, 4-8 agree; 0, 2, 3 and 9 do not
+    assert "3 seeds" in result.readme and "`M 3/3`" in result.readme
+    bars = tables.z_bars(result.metrics)["gan-colour-k1"].set_index("class")
+    assert bars.loc["0", "verdict"] == "memorized" and bars.loc["0", "z"] == round(-8 / 3, 4)
+
+
+def test_one_seed_keeps_the_plain_cells(metrics_root):
+    z = tables.z_table(load_metrics(metrics_root), 1)[("colour", "GAN")]
+    assert z["0"] == "-4.00 (M)"

@@ -59,13 +59,13 @@ def _stages(out: str) -> tuple[set[str], set[str]]:
 
 def _computed(factor: str) -> set[str]:
     """Every stage of one factor's VAE study but the report."""
-    runs = [f"vae-{factor}-{d}" for d in ("balanced", "skewed_k1")]
+    runs = [f"vae-{factor}-{d}-0" for d in ("balanced", "skewed_k1")]
     return {
         f"prepare@{factor}",
         f"oracle@{factor}",
-        f"train@vae-{factor}",
+        f"train@vae-{factor}-0",
         *(f"sample@{r}" for r in runs),
-        f"evaluate@vae-{factor}-1",
+        f"evaluate@vae-{factor}-1-0",
     }
 
 
@@ -98,15 +98,15 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
     ran, restored = _stages(out)
     # what trains, samples or prepares data comes back from the machine that
     # computed it; the params check, the evaluations and the report run
-    evaluations = {"evaluate@vae-colour-1", "evaluate@vae-thick-1"}
+    evaluations = {"evaluate@vae-colour-1-0", "evaluate@vae-thick-1"}
     assert ran == {"validate", "report"} | evaluations, out
     assert restored == {"source"} | (_computed("colour") | _computed("thick")) - evaluations, out
     for factor, half in halves.items():
-        for path in (f"metrics/vae/{factor}/k1.json", f"metrics/oracles/{factor}.json"):
+        for path in (f"metrics/vae/{factor}/k1-s0.json", f"metrics/oracles/{factor}.json"):
             assert (assembler / path).read_bytes() == (half / path).read_bytes(), path
         for dataset in ("balanced", "skewed_k1"):
-            assert (assembler / f"models/vae-{factor}/{dataset}/model.pt").is_file()
-            assert (assembler / f"plots/train/vae-{factor}/{dataset}.csv").is_file()
+            assert (assembler / f"models/vae-{factor}-s0/{dataset}/model.pt").is_file()
+            assert (assembler / f"plots/train/vae-{factor}-s0/{dataset}.csv").is_file()
     z_header = (assembler / "reports/tables/z_k1.csv").read_text().splitlines()[0].split(",")
     assert z_header[0] == "factor" and set(z_header[1:]) == {"colour", "thick"}
     print(f"\nhalves: {halves_done - started:.0f} s, assembly: {time.monotonic() - halves_done:.0f} s")

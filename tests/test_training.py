@@ -47,7 +47,7 @@ def _weights(path):
 def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data):
     params = _params(tmp_path)
     whole = tmp_path / "whole" / "vae-colour" / "skewed_k1"
-    train_model(params, "vae", "colour", "skewed_k1", data, whole, tmp_path / "whole" / "resume")
+    train_model(params, "vae", "colour", "skewed_k1", 0, data, whole, tmp_path / "whole" / "resume")
 
     out = tmp_path / "killed" / "vae-colour" / "skewed_k1"
     resume_dir = tmp_path / "killed" / "resume"
@@ -57,11 +57,11 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data
             raise Killed
 
     with pytest.raises(Killed):
-        train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir, on_epoch=kill)
-    resume = list(resume_dir.glob("vae-colour-skewed_k1-*.pt"))
+        train_model(params, "vae", "colour", "skewed_k1", 0, data, out, resume_dir, on_epoch=kill)
+    resume = list(resume_dir.glob("vae-colour-skewed_k1-s0-*.pt"))
     assert len(resume) == 1 and load_checkpoint(resume[0])["epoch"] == 2
     seen = []
-    history = train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir, on_epoch=seen.append)
+    history = train_model(params, "vae", "colour", "skewed_k1", 0, data, out, resume_dir, on_epoch=seen.append)
     assert seen == [3, 4], "the second run must start at epoch 3"
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     assert not resume[0].exists(), "a finished run drops its resume file"
@@ -74,33 +74,33 @@ def test_a_resume_file_from_other_params_is_refused(tmp_path, data):
     out = tmp_path / "m" / "vae-colour" / "skewed_k1"
     resume_dir = tmp_path / "resume"
     with pytest.raises(Killed):
-        train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir, on_epoch=_kill)
+        train_model(params, "vae", "colour", "skewed_k1", 0, data, out, resume_dir, on_epoch=_kill)
     resume = next(resume_dir.glob("*.pt"))
     ckpt = torch.load(resume, weights_only=True)
     ckpt["params"]["lr"] = 0.5  # as if written by another config under the same name
     torch.save(ckpt, resume)
     with pytest.raises(CheckpointError, match="made under other params .*lr.*cannot be resumed"):
-        train_model(params, "vae", "colour", "skewed_k1", data, out, resume_dir)
+        train_model(params, "vae", "colour", "skewed_k1", 0, data, out, resume_dir)
 
 
 def test_sampling_refuses_a_checkpoint_from_other_params(tmp_path, data):
     params = _params(tmp_path, vae__epochs=1)
     out = tmp_path / "m" / "vae-colour" / "balanced"
-    train_model(params, "vae", "colour", "balanced", data, out, tmp_path / "resume")
-    images = generate(params, "vae", "colour", "balanced", out, 12)
+    train_model(params, "vae", "colour", "balanced", 0, data, out, tmp_path / "resume")
+    images = generate(params, "vae", "colour", "balanced", 0, out, 12)
     assert images.shape == (12, 28, 28, 3) and images.dtype == np.uint8
-    again = generate(params, "vae", "colour", "balanced", out, 12)
+    again = generate(params, "vae", "colour", "balanced", 0, out, 12)
     assert np.array_equal(images, again)
     other = _params(tmp_path, vae__epochs=1, vae__latent_dim=8)
     with pytest.raises(CheckpointError, match="made under other params .*latent_dim") as refused:
-        generate(other, "vae", "colour", "balanced", out, 12)
+        generate(other, "vae", "colour", "balanced", 0, out, 12)
     assert isinstance(refused.value, RgfError)  # a stage prints it as one line and exits with 2
 
 
 def test_gan_history_has_the_discriminator_probe(tmp_path, data):
     params = _params(tmp_path)
     out = tmp_path / "g" / "gan_sd-colour" / "skewed_k1"
-    history = train_model(params, "gan_sd", "colour", "skewed_k1", data, out, tmp_path / "resume")
+    history = train_model(params, "gan_sd", "colour", "skewed_k1", 0, data, out, tmp_path / "resume")
     assert [row["epoch"] for row in history] == [1, 2]
     for row in history:
         assert {"d_loss", "g_loss", "d_loss_k1_with", "d_loss_k1_without"} <= set(row)
@@ -128,15 +128,15 @@ def test_a_code_change_is_not_resumed(tmp_path, data, monkeypatch, capsys):
             raise Killed
 
     with pytest.raises(Killed):
-        train_model(params, "vae", "colour", "balanced", data, out, resume_dir, on_epoch=kill)
-    (old,) = resume_dir.glob("vae-colour-balanced-*.pt")
+        train_model(params, "vae", "colour", "balanced", 0, data, out, resume_dir, on_epoch=kill)
+    (old,) = resume_dir.glob("vae-colour-balanced-s0-*.pt")
     with (code / "vae.py").open("a") as f:
         f.write("\n# an edit\n")
     capsys.readouterr()
     seen = []
-    train_model(params, "vae", "colour", "balanced", data, out, resume_dir, on_epoch=seen.append)
+    train_model(params, "vae", "colour", "balanced", 0, data, out, resume_dir, on_epoch=seen.append)
     assert seen == [1, 2, 3, 4], "trained from epoch 1"
-    assert f"vae-colour-balanced: not resuming from {old}: saved under other params or by other code" in (
+    assert f"vae-colour-balanced-s0: not resuming from {old}: saved under other params or by other code" in (
         capsys.readouterr().out
     )
 
@@ -146,8 +146,8 @@ def test_a_diverging_loss_stops_the_run_at_once(tmp_path, data):
     seen = []
     with pytest.raises(ParamsError) as err:
         train_model(
-            params, "vae", "colour", "balanced", data, tmp_path / "m", tmp_path / "resume", on_epoch=seen.append
+            params, "vae", "colour", "balanced", 0, data, tmp_path / "m", tmp_path / "resume", on_epoch=seen.append
         )
-    assert str(err.value).startswith("vae-colour-balanced: loss '")
+    assert str(err.value).startswith("vae-colour-balanced-s0: loss '")
     assert str(err.value).endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
     assert seen == [] and not (tmp_path / "m").exists() and not list((tmp_path / "resume").glob("*"))

@@ -1,14 +1,21 @@
-"""Figures of the report: the discriminator probe (paper section 6.2, Fig. 3)."""
+"""Figures of the report: the discriminator probe (paper section 6.2, Fig. 3)
+as a PNG, and the rows `dvc plots show` draws from the training histories
+(templates in .dvc/plots/)."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on CI or servers
 import matplotlib.pyplot as plt  # noqa: E402
+
+from pipeline.names import BALANCED, MODELS, display, skewed  # noqa: E402
+
+PROBE_COLUMN = re.compile(r"d_loss_k\d+_with(out)?")
 
 
 def probe_series(rows: list[dict], rare_class: int) -> list[dict]:
@@ -19,6 +26,43 @@ def probe_series(rows: list[dict], rare_class: int) -> list[dict]:
         {"epoch": int(r["epoch"]), "with_factor": r[keys[0]], "without_factor": r[keys[1]], "log2": math.log(2)}
         for r in rows
         if keys[0] in r and keys[1] in r
+    ]
+
+
+def run_title(name: str) -> str:
+    """'GAN-SD · thick · seed 0' for the history folder gan_sd-thick-s0
+    (gan_sd-thick without a seed); unknown names unchanged."""
+    model = max((m for m in MODELS if name.startswith(f"{m}-")), key=len, default=None)
+    if model is None:
+        return name
+    rest = name[len(model) + 1 :]
+    factor, sep, seed = rest.rpartition("-s")
+    parts = [factor, f"seed {seed}"] if sep and seed.isdigit() else [rest]
+    return " · ".join([display(model), *parts])
+
+
+def loss_rows(histories: dict[str, list[dict]], title: str) -> list[dict]:
+    """Every loss term of every run (dataset -> history) in one long table
+    (title, dataset, epoch, term, value), so one chart overlays the balanced
+    and skewed runs; [] for the controls, whose histories hold only epochs."""
+    return [
+        {"title": title, "dataset": dataset, "epoch": int(r["epoch"]), "term": term, "value": value}
+        for dataset, rows in histories.items()
+        for r in rows
+        for term, value in r.items()
+        if term != "epoch" and not PROBE_COLUMN.fullmatch(term)
+    ]
+
+
+def probe_rows(histories: dict[str, list[dict]], rare_class: int, title: str) -> list[dict]:
+    """The probe of the balanced and the skewed_k<k> run in one long table
+    (title, dataset, epoch, images, bce); [] when neither has probe columns."""
+    return [
+        {"title": title, "dataset": dataset, "epoch": r["epoch"], "images": images, "bce": r[column]}
+        for dataset, rows in histories.items()
+        if dataset in (BALANCED, skewed(rare_class))
+        for r in probe_series(rows, rare_class)
+        for images, column in (("with the factor", "with_factor"), ("without the factor", "without_factor"))
     ]
 
 

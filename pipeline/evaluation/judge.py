@@ -194,6 +194,7 @@ def evaluate_run(
         model=model,
         factor=factor,
         rare_class=rare_class,
+        seed=seed,
         source=data_manifest.source,
         class_names=data_manifest.class_names,
         factor_values=data_manifest.factor_values,

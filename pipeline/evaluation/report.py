@@ -14,9 +14,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.evaluation.figures import probe_figure, probe_series
+from pipeline.evaluation.figures import loss_rows, probe_figure, probe_rows, run_title
 from pipeline.evaluation.tables import (
     CORRECTED,
+    by_run,
     counts_table,
     effect_table,
     false_positive_table,
@@ -24,6 +25,7 @@ from pipeline.evaluation.tables import (
     ordered,
     proportions_table,
     quality_table,
+    seeds_of,
     summary_table,
     to_markdown,
     verdict_counts,
@@ -32,7 +34,7 @@ from pipeline.evaluation.tables import (
 )
 from pipeline.files import load_metrics, read_history
 from pipeline.io import atomic_dir
-from pipeline.names import FACTORS, MODELS, display
+from pipeline.names import FACTORS, MODELS, display, train_name
 from pipeline.params import EvaluationParams, Params
 
 LEGEND = """\
@@ -63,12 +65,13 @@ def in_study(metrics: list[dict], params: Params) -> tuple[list[dict], list[str]
             m["model"] in params.models
             and m["factor"] in params.factors
             and m["rare_class"] in params.skew.rare_classes
+            and m["seed"] in params.seeds
             and m.get("source", params.data.source) == params.data.source
         )
         if wanted:
             kept.append(m)
         else:
-            left_out.append(f"{m['model']}/{m['factor']}/k{m['rare_class']}")
+            left_out.append(f"{m['model']}/{m['factor']}/k{m['rare_class']}-s{m['seed']}")
     return kept, left_out
 
 
@@ -155,13 +158,24 @@ def render_readme(
     settings = _settings(metrics)
     models = [display(m) for m in ordered((m["model"] for m in metrics), MODELS)]
     factors = ordered((m["factor"] for m in metrics), FACTORS)
+    seeds = seeds_of(metrics)
     out = [
         "# rgf report",
         "",
         f"{len(metrics)} metrics files from `{source}/`: models {', '.join(models)}; factors "
-        f"{', '.join(factors)}; rare classes k = {', '.join(str(k) for k in rare_classes)}.",
+        f"{', '.join(factors)}; rare classes k = {', '.join(str(k) for k in rare_classes)}; "
+        f"seeds {', '.join(str(s) for s in seeds)}.",
         f"Verdicts from {_settings_text(settings)} (as recorded in the metrics files).",
     ]
+    if len(seeds) > 1:
+        out += [
+            "",
+            f"Each model was trained, sampled and judged once per seed ({len(seeds)} seeds; data and oracles "
+            "are shared). In the per-class tables a cell is the mean over seeds, z as mean ± sd, with how the "
+            "seeds' verdicts fall (`M 3/3`: every seed says memorized; `L 2/3 M 1/3`: they disagree, so read "
+            "the verdict as unstable); proportions and effects show the seeds' range instead of one run's "
+            "interval. Table 4 gives each count's range over seeds (`7-9/1-3`).",
+        ]
     if evaluation is not None and settings != [(evaluation.test, evaluation.alpha, evaluation.correction)]:
         wanted = _settings_text([(evaluation.test, evaluation.alpha, evaluation.correction)])
         out += ["", f"> **Stale metrics:** params.yaml asks for {wanted}; re-run the evaluate stage."]
@@ -225,9 +239,10 @@ def render_readme(
     return "\n".join(out) + "\n"
 
 
-def _probe_dirs(plots: Path | None, runs: set[str] | None) -> list[Path]:
-    """plots/<model>-<factor>/ of the GAN runs, those named in `runs` if given."""
-    found = sorted(plots.glob("gan*-*")) if plots and plots.is_dir() else []
+def _probe_dirs(plots: Path | None, runs: set[str] | None, pattern: str = "gan*-*") -> list[Path]:
+    """plots/<model>-<factor>-s<seed>/ of the GAN runs (of every model with
+    pattern *-*), those named in `runs` if given."""
+    found = sorted(plots.glob(pattern)) if plots and plots.is_dir() else []
     return [d for d in found if d.is_dir() and (runs is None or d.name in runs)]
 
 
@@ -269,11 +284,13 @@ def write_report(
 def write_plot_data(
     out: Path, metrics: list[dict], plots: Path | None, rare_classes: list[int], runs: set[str] | None = None
 ) -> None:
-    """The data of `dvc plots show`, replacing `out` as a whole:
-    z/<model>-<factor>-k<k>.csv (z per class, one bar chart each),
-    probe/<model>-<factor>-<dataset>-k<k>.csv (the discriminator probe) and
-    quality.csv (per model: FD, precision and mean |z|, to plot one against
-    the other)."""
+    """The data of `dvc plots show` (templates: .dvc/plots/), replacing `out`
+    as a whole: z/<model>-<factor>-k<k>.csv (z per class, one bar chart each),
+    train/<run>.csv (the loss terms of a run folder's balanced and skewed runs,
+    overlaid in one chart; none for the controls, which have no losses),
+    probe/<run>-k<k>.csv (the discriminator probe of the balanced and the
+    skewed_k<k> run, overlaid) and quality.csv (per model: FD, precision and
+    mean |z|, to plot one against the other)."""
     with atomic_dir(out) as tmp:
         summary = summarise(metrics, None)["models"] if metrics else {}
         quality = [
@@ -286,13 +303,16 @@ def write_plot_data(
         (tmp / "z").mkdir()
         for name, df in z_bars(metrics).items():
             df.to_csv(tmp / "z" / f"{name}.csv", index=False)
+        (tmp / "train").mkdir()
         (tmp / "probe").mkdir()
-        for csv_path in [path for run_dir in _probe_dirs(plots, runs) for path in sorted(run_dir.glob("*.csv"))]:
-            history = read_history(csv_path)
+        for run_dir in _probe_dirs(plots, runs, "*-*"):
+            histories = {path.stem: read_history(path) for path in sorted(run_dir.glob("*.csv"))}
+            title = run_title(run_dir.name)
+            if rows := loss_rows(histories, title):
+                pd.DataFrame(rows).to_csv(tmp / "train" / f"{run_dir.name}.csv", index=False)
             for k in rare_classes:
-                if rows := probe_series(history, k):
-                    name = f"{csv_path.parent.name}-{csv_path.stem}-k{k}.csv"
-                    pd.DataFrame(rows).to_csv(tmp / "probe" / name, index=False)
+                if rows := probe_rows(histories, k, f"{title} · k = {k}"):
+                    pd.DataFrame(rows).to_csv(tmp / "probe" / f"{run_dir.name}-k{k}.csv", index=False)
 
 
 def _title(name: str) -> str:
@@ -335,12 +355,26 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
         console.print(f"Left out {len(left_out)} metrics files of other studies: {', '.join(left_out)}")
 
 
+def _agreement_share(metrics: list[dict]) -> dict[str, float]:
+    """Per model, the share of its (factor, k, class) cells on which every
+    seed reached the same verdict (1.0 with one seed)."""
+    cells: dict[str, list[bool]] = {}
+    for (model, _, _), group in by_run(metrics).items():
+        for key in {k for m in group for k in m["classes"] if k != "total"}:
+            verdicts = [m["classes"][key]["verdict"] for m in group if key in m["classes"]]
+            cells.setdefault(model, []).append(len(set(verdicts)) == 1)
+    return {model: round(sum(same) / len(same), 4) for model, same in cells.items() if same}
+
+
 def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
-    """Headline numbers for `dvc exp show`: learned/memorized counts and mean
-    |z| per model (over factors, k and classes), the same counts under the
-    pooled two-proportion test with Holm's correction, oracle accuracies per
-    factor and the learner control's false-positive rate per test."""
+    """Headline numbers for `dvc exp show`: learned/memorized counts per
+    model (over factors, k and classes; with several seeds, the mean of the
+    seeds' counts) and mean |z|, the same counts under the pooled
+    two-proportion test with Holm's correction, the share of cells on which
+    the seeds agree, oracle accuracies per factor, the learner control's
+    false-positive rate per test and the seeds."""
     models: dict[str, dict] = {}
+    seeds = seeds_of(metrics)
     oracles: dict[str, dict] = {}
     corrected = "_".join(CORRECTED)
     for m in metrics:
@@ -356,7 +390,13 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
         entry["z"] += [abs(r["z"]) for r in rows if r["z"] is not None]
         entry.setdefault("quality", []).extend(m["quality"].values())
         oracles[m["factor"]] = {k: round(v, 4) for k, v in m["oracle_accuracy"].items()}
-    for entry in models.values():
+    agree = _agreement_share(metrics)
+    for model, entry in models.items():
+        for counts in (entry, entry[corrected]):
+            for key in ("learned", "memorized"):
+                mean = counts[key] / len(seeds_of([m for m in metrics if m["model"] == model]))
+                counts[key] = int(mean) if mean.is_integer() else round(mean, 2)
+        entry["seed_agreement"] = agree.get(model)
         z = entry.pop("z")
         entry["mean_abs_z"] = round(sum(z) / len(z), 3) if z else None
         # the mean over the model's runs (balanced- and skewed-trained) of FD and precision
@@ -367,7 +407,7 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
     has_learner = fp is not None and "Learner" in fp.index.get_level_values(0)
     learner = fp.xs("Learner", level=0) if has_learner else None
     rates = {} if learner is None else {t: round(float(r), 4) for t, r in learner["rate"].items()}
-    return {"models": models, "oracles": oracles, "learner_fp_rate": rates}
+    return {"models": models, "oracles": oracles, "learner_fp_rate": rates, "seeds": seeds}
 
 
 @dataclass(frozen=True)
@@ -378,7 +418,7 @@ class Report:
     rare_classes: list[int]
     tables: dict[str, pd.DataFrame]  # CSV stem -> table
     readme: str
-    runs: set[str]  # <model>-<factor> of the study, for the probe figures
+    runs: set[str]  # <model>-<factor>-s<seed> of the study, for the probe figures
 
     @property
     def summary(self) -> dict:
@@ -398,5 +438,5 @@ def study_report(all_metrics: list[dict], params: Params, source: str = "metrics
             f"\n## Left out\n\n{len(left_out)} metrics files under `{source}/` belong to other studies "
             f"(models, factors, rare classes or source not in params.yaml): {', '.join(left_out)}.\n"
         )
-    runs = {f"{model}-{factor}" for model in params.models for factor in params.factors}
+    runs = {train_name(model, factor, s) for model in params.models for factor in params.factors for s in params.seeds}
     return Report(metrics, rare, tables, readme, runs)

@@ -1,14 +1,19 @@
 """The paper's tables, built from the evaluate stage's metrics files.
 
 Every function takes the loaded metrics (a list of the JSON dicts written to
-metrics/<model>/<factor>/k<k>.json) and returns a pandas DataFrame; a model
-or factor without a file simply has no column. `to_markdown` renders any of
-them as a pipe table.
+metrics/<model>/<factor>/k<k>-s<seed>.json) and returns a pandas DataFrame; a
+model or factor without a file simply has no column. With several seeds the
+per-class tables show one cell per (model, factor, k) over its seeds
+(`combine_seeds`: z as mean ± sd, the seeds' verdicts and how many agree) and
+Table 4 the range of each seed's counts. `to_markdown` renders any of them as
+a pipe table.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -19,6 +24,7 @@ from pipeline.names import FACTORS, MODELS, VERDICTS, display
 
 MARKS = {"learned": "L", "memorized": "M", "opposite": "O"}
 UNDEFINED = "–"
+SEED_MARKS = {**MARKS, "undefined": UNDEFINED}
 # why a cell is undefined, beside its "–": no samples, n below min_count, P_c^u of 0 or 1
 REASON_TAGS = {"no_samples": "none", "low_support": "few", "degenerate_balanced": "0/1"}
 # Table 4's second column: the pooled two-proportion test with Holm's correction across classes
@@ -62,9 +68,73 @@ def _columns(metrics: list[dict]) -> list[tuple[str, str]]:
     return [(f, m) for f in factors for m in models if (f, m) in present]
 
 
+def by_run(metrics: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
+    """(model, factor, k) -> its metrics files, in seed order."""
+    groups: dict[tuple[str, str, int], list[dict]] = {}
+    for m in sorted(metrics, key=lambda m: m.get("seed", 0)):
+        groups.setdefault((m["model"], m["factor"], m["rare_class"]), []).append(m)
+    return groups
+
+
+def seeds_of(metrics: list[dict]) -> list[int]:
+    return sorted({m.get("seed", 0) for m in metrics})
+
+
+def _mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _combine_rows(rows: list[dict]) -> dict:
+    """One class of one (model, factor, k) over its seeds: z as the mean
+    (and sample sd) over the seeds where it is defined, the verdict most
+    seeds reached (ties: the first in VERDICTS order), every seed's verdict
+    in `seed_verdicts`; proportions and effects as means with their range
+    over seeds in place of one run's interval; counts summed."""
+    verdicts = [r["verdict"] for r in rows]
+    tally = Counter(verdicts)
+    verdict = min(tally, key=lambda v: (-tally[v], VERDICTS.index(v)))
+    zs = [r["z"] for r in rows if r["verdict"] != "undefined" and r.get("z") is not None]
+    out = dict(rows[0])
+    out.update(
+        verdict=verdict,
+        reason=Counter(r.get("reason") for r in rows).most_common(1)[0][0] if verdict == "undefined" else None,
+        z=sum(zs) / len(zs) if zs and verdict != "undefined" else None,
+        z_sd=statistics.stdev(zs) if len(zs) > 1 else None,
+        seed_verdicts=verdicts,
+        **{key: sum(r[key] for r in rows) for key in ("n_b", "k_b", "n_s", "k_s")},
+    )
+    for key, ci in (("p_balanced", "ci_balanced"), ("p_skewed", "ci_skewed"), ("difference", "ci_difference")):
+        values = [r.get(key) for r in rows if r.get(key) is not None]
+        out[key], out[ci] = _mean(values), ([min(values), max(values)] if values else None)
+    out["cohen_h"] = _mean([r.get("cohen_h") for r in rows])
+    return out
+
+
+def combine_seeds(metrics: list[dict]) -> list[dict]:
+    """One metrics dict per (model, factor, k): the file itself for one seed;
+    for several, the first seed's file with `seeds` listed, every class
+    combined by `_combine_rows`, and every seed's low-quality reasons."""
+    out = []
+    for group in by_run(metrics).values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        keys = _class_keys(group)
+        combined = dict(group[0])
+        combined["seeds"] = [m.get("seed", 0) for m in group]
+        combined["low_quality"] = sorted({reason for m in group for reason in m["low_quality"]})
+        combined["classes"] = {
+            key: _combine_rows([m["classes"][key] for m in group if key in m["classes"]]) for key in keys
+        }
+        out.append(combined)
+    return out
+
+
 def _grid(metrics: list[dict], rare_class: int, cell) -> pd.DataFrame:
-    """Classes x (factor, model) of cell(row dict), for one rare class."""
-    chosen = [m for m in metrics if m["rare_class"] == rare_class]
+    """Classes x (factor, model) of cell(row dict), for one rare class; the
+    seeds of a (model, factor) combined into one column (`combine_seeds`)."""
+    chosen = combine_seeds([m for m in metrics if m["rare_class"] == rare_class])
     if not chosen:
         return pd.DataFrame()
     by_col = {(m["factor"], m["model"]): m for m in chosen}
@@ -97,10 +167,23 @@ def _fmt(value: float | None) -> str:
     return "0.00" if text == "-0.00" else text
 
 
+def agreement(verdicts: list[str]) -> str:
+    """How the seeds' verdicts fall: 'M 3/3', 'L 2/3 M 1/3' (most first)."""
+    tally = Counter(verdicts)
+    order = sorted(tally, key=lambda v: (-tally[v], VERDICTS.index(v)))
+    return " ".join(f"{SEED_MARKS[v]} {tally[v]}/{len(verdicts)}" for v in order)
+
+
 def z_cell(row: dict) -> str:
-    """'z (L|M|O)' for a defined row, '–' for an undefined one."""
+    """'z (L|M|O)' for a defined row, '–' for an undefined one; over several
+    seeds 'mean±sd (M 3/3)' with how the seeds' verdicts fall."""
+    seeds = row.get("seed_verdicts")
     if row["verdict"] == "undefined" or row.get("z") is None:
-        return undefined_cell(row)
+        text = undefined_cell(row)
+        return f"{text} ({agreement(seeds)})" if seeds and len(set(seeds)) > 1 else text
+    if seeds:
+        sd = row.get("z_sd")
+        return f"{_fmt(row['z'])}±{_fmt(sd) if sd is not None else UNDEFINED} ({agreement(seeds)})"
     return f"{_fmt(row['z'])} ({MARKS[row['verdict']]})"
 
 
@@ -117,18 +200,28 @@ def _interval(ci: list[float] | None, signed: bool = False) -> str:
     return f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
 
 
+def _seed_range(ci: list[float] | None, signed: bool = False) -> str:
+    if ci is None:
+        return ""
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    return f" (seeds {fmt.format(ci[0])}..{fmt.format(ci[1])})"
+
+
 def proportion_cell(row: dict) -> str:
-    """'P_c^u [Wilson 95% interval]'."""
+    """'P_c^u [Wilson 95% interval]'; over seeds, the mean and the seeds' range."""
     if row.get("p_balanced") is None:
         return UNDEFINED
-    return _fmt(row["p_balanced"]) + _interval(row.get("ci_balanced"))
+    spread = _seed_range if row.get("seed_verdicts") else _interval
+    return _fmt(row["p_balanced"]) + spread(row.get("ci_balanced"))
 
 
 def effect_cell(row: dict) -> str:
-    """'difference [Newcombe 95% interval] h=Cohen's h' of P_c^s - P_c^u."""
+    """'difference [Newcombe 95% interval] h=Cohen's h' of P_c^s - P_c^u;
+    over seeds, the means and the seeds' range of the difference."""
     if row.get("difference") is None:
         return UNDEFINED
-    return f"{row['difference']:+.2f}{_interval(row.get('ci_difference'), signed=True)} h={row['cohen_h']:+.2f}"
+    spread = _seed_range if row.get("seed_verdicts") else _interval
+    return f"{row['difference']:+.2f}{spread(row.get('ci_difference'), signed=True)} h={row['cohen_h']:+.2f}"
 
 
 def z_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
@@ -137,19 +230,35 @@ def z_table(metrics: list[dict], rare_class: int) -> pd.DataFrame:
 
 
 def z_bars(metrics: list[dict]) -> dict[str, pd.DataFrame]:
-    """`dvc plots` data: for every metrics file, <model>-<factor>-k<k> -> one
-    row per defined class (class, z, verdict). Undefined classes are left out
-    rather than drawn as z = 0, and so is the Total, whose scale would hide
-    the classes."""
+    """`dvc plots` data: for every (model, factor, k), its seeds combined
+    (`combine_seeds`: z the mean, verdict the most seeds'), <model>-<factor>-k<k>
+    -> one row per class (class, z, verdict, note, critical, title;
+    .dvc/plots/z.json draws them). An undefined class keeps its row, with no z
+    and why in `note`, rather than vanishing or being drawn as z = 0;
+    `critical` is the two-sided normal critical value at the run's alpha
+    (1.96 at 0.05). The Total is left out: its scale would hide the classes."""
+    why = {"no_samples": "no samples", "low_support": "too few samples", "degenerate_balanced": "P_c^u is 0 or 1"}
     out = {}
-    for m in metrics:
+    for m in combine_seeds(metrics):
         names = m.get("class_names")
-        rows = [
-            {"class": _row_label(k, names), "z": round(r["z"], 4), "verdict": r["verdict"]}
-            for k, r in sorted(((k, r) for k, r in m["classes"].items() if k != "total"), key=lambda kr: int(kr[0]))
-            if r["verdict"] != "undefined" and r.get("z") is not None
-        ]
-        out[f"{m['model']}-{m['factor']}-k{m['rare_class']}"] = pd.DataFrame(rows, columns=["class", "z", "verdict"])
+        title = f"{display(m['model'])} · {m['factor']} · k = {m['rare_class']}"
+        if m.get("seeds"):
+            title += f" · mean of {len(m['seeds'])} seeds"
+        critical = round(statistics.NormalDist().inv_cdf(1 - m["alpha"] / 2), 4)
+        rows = []
+        for k, r in sorted(((k, r) for k, r in m["classes"].items() if k != "total"), key=lambda kr: int(kr[0])):
+            defined = r["verdict"] != "undefined" and r.get("z") is not None
+            rows.append(
+                {
+                    "class": _row_label(k, names),
+                    "z": round(r["z"], 4) if defined else None,
+                    "verdict": r["verdict"] if defined else "undefined",
+                    "note": "" if defined else f"undefined: {why.get(r.get('reason') or '', 'not tested')}",
+                    "critical": critical,
+                    "title": title,
+                }
+            )
+        out[f"{m['model']}-{m['factor']}-k{m['rare_class']}"] = pd.DataFrame(rows)
     return out
 
 
@@ -167,8 +276,8 @@ def counts_table(metrics: list[dict]) -> pd.DataFrame:
     """Table 3 (CompCars): for every run of a manifest source, the oracle
     counts of samples by class x factor value from the balanced-trained (D_u)
     and the skewed-trained (D_r) model, and on the D_r row z per class and for
-    the total, with verdicts."""
-    chosen = [m for m in metrics if m.get("source") == "manifest"]
+    the total, with verdicts (seeds combined, counts summed over them)."""
+    chosen = combine_seeds([m for m in metrics if m.get("source") == "manifest"])
     if not chosen:
         return pd.DataFrame()
     order = {m: i for i, m in enumerate(MODELS)}
@@ -204,11 +313,18 @@ def verdict_counts(m: dict, corrected: bool = False) -> dict[str, int]:
     return counts
 
 
-def _lm(counts: dict[str, int], paper_style: bool) -> str:
+def _lm_numbers(counts: dict[str, int], paper_style: bool) -> tuple[int, ...]:
     if paper_style:
         # The paper counts a significant move against the skew as memorized.
-        return f"{counts['learned']}/{counts['memorized'] + counts['opposite']}"
-    return f"{counts['learned']}/{counts['memorized']}/{counts['opposite']}"
+        return counts["learned"], counts["memorized"] + counts["opposite"]
+    return counts["learned"], counts["memorized"], counts["opposite"]
+
+
+def _lm(per_seed: list[dict[str, int]], paper_style: bool) -> str:
+    """'L/M' of one seed's counts; over several seeds each number as its
+    range, 'min-max' ('7-9/1-3'), or one number where the seeds agree."""
+    numbers = list(zip(*(_lm_numbers(c, paper_style) for c in per_seed), strict=True))
+    return "/".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ((min(n), max(n)) for n in numbers))
 
 
 def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame:
@@ -216,32 +332,39 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
     counted as M; 'L/M/O' without paper_style) under the test the metrics
     were judged with and, beside it, under the pooled two-proportion test
     with Holm's correction (CORRECTED), recomputed from the same counts. A
-    last row sums each column."""
+    last row sums each column. With several seeds every number is the range
+    of the seeds' counts (the Total row: of each seed's sum)."""
     if not metrics:
         return pd.DataFrame()
     models = ordered((m["model"] for m in metrics), MODELS)
+    seeds = seeds_of(metrics)
     tests = [_settings_label(metrics), "+".join(CORRECTED)]
     by_key = {
-        (m["factor"], m["rare_class"], m["model"]): [verdict_counts(m), verdict_counts(m, corrected=True)]
+        (m["factor"], m["rare_class"], m["model"], m.get("seed", 0)): [
+            verdict_counts(m),
+            verdict_counts(m, corrected=True),
+        ]
         for m in metrics
     }
     low = {(m["factor"], m["rare_class"], m["model"]) for m in metrics if m["low_quality"]}
     rows = sorted({(m["factor"], m["rare_class"]) for m in metrics}, key=lambda r: (_ordered_index(r[0]), r[1]))
-    totals = {(model, i): dict.fromkeys(VERDICTS, 0) for model in models for i in range(len(tests))}
+    totals = {(model, i, s): dict.fromkeys(VERDICTS, 0) for model in models for i in range(len(tests)) for s in seeds}
     data = []
     for factor, k in rows:
         line = []
         for model in models:
-            both = by_key.get((factor, k, model))
+            per_seed = {s: by_key[factor, k, model, s] for s in seeds if (factor, k, model, s) in by_key}
             for i in range(len(tests)):
-                if both is None:
+                if not per_seed:
                     line.append("")
                     continue
-                for v in VERDICTS:
-                    totals[model, i][v] += both[i][v]
-                line.append(_lm(both[i], paper_style) + (LOW_QUALITY if (factor, k, model) in low else ""))
+                for s, both in per_seed.items():
+                    for v in VERDICTS:
+                        totals[model, i, s][v] += both[i][v]
+                cell = _lm([both[i] for both in per_seed.values()], paper_style)
+                line.append(cell + (LOW_QUALITY if (factor, k, model) in low else ""))
         data.append(line)
-    data.append([_lm(totals[model, i], paper_style) for model in models for i in range(len(tests))])
+    data.append([_lm([totals[model, i, s] for s in seeds], paper_style) for model in models for i in range(len(tests))])
     index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
     columns = pd.MultiIndex.from_tuples([(display(m), t) for m in models for t in tests], names=["model", "test"])
     return pd.DataFrame(data, index=index, columns=columns)
@@ -336,7 +459,7 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
 
 
 def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.DataFrame:
-    """Per (model, factor, k): sample count, sample_confidence, the oracles'
+    """Per (model, factor, k, seed): sample count, sample_confidence, the oracles'
     accuracies and the defined classes; with min_accuracy, whether both
     oracles reach it; for both runs (u: balanced-trained, s: skewed-trained)
     FD, precision, recall and the factor oracle's ambiguity, the real-vs-real
@@ -346,12 +469,14 @@ def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.
         return pd.DataFrame()
     order = {m: i for i, m in enumerate(ordered((m["model"] for m in metrics), MODELS))}
     records = []
-    for m in sorted(metrics, key=lambda m: (order[m["model"]], _ordered_index(m["factor"]), m["rare_class"])):
+    key = lambda m: (order[m["model"]], _ordered_index(m["factor"]), m["rare_class"], m.get("seed", 0))  # noqa: E731
+    for m in sorted(metrics, key=key):
         oracle = m.get("oracle_accuracy") or {}
         record = {
             "model": display(m["model"]),
             "factor": m["factor"],
             "k": m["rare_class"],
+            "seed": m.get("seed", 0),
             "num_samples": m.get("num_samples"),
             "sample_confidence": m.get("sample_confidence"),
             "label_oracle": oracle.get("label"),
@@ -363,7 +488,7 @@ def quality_table(metrics: list[dict], min_accuracy: float | None = None) -> pd.
             record["oracles_ok"] = all(a is not None and a >= min_accuracy for a in accs)
         record.update(_quality_columns(m))
         records.append(record)
-    return pd.DataFrame.from_records(records).set_index(["model", "factor", "k"])
+    return pd.DataFrame.from_records(records).set_index(["model", "factor", "k", "seed"])
 
 
 def _quality_columns(m: dict) -> dict:

@@ -34,11 +34,20 @@ class TrainJob:
     model: str
     factor: str
     dataset: str
+    seed: int  # the replicate: initial weights, data order, noise
     data: Path  # data/<factor>
-    out: Path  # models/<model>-<factor>/<dataset>
-    history: Path  # plots/train/<model>-<factor>/<dataset>.csv
+    out: Path  # models/<model>-<factor>-s<seed>/<dataset>
+    history: Path  # plots/train/<model>-<factor>-s<seed>/<dataset>.csv
     resume_dir: Path  # models/resume
     live: bool  # draw a live progress bar (one process only)
+
+
+def log_dir(params: Params) -> Path:
+    """Where this run's TensorBoard events go: train.log_dir/<experiment>/,
+    one folder per DVC experiment (`dvc exp run` names it in DVC_EXP_NAME),
+    so a later or queued experiment never writes into an earlier one's runs;
+    a plain `dvc repro` writes to train.log_dir/workspace/."""
+    return Path(params.train.log_dir) / (os.environ.get("DVC_EXP_NAME") or "workspace")
 
 
 def train_model(
@@ -46,6 +55,7 @@ def train_model(
     model: str,
     factor: str,
     dataset: str,
+    seed: int,
     data: Path,
     out: Path,
     resume_dir: Path,
@@ -64,18 +74,18 @@ def train_model(
     device = pick_device(params.device)
     images = load_dataset(data / dataset).images
     image_size = images.shape[1]
-    torch.manual_seed(params.seed)  # initial weights
+    torch.manual_seed(seed)  # initial weights
     method = build_method(model, params, image_size, device)
     run = Run(
-        name=run_name(model, factor, dataset),
+        name=run_name(model, factor, dataset, seed),
         method=method,
-        params=runs.run_params(params, model, factor, dataset, image_size),
+        params=runs.run_params(params, model, factor, dataset, seed, image_size),
         epochs=runs.epochs(params, model),
         batch_size=runs.batch_size(params, model),
-        seed=params.seed,
+        seed=seed,
         resume_dir=resume_dir,
         checkpoint_every=params.train.checkpoint_every,
-        log_dir=Path(params.train.log_dir),
+        log_dir=log_dir(params),
         lr_key=f"{runs.SECTION[model]}.lr",
     )
     probe = None
@@ -92,7 +102,7 @@ def record_control(job: TrainJob) -> None:
     """A control's "weights": which dataset it was given (its samples are drawn from data)."""
     manifest_sha = hashlib.sha256((job.data / "manifest.json").read_bytes()).hexdigest()
     record = ControlRecord(
-        run=run_name(job.model, job.factor, job.dataset),
+        run=run_name(job.model, job.factor, job.dataset, job.seed),
         model=job.model,
         trained_on=job.dataset,
         data_manifest_sha256=manifest_sha,
@@ -109,7 +119,7 @@ def train_one(job: TrainJob) -> tuple[str, int, float]:
         history = []
     else:
         history = train_model(
-            params, job.model, job.factor, job.dataset, job.data, job.out, job.resume_dir, live=job.live
+            params, job.model, job.factor, job.dataset, job.seed, job.data, job.out, job.resume_dir, live=job.live
         )
     write_history(job.history, history)
     return job.dataset, len(history), time.perf_counter() - start

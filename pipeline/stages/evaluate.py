@@ -1,8 +1,8 @@
-"""Stage `evaluate@<model>-<factor>-<k>`: learned or memorized, class by class.
+"""Stage `evaluate@<model>-<factor>-<k>-<seed>`: learned or memorized, class by class.
 
 Labels the samples of the balanced-trained and the skewed_k-trained run with
 the factor's two oracles and tests every class (method, step 5; see
-pipeline/evaluation/judge.py). Writes --out, metrics/<model>/<factor>/k<k>.json.
+pipeline/evaluation/judge.py). Writes --out, metrics/<model>/<factor>/k<k>-s<seed>.json.
 """
 
 from __future__ import annotations
@@ -24,19 +24,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--factor", required=True)
     p.add_argument("--rare-class", required=True, type=int)
+    p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--samples", required=True, type=Path, help="data/samples")
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
     p.add_argument("--oracles", required=True, type=Path, help="models/oracles/<factor>")
     p.add_argument("--oracle-metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
-    p.add_argument("--out", required=True, type=Path, help="metrics/<model>/<factor>/k<k>.json")
+    p.add_argument("--out", required=True, type=Path, help="metrics/<model>/<factor>/k<k>-s<seed>.json")
     args = p.parse_args(argv)
-    k, factor, model = args.rare_class, args.factor, args.model
-    params, started = read_params(args.params, f"evaluate@{model}-{factor}-{k}")
+    k, factor, model, seed = args.rare_class, args.factor, args.model, args.seed
+    params, started = read_params(args.params, f"evaluate@{model}-{factor}-{k}-{seed}")
     params.check_factor(factor)
+    params.check_seed(seed)
     if k not in params.skew.rare_classes:
         raise RgfError(f"rare class {k} is not in skew.rare_classes {params.skew.rare_classes}")
     samples = {
-        dataset: read_samples(args.samples / run_name(model, factor, dataset), model, factor, dataset)
+        dataset: read_samples(args.samples / run_name(model, factor, dataset, seed), model, factor, dataset, seed)
         for dataset in (BALANCED, skewed(k))
     }
     data_manifest = read_data_manifest(args.data)
@@ -51,15 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         oracles,
         params.evaluation,
         pick_device(params.device),
-        params.seed,
+        seed,
         {name: load_dataset(args.data / name) for name in samples} if model in CONTROLS else None,
     )
     with outputs(started, files=[args.out]) as (out,):
         metrics.write(out)
     verdicts = [r.verdict for c, r in metrics.classes.items() if c != "total"]
-    print(
-        f"evaluate@{model}-{factor}-{k}: {verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
-    )
+    counts = f"{verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
+    print(f"evaluate@{model}-{factor}-{k}-{seed}: {counts}")
 
 
 if __name__ == "__main__":

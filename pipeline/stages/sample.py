@@ -1,4 +1,4 @@
-"""Stage `sample@<model>-<factor>-<dataset>`: M samples of one trained run.
+"""Stage `sample@<model>-<factor>-<dataset>-<seed>`: M samples of one trained run.
 
 Writes --out/images.npy (M, H, W, 3) uint8 with a meta.json that names the
 run (the evaluate stage checks it, so samples of another factor or model are
@@ -22,26 +22,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--factor", required=True)
     p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
+    p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
-    p.add_argument("--model-dir", required=True, type=Path, help="models/<model>-<factor>/<dataset>")
+    p.add_argument("--model-dir", required=True, type=Path, help="models/<model>-<factor>-s<seed>/<dataset>")
     p.add_argument("--out", required=True, type=Path, help="data/samples/<run>")
     p.add_argument("--grid", required=True, type=Path, help="plots/samples/<run>.png")
     args = p.parse_args(argv)
-    name = run_name(args.model, args.factor, args.dataset)
-    params, started = read_params(args.params, f"sample@{name}")
+    name = run_name(args.model, args.factor, args.dataset, args.seed)
+    params, started = read_params(args.params, f"sample@{args.model}-{args.factor}-{args.dataset}-{args.seed}")
     params.check_factor(args.factor)
+    params.check_seed(args.seed)
     if args.dataset not in params.datasets:
         raise RgfError(f"dataset {args.dataset!r} is not configured; choose one of {', '.join(params.datasets)}")
     if args.model not in MODELS:
         raise RgfError(f"model {args.model!r} has no sampler; available: {', '.join(MODELS)}")
-    images = samples_of(params, args.model, args.factor, args.dataset, args.data, args.model_dir)
+    images = samples_of(params, args.model, args.factor, args.dataset, args.seed, args.data, args.model_dir)
     meta = SampleMeta(
         run=name,
         model=args.model,
         factor=args.factor,
         dataset=args.dataset,
         num_samples=len(images),
-        seed=params.seed,
+        seed=args.seed,
     )
     with outputs(started, {args.out: "meta.json"}, [args.grid]) as (out, grid):
         write_samples(out, images, meta)

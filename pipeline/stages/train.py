@@ -1,11 +1,11 @@
-"""Stage `train@<model>-<factor>`: one generative model, trained separately
+"""Stage `train@<model>-<factor>-<seed>`: one generative model, trained separately
 on the images of every dataset of the factor (balanced, skewed_k<k>), never
 on the factor or the labels (method, step 3).
 
 The runs of a stage are independent and always needed together, so they train
 side by side in `workers` single-threaded processes (on a CPU two such
 processes beat one two-threaded one several times over). Run
-<model>-<factor>-<dataset> writes <out>/<dataset>/model.pt and
+<model>-<factor>-<dataset>-s<seed> writes <out>/<dataset>/model.pt and
 <history>/<dataset>.csv (see pipeline/generative/fit.py); both folders are
 replaced only when every run has finished, the first run to fail stops the
 others (pipeline/workers.py), and a stopped or killed run resumes from its
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.data.datasets import load_dataset
 from pipeline.generative.fit import TrainJob, train_one
-from pipeline.names import BALANCED, GENERATIVE, MODELS, run_name
+from pipeline.names import BALANCED, GENERATIVE, MODELS, run_name, train_name
 from pipeline.stages import exit_with, outputs, parser, read_params
 from pipeline.workers import run_jobs
 
@@ -27,13 +27,16 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=MODELS)
     p.add_argument("--factor", required=True)
+    p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
-    p.add_argument("--out", required=True, type=Path, help="models/<model>-<factor>")
-    p.add_argument("--history", required=True, type=Path, help="plots/train/<model>-<factor>")
+    p.add_argument("--out", required=True, type=Path, help="models/<model>-<factor>-s<seed>")
+    p.add_argument("--history", required=True, type=Path, help="plots/train/<model>-<factor>-s<seed>")
     p.add_argument("--resume", required=True, type=Path, help="models/resume (checkpoints of unfinished runs)")
     args = p.parse_args(argv)
-    params, started = read_params(args.params, f"train@{args.model}-{args.factor}")
+    name = train_name(args.model, args.factor, args.seed)
+    params, started = read_params(args.params, f"train@{name}")
     params.check_factor(args.factor)
+    params.check_seed(args.seed)
     for dataset in params.datasets:  # fail on missing data before any work
         load_dataset(args.data / dataset, mmap=True)
     # the controls only record their dataset: no processes for them
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                     model=args.model,
                     factor=args.factor,
                     dataset=d,
+                    seed=args.seed,
                     data=args.data,
                     out=out / d,
                     history=history / f"{d}.csv",
@@ -58,10 +62,10 @@ def main(argv: list[str] | None = None) -> None:
             results = run_jobs(train_one, jobs, workers)
     finally:  # a checkpoint half-written by a stopped worker is no resume file
         for dataset in params.datasets:
-            for tmp in args.resume.glob(f"{run_name(args.model, args.factor, dataset)}-*.pt.partial"):
+            for tmp in args.resume.glob(f"{run_name(args.model, args.factor, dataset, args.seed)}-*.pt.partial"):
                 tmp.unlink(missing_ok=True)
     for dataset, epochs, seconds in results:
-        print(f"train@{args.model}-{args.factor}: {dataset}: {epochs} epochs in {seconds:.1f} s")
+        print(f"train@{name}: {dataset}: {epochs} epochs in {seconds:.1f} s")
 
 
 if __name__ == "__main__":
