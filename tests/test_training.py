@@ -1,12 +1,14 @@
 """The training loop: resume after a kill, determinism, refusing foreign checkpoints."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from pipeline.errors import CheckpointError, ParamsError, RgfError
 from pipeline.files import write_history
-from pipeline.generative.fit import train_model
+from pipeline.generative.fit import log_dir, train_model
 from pipeline.generative.registry import build_method
 from pipeline.generative.sampling import generate
 from pipeline.io import load_checkpoint
@@ -151,3 +153,13 @@ def test_a_diverging_loss_stops_the_run_at_once(tmp_path, data):
     assert str(err.value).startswith("vae-colour-balanced-s0: loss '")
     assert str(err.value).endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
     assert seen == [] and not (tmp_path / "m").exists() and not list((tmp_path / "resume").glob("*"))
+
+
+def test_each_experiment_logs_to_its_own_tensorboard_folder(monkeypatch):
+    """`dvc exp run` names the experiment in DVC_EXP_NAME: its runs' curves go
+    under logs/<experiment>/, never into an earlier experiment's runs."""
+    params = parse_params(compose("smoke"))
+    monkeypatch.setenv("DVC_EXP_NAME", "bushy-lamb")
+    assert log_dir(params) == Path("logs") / "bushy-lamb"
+    monkeypatch.delenv("DVC_EXP_NAME")
+    assert log_dir(params) == Path("logs") / "workspace"
