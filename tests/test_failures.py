@@ -153,6 +153,8 @@ TRAIN_CMD = [
     "vae",
     "--factor",
     "colour",
+    "--seed",
+    "0",
     "--data",
     "data/colour",
     "--out",
