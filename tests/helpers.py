@@ -70,9 +70,15 @@ def sh(cmd, cwd, env, check=True):
 OUTPUT_FOLDERS = ("data/", "metrics/", "models/", "plots/", "reports/", "logs/")
 
 
+# git-ignored files that `scripts/setup.sh` builds in a fresh clone: the
+# offline page template of `dvc plots show` (.dvc/config names it)
+SETUP_PRODUCTS = (".dvc/plots/offline.html",)
+
+
 def copy_project(dest: Path) -> None:
     """The project's files (tracked, or untracked and not ignored) without
-    its outputs, copied into `dest`, as a fresh clone holds them."""
+    its outputs, copied into `dest`, as a fresh clone holds them after
+    `scripts/setup.sh` (SETUP_PRODUCTS)."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -80,7 +86,7 @@ def copy_project(dest: Path) -> None:
         text=True,
         check=True,
     ).stdout.split()
-    for name in files:
+    for name in [*files, *SETUP_PRODUCTS]:
         if (REPO / name).is_file() and not name.startswith(OUTPUT_FOLDERS):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import pipeline.generative.registry
+from pipeline.evaluation.figures import loss_rows
 from pipeline.generative.base import IMAGE_CHANNELS, Method
 from pipeline.generative.ddpm import DdpmMethod, UNet
 from pipeline.generative.gan import GanMethod, conv_pyramid, mode_seeking_term
@@ -84,12 +85,19 @@ def test_train_step_and_reproducible_samples(name, sections, size):
     assert not torch.equal(first, method.sample(5, torch.Generator().manual_seed(2)))
 
 
-def test_the_loss_plot_template_draws_every_logged_term():
-    """`dvc plots show` draws the training histories through .dvc/plots/losses.json,
-    which must name every term a method logs (a term it misses is not drawn)."""
+def test_the_loss_plot_draws_every_logged_term_and_no_probe_column():
+    """`dvc plots show` draws reports/plots/train/<run>.csv through
+    .dvc/plots/losses.json, one panel per `term`: every term a method logs
+    must become rows of it, the discriminator probe's columns must not (they
+    have their own chart), and both runs of a stage are overlaid."""
     template = json.loads((REPO / ".dvc" / "plots" / "losses.json").read_text())
-    folded = template["transform"][0]["fold"]
-    assert sorted(folded) == sorted(set().union(*KEYS.values(), {"mode_seeking"}))
+    assert template["facet"]["field"] == "term" and template["spec"]["encoding"]["color"]["field"] == "dataset"
+    for family, keys in KEYS.items():
+        history = [{"epoch": 1.0, **dict.fromkeys(keys, 0.5), "d_loss_k1_with": 0.3, "d_loss_k1_without": 0.7}]
+        rows = loss_rows({"balanced": history, "skewed_k1": history}, f"{family} · colour")
+        assert {r["term"] for r in rows} == keys, family
+        assert {r["dataset"] for r in rows} == {"balanced", "skewed_k1"}
+    assert loss_rows({"balanced": [{"epoch": 1.0}]}, "Learner · colour") == []  # a control: no chart
 
 
 def test_unknown_method_lists_the_choices():

@@ -128,6 +128,21 @@ def test_misspelled_override_stops_before_any_work(smoke):
     assert "unknown key 'skew.rare_fracton'" in done.stdout + done.stderr
 
 
+def test_plots_show_renders_every_chart_offline(smoke, tmp_path):
+    """Issue 14: `dvc plots show` of the smoke run, opened in headless Chromium
+    with no network: every chart drawn from its own rows, the probe's
+    included, no console error (tests/test_plots_render.py)."""
+    from tests.test_plots_render import assert_renders, plots_show
+
+    root, env = smoke
+    found = assert_renders(plots_show(root, env), tmp_path)
+    charts = {c["target"] for c in found["charts"]}
+    for name in ("probe_gan-colour-s0-k1", "probe_gan_sd-thick-s0-k1", "train_vae-colour-s0", "z_ddpm-thick-k1"):
+        assert f"#reports_plots_{name}_csv" in charts
+    assert not any("data-" in c and "_train_" in c for c in charts)  # the controls have no losses
+    assert len(found["images"]) == len(list((root / "plots" / "samples").glob("*.png")))
+
+
 def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     """`dvc exp run -S profile=smoke -S 'seeds=[0,1]'` (cut to one factor,
     one model of each kind and a control, as the whole smoke grid twice
@@ -150,21 +165,6 @@ def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     assert all(0 <= entry["seed_agreement"] <= 1 for entry in summary["models"].values())
     readme = (root / "reports" / "tables" / "README.md").read_text()
     assert "seeds 0, 1." in readme and re.search(r"\(([LMO–]) 2/2\)", readme), readme[:3000]
-
-
-def test_plots_show_renders_every_chart_offline(smoke, tmp_path):
-    """Issue 14: `dvc plots show` of the smoke run, opened in headless Chromium
-    with no network: every chart drawn from its own rows, the probe's
-    included, no console error (tests/test_plots_render.py)."""
-    from tests.test_plots_render import assert_renders, plots_show
-
-    root, env = smoke
-    found = assert_renders(plots_show(root, env), tmp_path)
-    charts = {c["target"] for c in found["charts"]}
-    for name in ("probe_gan-colour-s0-k1", "probe_gan_sd-thick-s0-k1", "train_vae-colour-s0", "z_ddpm-thick-k1"):
-        assert f"#reports_plots_{name}_csv" in charts
-    assert not any("data-" in c and "_train_" in c for c in charts)  # the controls have no losses
-    assert len(found["images"]) == len(list((root / "plots" / "samples").glob("*.png")))
 
 
 def test_controls_calibrate_the_instrument_on_every_factor(tmp_path_factory):

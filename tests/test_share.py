@@ -98,7 +98,7 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
     ran, restored = _stages(out)
     # what trains, samples or prepares data comes back from the machine that
     # computed it; the params check, the evaluations and the report run
-    evaluations = {"evaluate@vae-colour-1-0", "evaluate@vae-thick-1"}
+    evaluations = {"evaluate@vae-colour-1-0", "evaluate@vae-thick-1-0"}
     assert ran == {"validate", "report"} | evaluations, out
     assert restored == {"source"} | (_computed("colour") | _computed("thick")) - evaluations, out
     for factor, half in halves.items():

@@ -156,10 +156,13 @@ def test_a_diverging_loss_stops_the_run_at_once(tmp_path, data):
 
 
 def test_each_experiment_logs_to_its_own_tensorboard_folder(monkeypatch):
-    """`dvc exp run` names the experiment in DVC_EXP_NAME: its runs' curves go
-    under logs/<experiment>/, never into an earlier experiment's runs."""
+    """`dvc exp run` names the experiment in DVC_EXP_NAME and the repo in
+    DVC_ROOT (a queued one runs in a temporary copy): its runs' curves go
+    under <repo>/logs/<experiment>/, never into an earlier experiment's runs."""
     params = parse_params(compose("smoke"))
-    monkeypatch.setenv("DVC_EXP_NAME", "bushy-lamb")
-    assert log_dir(params) == Path("logs") / "bushy-lamb"
-    monkeypatch.delenv("DVC_EXP_NAME")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
     assert log_dir(params) == Path("logs") / "workspace"
+    monkeypatch.setenv("DVC_EXP_NAME", "bushy-lamb")
+    monkeypatch.setenv("DVC_ROOT", "/home/me/study")
+    assert log_dir(params) == Path("/home/me/study/logs/bushy-lamb")

@@ -45,9 +45,12 @@ class TrainJob:
 def log_dir(params: Params) -> Path:
     """Where this run's TensorBoard events go: train.log_dir/<experiment>/,
     one folder per DVC experiment (`dvc exp run` names it in DVC_EXP_NAME),
-    so a later or queued experiment never writes into an earlier one's runs;
-    a plain `dvc repro` writes to train.log_dir/workspace/."""
-    return Path(params.train.log_dir) / (os.environ.get("DVC_EXP_NAME") or "workspace")
+    so a later experiment never writes into an earlier one's runs; a plain
+    `dvc repro` writes to train.log_dir/workspace/. A relative log_dir is
+    taken from the repo DVC names in DVC_ROOT: a queued experiment runs in a
+    temporary copy that is deleted afterwards, and its logs must outlive it."""
+    root = Path(os.environ.get("DVC_ROOT", "."))
+    return root / params.train.log_dir / (os.environ.get("DVC_EXP_NAME") or "workspace")
 
 
 def train_model(
