@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -440,6 +441,10 @@ def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["vae"]["epochs"], raw["train"]["checkpoint_every"] = 400, 1
     write_params(root, raw)
+    # DVC runs a stage as `$SHELL -c cmd` (`/bin/sh` when SHELL is unset). bash
+    # execs the command, so DVC sees the stage's own exit code; Debian's dash
+    # waits for it and dies of the same Ctrl-C, so DVC would report -2.
+    env = {**env, "SHELL": shutil.which("bash")}
     with (root / "out.txt").open("w") as out, (root / "err.txt").open("w") as err:
         cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour-0"]
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=err, start_new_session=True)
