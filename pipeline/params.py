@@ -183,6 +183,8 @@ class GanParams(_Section):
     width: Width  # conv: base channels
     # weight of the mode-seeking term (Mao et al. 2019); 0 is the plain GAN
     mode_seeking: Annotated[float, Field(ge=0.0)]
+    # decay of the moving average of G's weights that samples are drawn from; 0: sample G itself
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class GanSdParams(_Section):

@@ -59,6 +59,7 @@ VARIANTS = [
     pytest.param("vae", {}, id="vae"),
     pytest.param("gan", {"gan": {"architecture": "conv"}}, id="gan-conv"),
     pytest.param("gan", {"gan": {"architecture": "mlp"}}, id="gan-mlp"),
+    pytest.param("gan", {"gan": {"architecture": "conv", "ema_decay": 0.9}}, id="gan-conv-ema"),
     pytest.param("gan_sd", {}, id="gan_sd-conv"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "eps"}}, id="ddpm-ddim-eps"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddpm", "target": "v"}}, id="ddpm-ancestral-v"),
@@ -272,6 +273,37 @@ def test_mode_seeking_adds_its_weighted_term_to_g_only():
         torch.testing.assert_close(seeking.d_loss(real, fake, 0)[0], plain.d_loss(real, fake, 0)[0])
     assert "mode_seeking" not in plain.train_step(batch(28), epoch=0)
     assert seeking.train_step(batch(28), epoch=0)["mode_seeking"] > 0
+
+
+def test_gan_ema_averages_g_and_samples_from_the_average():
+    plain = build("gan")
+    averaged = build("gan", gan={"ema_decay": 0.9})
+    assert plain.generator_ema is None and "generator_ema.project.0.weight" not in plain.state_dict()
+    assert averaged.generator_ema is not None
+    for _ in range(3):
+        before = [p.clone() for p in averaged.generator_ema.parameters()]
+        averaged.train_step(batch(28), epoch=0)
+        decay = min(0.9, (1 + int(averaged.ema_updates)) / (10 + int(averaged.ema_updates)))
+        for old, new, weight in zip(
+            before, averaged.generator_ema.parameters(), averaged.generator.parameters(), strict=True
+        ):
+            torch.testing.assert_close(new, decay * old + (1 - decay) * weight)
+    assert int(averaged.ema_updates) == 3
+    # BatchNorm's running statistics are copied, not averaged
+    for average, live in zip(averaged.generator_ema.buffers(), averaged.generator.buffers(), strict=True):
+        assert torch.equal(average, live)
+    # samples come from the average, not from G: the same noise through G gives other images
+    z = averaged.randn(4, 8, generator=torch.Generator().manual_seed(3))
+    drawn = averaged.sample(4, torch.Generator().manual_seed(3))
+    with averaged.inference():
+        torch.testing.assert_close(drawn, ((averaged.generator_ema(z) + 1) / 2).clamp(0, 1))
+        assert not torch.allclose(drawn, ((averaged.generator(z) + 1) / 2).clamp(0, 1))
+    # D and its probe do not see the average: the same D loss as the plain GAN's with the same weights
+    plain.load_state_dict({k: v for k, v in averaged.state_dict().items() if not k.startswith("generator_ema.")})
+    real = batch(28) * 2 - 1
+    with torch.no_grad():
+        fake = averaged.generator(z)
+        torch.testing.assert_close(averaged.d_loss(real, fake, 0)[0], plain.d_loss(real, fake, 0)[0])
 
 
 @pytest.mark.parametrize("architecture", ["conv", "mlp"])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.generative import ema
 from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
 from pipeline.generative.samplers import ancestral, ddim
 from pipeline.params import DdpmParams, Params
@@ -127,12 +128,6 @@ class UNet(nn.Module):
         return self.out(F.silu(self.out_norm(h)))
 
 
-# the EMA decay after n updates is min(ema_decay, (1 + n) / (EMA_WARMUP + n)), as in
-# TensorFlow's ExponentialMovingAverage(num_updates) and diffusers' EMAModel: with a short
-# run and a decay of 0.999 the average would otherwise keep a large share of the random init
-EMA_WARMUP = 10
-
-
 def _per_image(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return values[t].view(-1, 1, 1, 1)  # (B,) -> (B, 1, 1, 1), to broadcast over images
 
@@ -216,17 +211,12 @@ class DdpmMethod(Method):
 
     def ema_decay_at(self, updates: int) -> float:
         """The EMA decay used by update number `updates` (1-based), warm-up included."""
-        return min(self.ema_decay, (1 + updates) / (EMA_WARMUP + updates))
+        return ema.decay_at(self.ema_decay, updates)
 
-    @torch.no_grad()
     def update_ema(self) -> None:
         """ema <- d * ema + (1 - d) * weights, d = `ema_decay_at` this update."""
         self.ema_updates += 1
-        decay = self.ema_decay_at(int(self.ema_updates))
-        for shadow, weight in zip(self.ema.parameters(), self.unet.parameters(), strict=True):
-            shadow.lerp_(weight, 1 - decay)
-        for shadow, buffer in zip(self.ema.buffers(), self.unet.buffers(), strict=True):
-            shadow.copy_(buffer)
+        ema.update(self.ema, self.unet, self.ema_decay_at(int(self.ema_updates)))
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """MSE between the U-Net's output and the target, for images x in [0, 1]

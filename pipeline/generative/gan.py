@@ -21,14 +21,21 @@ G's loss. On the colour factor the small conv GAN otherwise puts every sample
 in one colour (P_c^u = 0 in every class, so nothing can be tested); the term
 rewards images that differ when their noise differs. D and its probe are
 unchanged.
+
+`gan.ema_decay` > 0 samples with an exponential moving average of G's
+weights (Yazıcı et al. 2019; `ema.py`) instead of G itself; D, its probe and
+training are unchanged.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.generative import ema
 from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
 from pipeline.params import GanParams, Params
 
@@ -184,6 +191,11 @@ class GanMethod(Method):
         self.image_shape = image_shape
         self.sd_lambda = sd_lambda
         self.sd_epochs = sd_epochs
+        self.ema_decay = params.ema_decay
+        # G's moving average, sampled from when ema_decay > 0; its update count is
+        # checkpointed so that a resumed run continues the warm-up where it stopped
+        self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if self.ema_decay > 0 else None
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long, device=self.device))
         betas = (params.beta1, ADAM_BETA2)
         self.optimizers = {
             "generator": torch.optim.Adam(generator.parameters(), lr=params.lr, betas=betas),
@@ -235,6 +247,9 @@ class GanMethod(Method):
         g_loss, seeking = self.g_loss(fake, z)
         g_loss.backward()
         g_opt.step()
+        if self.generator_ema is not None:
+            self.ema_updates += 1
+            ema.update(self.generator_ema, self.generator, ema.decay_at(self.ema_decay, int(self.ema_updates)))
         losses = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "sd_penalty": penalty.item()}
         if self.mode_seeking > 0:
             losses["mode_seeking"] = seeking.item()
@@ -248,7 +263,8 @@ class GanMethod(Method):
 
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
         z = self.randn(n, self.latent_dim, generator=generator)
-        return to_unit(self.generator(z))
+        network = self.generator if self.generator_ema is None else self.generator_ema
+        return to_unit(network(z))
 
 
 def build(params: Params, image_size: int, device: torch.device | str, spectral_decoupling: bool = False) -> GanMethod:
