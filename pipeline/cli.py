@@ -155,6 +155,31 @@ def _report(args: argparse.Namespace) -> None:
     print_report(args.metrics, params=load_params(path) if args.params or path.exists() else None)
 
 
+def _rarity(args: argparse.Namespace) -> None:
+    from pipeline.evaluation.experiments import collect
+    from pipeline.evaluation.rarity import write_curve
+
+    reference = load_params(args.params)
+    metrics, used, notes = collect(args.repo, reference)
+    if not metrics:
+        raise MetricsError(
+            f"{args.repo}: no DVC experiment of this study's design has metrics; queue the sweep first "
+            "(`dvc exp run --queue -S skew.rare_fraction=<r>`, `dvc queue start`; README: the rarity curve)"
+        )
+    table, null = write_curve(metrics, args.out, used, notes)
+    fractions = ", ".join(f"{r:g}" for r in sorted(table["rare_fraction"].unique()))
+    console.print(f"{len(metrics)} comparisons from {used} experiments (r = {fractions}) -> {args.out}")
+    for note in notes:
+        console.print(f"  {note}", highlight=False)
+    for row in null.itertuples():
+        if row.within is False:
+            console.print(
+                f"[yellow]r = 0.5:[/] {row.model} under {row.test} flags {row.flagged}/{row.tested} classes, "
+                f"above the learner's false-positive rate (upper {row.learner_fp_upper:.3f})",
+                highlight=False,
+            )
+
+
 def _compcars_manifest(args: argparse.Namespace) -> None:
     from pipeline.data.compcars import compcars_manifest
 
@@ -233,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--metrics", type=Path, default=Path("metrics"), help="the metrics folder")
     rp.add_argument("--params", type=Path, help="keep to this study (default: params.yaml, if it exists)")
     rp.set_defaults(func=_report)
+
+    ra = _command(
+        sub,
+        "rarity",
+        "collect a sweep of skew.rare_fraction experiments into the rarity curve",
+        "rgf rarity --out reports/rarity",
+    )
+    ra.add_argument("--repo", type=Path, default=Path("."), help="the study's DVC repository")
+    ra.add_argument("--params", type=Path, default=Path("params.yaml"), help="the design experiments must share")
+    ra.add_argument("--out", type=Path, default=Path("reports/rarity"), help="folder for curve.png, curve.csv, ...")
+    ra.set_defaults(func=_rarity)
 
     cc = _command(
         sub,

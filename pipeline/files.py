@@ -268,6 +268,7 @@ class MetricsFile(_File):
     rare_class: StrictInt
     seed: StrictInt  # the replicate (seeds); data and oracles come from `seed`
     source: str
+    rare_fraction: float  # skew.rare_fraction of the skewed set (0: f=1 exactly on class k; 0.5: no skew)
     class_names: list[str]
     factor_values: tuple[str, str]
     num_samples: int

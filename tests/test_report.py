@@ -61,7 +61,17 @@ STUDY = ("factors=[colour,thin]", "skew.rare_classes=[1,2]", "datasets=[balanced
 
 
 def write_metrics(
-    root, model, factor, k, balanced=BALANCED, test="one_sample", alpha=0.05, min_count=20, seed=0, skewed=None
+    root,
+    model,
+    factor,
+    k,
+    balanced=BALANCED,
+    test="one_sample",
+    alpha=0.05,
+    min_count=20,
+    seed=0,
+    skewed=None,
+    rare_fraction=0.0,
 ):
     skewed = MAKERS[model](k) if skewed is None else skewed
     results = compare(balanced, skewed, rare_class=k, test=test, alpha=alpha, min_count=min_count)
@@ -71,6 +81,7 @@ def write_metrics(
         "rare_class": k,
         "seed": seed,
         "source": "mnist-bundled",
+        "rare_fraction": rare_fraction,
         "class_names": [str(c) for c in range(10)],
         "factor_values": FACTOR_VALUES[factor],
         "num_samples": int(skewed.sum()),

@@ -196,6 +196,7 @@ def evaluate_run(
         rare_class=rare_class,
         seed=seed,
         source=data_manifest.source,
+        rare_fraction=float(data_manifest.skew["rare_fraction"]),
         class_names=data_manifest.class_names,
         factor_values=data_manifest.factor_values,
         num_samples=len(skewed),

@@ -67,6 +67,7 @@ def in_study(metrics: list[dict], params: Params) -> tuple[list[dict], list[str]
             and m["rare_class"] in params.skew.rare_classes
             and m["seed"] in params.seeds
             and m.get("source", params.data.source) == params.data.source
+            and m["rare_fraction"] == params.skew.rare_fraction
         )
         if wanted:
             kept.append(m)

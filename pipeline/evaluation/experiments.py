@@ -1,0 +1,126 @@
+"""DVC experiments as data: the params and metrics files each experiment
+committed, read from its git ref (`dvc exp run` commits params.yaml and the
+git-tracked metrics/ into refs/exps/...), so a sweep queued with
+`dvc exp run --queue -S ...` and run with `dvc queue start` can be collected
+without applying any experiment to the workspace.
+
+Only experiments of one design are collected: their params may differ from
+the reference params (the workspace's params.yaml) in the keys a sweep
+varies (`VARIED`) and nowhere else, so a stray experiment with other epochs
+cannot mix into a curve. When two experiments produced the same run (rare
+fraction, model, factor, k, seed), the newer one counts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from pipeline.errors import MetricsError, RgfError
+from pipeline.evaluation.report import in_study
+from pipeline.files import MetricsFile
+from pipeline.params import Params, parse_params
+
+# what a sweep may vary between its experiments
+VARIED = ("skew.rare_fraction", "factors", "models", "seeds", "workers")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    rev: str  # the experiment's commit
+    created: int  # its commit time, seconds since the epoch
+    params: Params
+    metrics: list[dict]  # its metrics/<model>/<factor>/k<k>-s<seed>.json, as plain dicts
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RgfError(f"{repo}: git {' '.join(args)} failed: {done.stderr.strip()}; is it the study's git repository?")
+    return done.stdout
+
+
+def _listing(repo: Path) -> list[tuple[str, str]]:
+    """(name, commit) of every experiment of every baseline commit."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            listing = dvc_repo.experiments.ls(all_commits=True)
+    except NotDvcRepoError:
+        raise RgfError(f"{repo}: not a DVC repository; give the study's folder with --repo") from None
+    return [(name, rev) for exps in listing.values() for name, rev in exps if rev]
+
+
+def read_experiment(repo: Path, name: str, rev: str) -> Experiment:
+    """One experiment's params and metrics files, from its commit."""
+    where = f"experiment {name} ({rev[:7]})"
+    try:
+        params = parse_params(yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml")), f"{where} params.yaml")
+    except RgfError as err:
+        raise RgfError(f"{err}; remove the experiment with `dvc exp remove {name}`") from None
+    metrics = []
+    for path in _git(repo, "ls-tree", "-r", "--name-only", rev, "--", "metrics").splitlines():
+        p = PurePosixPath(path)
+        if len(p.parts) != 4 or p.parts[1] == "oracles" or not (p.name.startswith("k") and p.suffix == ".json"):
+            continue
+        try:
+            m = MetricsFile.model_validate(json.loads(_git(repo, "show", f"{rev}:{path}"))).dump()
+        except ValueError as err:
+            raise MetricsError(f"{where}: {path} is not a valid metrics file ({err})") from None
+        metrics.append(m)
+    created = int(_git(repo, "log", "-1", "--format=%ct", rev).strip() or 0)
+    return Experiment(name, rev, created, params, metrics)
+
+
+def design(params: Params) -> dict:
+    """The params with the keys a sweep varies left out."""
+    raw = params.model_dump(mode="json")
+    for dotted in VARIED:
+        *parents, key = dotted.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node.pop(key, None)
+    return raw
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _differences(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
+    """The metrics files of every experiment whose design is `reference`'s
+    (each experiment's own study only: metrics/ also carries files of earlier
+    configurations), the newer experiment winning a run two produced, and a
+    note per experiment left out (another design); also how many experiments
+    were used."""
+    wanted = design(reference)
+    chosen: dict[tuple, tuple[int, dict]] = {}
+    notes = []
+    used = 0
+    for name, rev in _listing(repo):
+        exp = read_experiment(repo, name, rev)
+        other = _differences(design(exp.params), wanted)
+        if other:
+            notes.append(f"{name}: left out, its params differ in {', '.join(other[:3])}")
+            continue
+        used += 1
+        for m in in_study(exp.metrics, exp.params)[0]:
+            key = (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
+            if key not in chosen or chosen[key][0] < exp.created:
+                chosen[key] = (exp.created, m)
+    return [m for _, m in chosen.values()], used, notes

@@ -1,0 +1,250 @@
+"""The memorization-versus-rarity curve: how rare must a factor be before a
+model memorizes it?
+
+`skew.rare_fraction` r relaxes the skewed set: the rare class k keeps f=1 on
+1 - r of its images and every other class gets f=1 on r of its images, so
+r = 0 is the paper's extreme skew and r = 0.5 is no skew at all (the skewed
+set then asks for what the balanced one does). A sweep runs one DVC
+experiment per r (`dvc exp run --queue -S skew.rare_fraction=<r>`); this
+module turns their metrics into one row per (factor, k, model, r):
+memorized classes under the study's test and under the pooled test with
+Holm, learned classes, classes tested, and mean |z|, each as the mean over
+seeds with its min-max. At r = 0.5 nothing changed, so any class called
+memorized there is a false positive; `null_check` sets the 0.5 point beside
+the learner control's measured false-positive rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.evaluation.tables import CORRECTED, false_positive_table, ordered, to_markdown, verdict_counts
+from pipeline.io import atomic_dir
+from pipeline.names import MODELS, display
+
+NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
+COUNTS = ("memorized", "memorized_corrected", "learned", "tested", "mean_abs_z")
+
+
+def run_rows(metrics: list[dict]) -> pd.DataFrame:
+    """One row per metrics file (a dict as `files.read_metrics` gives): the
+    counts of one comparison at its rare fraction. A class that moved against
+    the skew counts as memorized, as in the paper's Table 4."""
+    rows = []
+    for m in metrics:
+        counts = verdict_counts(m)
+        corrected = verdict_counts(m, corrected=True)
+        z = [abs(r["z"]) for c, r in m["classes"].items() if c != "total" and r["z"] is not None]
+        rows.append(
+            {
+                "factor": m["factor"],
+                "rare_class": m["rare_class"],
+                "model": m["model"],
+                "rare_fraction": m["rare_fraction"],
+                "seed": m["seed"],
+                "test": m["test"],
+                "memorized": counts["memorized"] + counts["opposite"],
+                "memorized_corrected": corrected["memorized"] + corrected["opposite"],
+                "learned": counts["learned"],
+                "tested": counts["memorized"] + counts["opposite"] + counts["learned"],
+                "mean_abs_z": float(np.mean(z)) if z else None,
+            }
+        )
+    columns = ["factor", "rare_class", "model", "rare_fraction", "seed", "test", *COUNTS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curve_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (factor, rare_class, model, rare_fraction): each count's mean over
+    seeds (`<count>`) with its min and max (`<count>_min`, `<count>_max`) and
+    the number of seeds, sorted as the paper orders factors and models."""
+    keys = ["factor", "rare_class", "model", "rare_fraction"]
+    if runs.empty:
+        return pd.DataFrame(columns=[*keys, "seeds", *COUNTS])
+    grouped = runs.groupby(keys)
+    table = grouped[list(COUNTS)].mean()
+    for stat in ("min", "max"):
+        table = table.join(grouped[list(COUNTS)].agg(stat).add_suffix(f"_{stat}"))
+    table.insert(0, "seeds", grouped["seed"].nunique())
+    table = table.reset_index()
+    model_rank = {m: i for i, m in enumerate(ordered(table["model"].unique(), MODELS))}
+    table = table.sort_values(
+        ["factor", "rare_class", "model", "rare_fraction"], key=lambda s: s.map(model_rank) if s.name == "model" else s
+    )
+    return table.reset_index(drop=True)
+
+
+def null_check(runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, float]] | None) -> pd.DataFrame:
+    """At r = 0.5: per model and test, the share of tested classes called
+    memorized (over factors, k and seeds), beside the learner control's
+    measured false-positive rate of the same test (rate, lower, upper of its
+    95% interval) where one is known. `within` says whether the share is at
+    most the interval's upper end."""
+    at_null = runs[np.isclose(runs["rare_fraction"], NO_SKEW)]
+    rows = []
+    for model, group in at_null.groupby("model", sort=False):
+        tested = int(group["tested"].sum())
+        study_test = "/".join(sorted(group["test"].unique()))
+        # the pooled test's calibration is measured without Holm: an upper bound for it with Holm
+        for column, test, label in (
+            ("memorized", study_test, study_test),
+            ("memorized_corrected", CORRECTED[0], " + ".join(CORRECTED)),
+        ):
+            flagged = int(group[column].sum())
+            rate = (learner_fp or {}).get(test)
+            rows.append(
+                {
+                    "model": display(model),
+                    "test": label,
+                    "flagged": flagged,
+                    "tested": tested,
+                    "share": flagged / tested if tested else None,
+                    "learner_fp_rate": None if rate is None else rate[0],
+                    "learner_fp_upper": None if rate is None else rate[2],
+                    "within": None if rate is None or not tested else flagged / tested <= rate[2],
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["model", "test", "flagged", "tested", "share", "learner_fp_rate", "learner_fp_upper", "within"]
+    )
+
+
+def draw(table: pd.DataFrame, path: Path) -> None:
+    """The curve as one PNG: a column per (factor, k); top row the share of
+    tested classes called memorized (the study's test solid, the pooled test
+    with Holm dashed), bottom row mean |z|; one colour per model, error bars
+    the seeds' min-max, the x axis symmetric-log so that 0, 0.01 and 0.5 all
+    show."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(table.groupby(["factor", "rare_class"], sort=False).groups)
+    fig, axes = plt.subplots(2, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 6.4), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    models = ordered(table["model"].unique(), MODELS)
+    for col, (factor, k) in enumerate(panels):
+        panel = table[(table["factor"] == factor) & (table["rare_class"] == k)]
+        top, bottom = axes[0][col], axes[1][col]
+        for i, model in enumerate(models):
+            line = panel[panel["model"] == model].sort_values("rare_fraction")
+            if line.empty:
+                continue
+            x, tested = line["rare_fraction"].to_numpy(), line["tested"].to_numpy().clip(min=1)
+            style = {"color": colours(i % 10), "marker": "o", "markersize": 3, "capsize": 2}
+            for column, dash in (("memorized", "-"), ("memorized_corrected", "--")):
+                share = line[column].to_numpy() / tested
+                err = [share - line[f"{column}_min"] / tested, line[f"{column}_max"] / tested - share]
+                label = display(model) if dash == "-" else None
+                top.errorbar(x, share, yerr=np.clip(err, 0, None), linestyle=dash, label=label, **style)
+            z = line["mean_abs_z"].to_numpy(dtype=float)
+            z_err = [z - line["mean_abs_z_min"].to_numpy(dtype=float), line["mean_abs_z_max"].to_numpy(dtype=float) - z]
+            bottom.errorbar(x, z, yerr=np.clip(np.nan_to_num(z_err), 0, None), **style)
+        top.set_title(f"{factor}, rare class {k}")
+        top.set_ylim(-0.03, 1.03)
+        bottom.axhline(1.96, color="grey", linewidth=0.8, linestyle=":")
+        for ax in (top, bottom):
+            ax.set_xscale("symlog", linthresh=0.01)
+            ax.set_xlim(-0.002, 0.6)
+            ax.axvline(NO_SKEW, color="grey", linewidth=0.8, linestyle=":")
+            ax.set_xlabel("rare fraction r (0.5: no skew)")
+            ticks = sorted(panel["rare_fraction"].unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=7, rotation=45)
+            ax.minorticks_off()
+        if col == 0:
+            top.set_ylabel("share of classes memorized\n(solid: study's test, dashed: pooled + Holm)")
+            bottom.set_ylabel("mean |z| (dotted: 1.96)")
+    if panels:
+        axes[0][0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cell(row: pd.Series, column: str, digits: int = 1) -> str:
+    mean, lo, hi = row[column], row[f"{column}_min"], row[f"{column}_max"]
+    if mean is None or pd.isna(mean):
+        return "–"
+    text = f"{mean:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{mean:.0f}"
+    return text if lo == hi else f"{text} ({lo:.{digits}f}-{hi:.{digits}f})".replace(".0-", "-").replace(".0)", ")")
+
+
+def grid(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows (factor, k, model), columns the rare fractions: 'M/T [M*] |z|'
+    (memorized of tested under the study's test, M* under the pooled test
+    with Holm, mean |z|), seeds' ranges in brackets."""
+    records = {}
+    for _, row in table.iterrows():
+        cell = (
+            f"{_cell(row, 'memorized')}/{_cell(row, 'tested')} "
+            f"[{_cell(row, 'memorized_corrected')}] {_cell(row, 'mean_abs_z')}"
+        )
+        records.setdefault((row["factor"], f"k={row['rare_class']}", display(row["model"])), {})[
+            f"r={row['rare_fraction']:g}"
+        ] = cell
+    df = pd.DataFrame.from_dict(records, orient="index")
+    df.index.names = ["factor", "k", "model"]
+    return df[sorted(df.columns, key=lambda c: float(c[2:]))] if not df.empty else df
+
+
+def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] | None:
+    """test -> (rate, 95% low, 95% high) of the learner control among `metrics`; None without it."""
+    fp = false_positive_table([m for m in metrics if m["model"] == "data-learner"])
+    if fp.empty:
+        return None
+    return {test: (row.rate, row.ci_low, row.ci_high) for test, row in fp.xs(display("data-learner")).iterrows()}
+
+
+README = """\
+# Memorization against rarity
+
+`rgf rarity` collected {runs} comparisons from {experiments} DVC experiments (one per rare fraction r,
+`skew.rare_fraction`; r = 0: f=1 exactly on the rare class, r = 0.5: no skew). A cell reads
+`M/T [M*] |z|`: classes memorized (a significant move towards or against the skew) of the classes
+tested under the study's test ({test}), memorized under the pooled two-proportion test with Holm's
+correction, and mean |z|; with several seeds the mean over seeds, their range in brackets.
+Figure: `curve.png`; numbers: `curve.csv` (per factor, k, model and r), `runs.csv` (per seed).
+
+{grid}
+
+## The null point, r = 0.5
+
+Nothing changed between the balanced and the skewed set, so every class called memorized is a false
+positive. The learner control's false-positive rate (same test, 95% upper end) is the yardstick; the
+pooled test's rate is measured without Holm, an upper bound for it with Holm.
+
+{null}
+{notes}"""
+
+
+def write_curve(
+    metrics: list[dict], out: Path, experiments: int, notes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """curve.csv, runs.csv, null.csv, curve.png and README.md in `out`
+    (replaced together); returns the curve table and the null check."""
+    runs = run_rows(metrics)
+    table = curve_table(runs)
+    null = null_check(runs, learner_rates(metrics))
+    with atomic_dir(out, "curve.csv") as tmp:
+        runs.to_csv(tmp / "runs.csv", index=False)
+        table.to_csv(tmp / "curve.csv", index=False)
+        null.to_csv(tmp / "null.csv", index=False)
+        draw(table, tmp / "curve.png")
+        null_text = to_markdown(null.set_index(["model", "test"])) if not null.empty else "_(no experiment at r = 0.5)_"
+        note_text = "\n## Left out\n\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""
+        (tmp / "README.md").write_text(
+            README.format(
+                runs=len(runs),
+                experiments=experiments,
+                test="/".join(sorted(runs["test"].unique())),
+                grid=to_markdown(grid(table)),
+                null=null_text,
+                notes=note_text,
+            )
+        )
+    return table, null

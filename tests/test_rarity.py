@@ -1,0 +1,114 @@
+"""The rarity curve (`rgf rarity`): per-run counts, the seeds' aggregation,
+the r = 0.5 null check against the learner's false-positive rate, the
+figure, and which experiments are collected."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.evaluation import experiments, rarity
+from pipeline.files import load_metrics
+from tests.helpers import params
+from tests.test_report import BALANCED, learner, memorizer, write_metrics
+
+
+def shifted(k, moved):
+    """Counts where the first `moved` classes other than k lost the factor (70/30)."""
+    skewed = BALANCED.copy()
+    others = [c for c in range(10) if c != k][:moved]
+    skewed[others] = (70, 30)
+    return skewed
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """A GAN at r = 0 (seeds: 6 and 8 classes moved), 0.1 (seed 0: 2) and
+    0.5 (seeds: 0 and 1 moved), and the learner at r = 0.5."""
+    root = tmp_path / "metrics"
+    for r, seed, moved in [(0.0, 0, 6), (0.0, 1, 8), (0.1, 0, 2), (0.5, 0, 0), (0.5, 1, 1)]:
+        write_metrics(root / f"r{r}", "gan", "colour", 1, skewed=shifted(1, moved), seed=seed, rare_fraction=r)
+    write_metrics(root / "r0.5", "data-learner", "colour", 1, skewed=learner(1), rare_fraction=0.5)
+    return [m for folder in sorted(root.iterdir()) for m in load_metrics(folder)]
+
+
+def test_run_rows_count_each_comparison(sweep):
+    runs = rarity.run_rows(sweep).set_index(["model", "rare_fraction", "seed"])
+    assert runs.loc[("gan", 0.0, 1), "memorized"] == 8
+    assert runs.loc[("gan", 0.0, 1), "tested"] == 10
+    assert runs.loc[("gan", 0.0, 1), "learned"] == 2
+    assert runs.loc[("gan", 0.1, 0), "memorized"] == 2
+    # 30% against 50% at n = 100: z = -0.2 / sqrt(0.25 / 100) = -4 (one-sample) in the moved classes, 0 elsewhere
+    assert runs.loc[("gan", 0.0, 1), "mean_abs_z"] == pytest.approx(8 * 4 / 10)
+    assert runs.loc[("gan", 0.5, 1), "mean_abs_z"] == pytest.approx(4 / 10)
+
+
+def test_curve_table_means_and_ranges_over_seeds(sweep):
+    table = rarity.curve_table(rarity.run_rows(sweep))
+    gan = table[table["model"] == "gan"].set_index("rare_fraction")
+    assert list(gan.index) == [0.0, 0.1, 0.5]
+    assert gan.loc[0.0, "seeds"] == 2
+    assert (gan.loc[0.0, "memorized"], gan.loc[0.0, "memorized_min"], gan.loc[0.0, "memorized_max"]) == (7, 6, 8)
+    assert gan.loc[0.1, "seeds"] == 1
+    assert gan.loc[0.5, "memorized"] == 0.5
+    # controls after the generative models, as in the paper's tables
+    assert list(table["model"].unique()) == ["gan", "data-learner"]
+    cells = rarity.grid(table)
+    assert cells.loc[("colour", "k=1", "GAN"), "r=0"] == "7 (6-8)/10 [7 (6-8)] 2.8 (2.4-3.2)"
+    assert list(cells.columns) == ["r=0", "r=0.1", "r=0.5"]
+
+
+def test_null_check_sets_r_half_beside_the_learner_rate(sweep):
+    runs = rarity.run_rows(sweep)
+    rates = {"one_sample": (0.1, 0.05, 0.2), "two_proportion": (0.02, 0.01, 0.04)}
+    null = rarity.null_check(runs, rates).set_index(["model", "test"])
+    # GAN at 0.5: 0 + 1 of 20 tested classes memorized
+    row = null.loc[("GAN", "one_sample")]
+    assert (row["flagged"], row["tested"], row["share"]) == (1, 20, 0.05)
+    assert row["within"]  # 0.05 <= 0.2
+    pooled = null.loc[("GAN", "two_proportion + holm")]
+    assert pooled["learner_fp_upper"] == 0.04
+    assert pooled["within"] == (pooled["share"] <= 0.04)
+    # a model that memorizes at no skew is outside the rate
+    worse = rarity.null_check(runs.assign(memorized=np.where(runs["rare_fraction"] == 0.5, 5, 0)), rates)
+    assert not worse.set_index(["model", "test"]).loc[("GAN", "one_sample"), "within"]
+    # without a learner nothing is claimed
+    assert rarity.null_check(runs, None)["within"].isna().all()
+
+
+def test_learner_rates_come_from_the_learner_files(sweep):
+    rates = rarity.learner_rates(sweep)
+    # learner(k): one class (3) of ten moves to 61/39 -> flagged by the one-sample test
+    rate, low, high = rates["one_sample"]
+    assert rate == 0.1 and low < rate < high
+    assert rarity.learner_rates([m for m in sweep if m["model"] != "data-learner"]) is None
+
+
+def test_write_curve_writes_every_file(sweep, tmp_path):
+    out = tmp_path / "rarity"
+    table, null = rarity.write_curve(sweep, out, experiments=3, notes=["other-exp: left out"])
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "curve.csv", "curve.png", "null.csv", "runs.csv"]
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pd.read_csv(out / "curve.csv").shape[0] == len(table) == 4
+    text = (out / "README.md").read_text()
+    assert "from 3 DVC experiments" in text and "other-exp: left out" in text and "| r=0.5" in text.replace(" ", " ")
+    # a folder holding someone else's files is refused, not replaced
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(Exception, match="did not write"):
+        rarity.write_curve(sweep, other, experiments=3, notes=[])
+    assert (other / "notes.txt").read_text() == "keep"
+
+
+def test_the_design_leaves_out_only_what_a_sweep_varies():
+    base = params("quick")
+    swept = params("quick", "skew.rare_fraction=0.25", "models=[vae,ddpm]", "seeds=[0,1]", "factors=[thin]")
+    assert experiments.design(base) == experiments.design(swept)
+    other = params("quick", "vae.epochs=99")
+    assert experiments._differences(experiments.design(other), experiments.design(base)) == ["vae.epochs"]
+
+
+def test_memorizer_moves_every_class(tmp_path):
+    write_metrics(tmp_path / "m", "data-memorizer", "colour", 2, skewed=memorizer(2), rare_fraction=0.0)
+    runs = rarity.run_rows(load_metrics(tmp_path / "m"))
+    assert runs.loc[0, "memorized"] == 10 and runs.loc[0, "rare_fraction"] == 0.0
