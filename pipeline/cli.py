@@ -24,7 +24,7 @@ from pipeline.data.mnist import MIRRORS, download_mnist
 from pipeline.errors import MetricsError, RgfError
 from pipeline.factors import perturb
 from pipeline.io import rng_for
-from pipeline.names import MORPHOLOGICAL
+from pipeline.names import CONTROLS, MORPHOLOGICAL, display
 from pipeline.params import MAX_SEED, load_params
 from pipeline.stages import console, run
 
@@ -172,7 +172,7 @@ def _rarity(args: argparse.Namespace) -> None:
     for note in notes:
         console.print(f"  {note}", highlight=False)
     for row in null.itertuples():
-        if row.within is False:
+        if row.within is False and row.model not in {display(c) for c in CONTROLS}:
             console.print(
                 f"[yellow]r = 0.5:[/] {row.model} under {row.test} flags {row.flagged}/{row.tested} classes, "
                 f"above the learner's false-positive rate (upper {row.learner_fp_upper:.3f})",

@@ -28,7 +28,7 @@ def test_committed_params_are_the_quick_profile():
     assert committed == compose("quick")
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper", "compcars"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "survey", "paper", "compcars"])
 def test_profiles_validate_and_share_the_same_keys(profile):
     composed = compose(profile)
     assert parse_params(composed).profile == profile

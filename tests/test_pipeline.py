@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -89,6 +90,25 @@ def _collect_failures(root: Path) -> str:
     return "\n".join(line for line in lines if "ERROR" in line or "Failed to collect" in line or "Error:" in line)
 
 
+def _run_queue(root, env, timeout=1200):
+    """`dvc queue start -j 1` and wait for the queue to empty; its status.
+
+    The worker exits by itself once the queue is empty. `dvc queue stop`
+    only on a timeout: its shutdown request outlives the worker it was meant
+    for, and the next test's worker would take it and stop after one task."""
+    _dvc(root, env, "queue", "start", "-j", "1")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = _dvc(root, env, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            return status
+        if "Running" not in status and "0 active, 0 idle" in status:
+            _dvc(root, env, "queue", "start", "-j", "1")  # tasks left and no worker
+        time.sleep(5)
+    _dvc(root, env, "queue", "stop", "--kill", check=False)
+    return status
+
+
 def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
     """The README's sweep: two queued GAN-SD experiments, run by `dvc queue
     start -j 1` (each experiment already trains in `workers` processes), each
@@ -98,14 +118,7 @@ def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
     base = ["-S", "profile=smoke", "-S", "factors=[colour]", "-S", "models=[gan_sd]"]
     for value in ("0.4", "1.6"):
         _dvc(root, env, "exp", "run", "--queue", *base, "-S", f"gan_sd.sd_lambda={value}")
-    _dvc(root, env, "queue", "start", "-j", "1")
-    deadline = time.time() + 1200
-    while time.time() < deadline:
-        status = _dvc(root, env, "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    _dvc(root, env, "queue", "stop", "--kill", check=False)
+    status = _run_queue(root, env)
     assert status.count("Success") == 2, status
     shown = json.loads(_dvc(root, env, "exp", "show", "--json").stdout)
     runs = [exp for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]]
@@ -119,6 +132,41 @@ def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
             # the report keeps to the study in params.yaml: no older models' metrics
             assert set(summary["models"]) == {"gan_sd"}, summary
     assert lambdas == {0.4, 1.6}, f"{status}\n{_collect_failures(root)}"
+
+
+def test_a_queued_rare_fraction_sweep_gives_the_rarity_curve(smoke, tmp_path):
+    """The README's rarity curve at smoke size: two queued experiments (r =
+    0.25 and 0.5, the VAE and the learner on colour) and `rgf rarity`, which
+    also collects the smoke experiment itself (r = 0) and leaves out the
+    sd_lambda sweep's experiments (another design)."""
+    root, env = smoke
+    _dvc(root, env, "queue", "remove", "--all")
+    base = ["-S", "profile=smoke", "-S", "factors=[colour]", "-S", "models=[vae,data-learner]"]
+    for value in ("0.25", "0.5"):
+        _dvc(root, env, "exp", "run", "--queue", *base, "-S", f"skew.rare_fraction={value}")
+    status = _run_queue(root, env)
+    assert status.count("Success") == 2, f"{status}\n{_collect_failures(root)}"
+    out = tmp_path / "rarity"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "rarity", "--out", str(out)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    curve = pd.read_csv(out / "curve.csv")
+    fractions = {m: sorted(curve.loc[curve["model"] == m, "rare_fraction"]) for m in ("vae", "data-learner")}
+    assert fractions == {"vae": [0.0, 0.25, 0.5], "data-learner": [0.0, 0.25, 0.5]}, curve
+    # r = 0 comes from the smoke experiment, which has every model; 0.25 and 0.5 only the sweep's two
+    assert set(curve.loc[curve["rare_fraction"] > 0, "model"]) == {"vae", "data-learner"}
+    assert "gan_sd" in set(curve.loc[curve["rare_fraction"] == 0, "model"])
+    runs = pd.read_csv(out / "runs.csv")
+    at_half = runs[(runs["rare_fraction"] == 0.5) & (runs["model"] == "vae")]
+    assert len(at_half) == 1 and at_half["factor"].tolist() == ["colour"]
+    # the sd_lambda sweep differs in gan_sd.sd_lambda: named, not mixed in
+    assert done.stdout.count("left out, its params differ in gan_sd.sd_lambda") == 2, done.stdout
+    assert (out / "curve.png").stat().st_size > 0 and "## The null point" in (out / "README.md").read_text()
 
 
 def test_misspelled_override_stops_before_any_work(smoke):
