@@ -180,6 +180,31 @@ def _rarity(args: argparse.Namespace) -> None:
             )
 
 
+def _reference(args: argparse.Namespace):
+    """The study's params: --params, or --profile composed from conf/ as `dvc exp run -S profile=...` would."""
+    if args.profile is None:
+        return load_params(args.params)
+    import tempfile
+
+    from dvc.utils.hydra import compose_and_dump
+
+    if not (Path("conf") / "profile" / f"{args.profile}.yaml").is_file():
+        raise RgfError(f"--profile {args.profile}: no conf/profile/{args.profile}.yaml; run from the project's root")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        compose_and_dump(path, str(Path("conf").resolve()), None, "config", "", [f"profile={args.profile}"])
+        return load_params(path)
+
+
+def _assemble(args: argparse.Namespace) -> None:
+    from pipeline.evaluation.experiments import assemble
+
+    now, total, notes = assemble(args.repo, _reference(args), args.out)
+    console.print(f"{now} runs collected from experiments, {total} in {args.out}/metrics; report -> {args.out}/tables")
+    for note in notes:
+        console.print(f"  {note}", highlight=False)
+
+
 def _compcars_manifest(args: argparse.Namespace) -> None:
     from pipeline.data.compcars import compcars_manifest
 
@@ -269,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--params", type=Path, default=Path("params.yaml"), help="the design experiments must share")
     ra.add_argument("--out", type=Path, default=Path("reports/rarity"), help="folder for curve.png, curve.csv, ...")
     ra.set_defaults(func=_rarity)
+
+    sv = _command(
+        sub,
+        "assemble",
+        "put a study run in slices (DVC experiments) together: its metrics and report",
+        "rgf assemble --profile survey --out reports/survey",
+    )
+    sv.add_argument("--repo", type=Path, default=Path("."), help="the study's DVC repository")
+    study = sv.add_mutually_exclusive_group(required=True)
+    study.add_argument("--profile", help="the study: a profile of conf/profile/, composed as `-S profile=` would")
+    study.add_argument("--params", type=Path, help="the study: a params file")
+    sv.add_argument("--out", type=Path, required=True, help="folder for params.yaml, metrics/, tables/, summary.json")
+    sv.set_defaults(func=_assemble)
 
     cc = _command(
         sub,

@@ -167,6 +167,15 @@ def test_a_queued_rare_fraction_sweep_gives_the_rarity_curve(smoke, tmp_path):
     # the sd_lambda sweep differs in gan_sd.sd_lambda: named, not mixed in
     assert done.stdout.count("left out, its params differ in gan_sd.sd_lambda") == 2, done.stdout
     assert (out / "curve.png").stat().st_size > 0 and "## The null point" in (out / "README.md").read_text()
+    # the same experiments put together as a study run in slices: only the smoke study's own runs (r = 0)
+    survey = tmp_path / "survey"
+    cmd = [sys.executable, "-m", "pipeline.cli", "assemble", "--profile", "smoke", "--out", str(survey)]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted((survey / "metrics").glob("*/*/k*-s*.json"))
+    assert len(files) == len(MODELS) * 2  # colour and thick, k = 1, seed 0
+    assert {json.loads(f.read_text())["rare_fraction"] for f in files} == {0.0}
+    assert "colour / GAN-SD" in (survey / "tables" / "README.md").read_text()
 
 
 def test_misspelled_override_stops_before_any_work(smoke):

@@ -2,13 +2,17 @@
 the r = 0.5 null check against the learner's false-positive rate, the
 figure, and which experiments are collected."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from pipeline.errors import MetricsError
 from pipeline.evaluation import experiments, rarity
 from pipeline.files import load_metrics
-from tests.helpers import params
+from tests.helpers import dvc, dvc_env, params, sh
 from tests.test_report import BALANCED, learner, memorizer, write_metrics
 
 
@@ -112,3 +116,36 @@ def test_memorizer_moves_every_class(tmp_path):
     write_metrics(tmp_path / "m", "data-memorizer", "colour", 2, skewed=memorizer(2), rare_fraction=0.0)
     runs = rarity.run_rows(load_metrics(tmp_path / "m"))
     assert runs.loc[0, "memorized"] == 10 and runs.loc[0, "rare_fraction"] == 0.0
+
+
+@pytest.fixture
+def empty_repo(tmp_path):
+    """A git + DVC repository without experiments."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = dvc_env()
+    sh(["git", "init", "-q"], repo, env)
+    dvc(repo, env, "init", "-q")
+    return repo
+
+
+def test_assemble_keeps_earlier_slices_and_writes_the_report(empty_repo, tmp_path):
+    out = tmp_path / "survey"
+    # a slice assembled in an earlier session: only its metrics files are left
+    for model in ("gan", "data-learner"):
+        write_metrics(out / "metrics", model, "colour", 1)
+    reference = params("smoke")
+    (out / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json")))
+    now, total, notes = experiments.assemble(empty_repo, reference, out)
+    assert (now, total, notes) == (0, 2, [])
+    assert sorted(p.name for p in out.iterdir()) == ["metrics", "params.yaml", "summary.json", "tables"]
+    assert experiments.parse_params(yaml.safe_load((out / "params.yaml").read_text())) == reference
+    readme = (out / "tables" / "README.md").read_text()
+    assert "colour / GAN" in readme and "Table 4" in readme
+    assert set(json.loads((out / "summary.json").read_text())["models"]) == {"gan", "data-learner"}
+
+
+def test_assemble_without_any_metrics_is_one_line(empty_repo, tmp_path):
+    with pytest.raises(MetricsError, match="run a slice first"):
+        experiments.assemble(empty_repo, params("smoke"), tmp_path / "survey")
+    assert not (tmp_path / "survey").exists()

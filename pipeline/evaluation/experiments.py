@@ -124,3 +124,44 @@ def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
             if key not in chosen or chosen[key][0] < exp.created:
                 chosen[key] = (exp.created, m)
     return [m for _, m in chosen.values()], used, notes
+
+
+def _run_key(m: dict) -> tuple:
+    return (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
+
+
+def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[str]]:
+    """A study run in slices (one experiment per factor, say), put together in
+    `out`: the metrics files of every experiment of `reference`'s design that
+    belong to its study, merged into the ones `out` already holds (slices run
+    on other machines or in other sessions; a freshly collected run replaces
+    its old file), and the study's report from them:
+
+        out/params.yaml                                   the study's params
+        out/metrics/<model>/<factor>/k<k>-s<seed>.json    one per run, committed with git
+        out/tables/README.md, out/tables/*.csv            the report (Tables 1, 2 and 4, ...)
+        out/summary.json                                  its headline numbers
+
+    Returns (runs collected now, runs in out, notes)."""
+    from pipeline.evaluation.report import study_report, write_report
+    from pipeline.files import load_metrics
+    from pipeline.io import atomic_dir, write_json
+
+    collected, _, notes = collect(repo, reference)
+    collected, _ = in_study(collected, reference)
+    kept = {_run_key(m): m for m in load_metrics(out / "metrics")} if (out / "metrics").is_dir() else {}
+    kept.update({_run_key(m): m for m in collected})
+    metrics = sorted(kept.values(), key=lambda m: (m["model"], m["factor"], m["rare_class"], m["seed"]))
+    if not metrics:
+        raise MetricsError(
+            f"no experiment of this study's design holds metrics, and {out}/metrics is empty: run a slice first, "
+            "e.g. `dvc exp run -S profile=survey -S 'factors=[colour]'`"
+        )
+    report = study_report(metrics, reference, str(out / "metrics"))
+    with atomic_dir(out, "params.yaml") as tmp:
+        (tmp / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json"), sort_keys=False))
+        for m in metrics:
+            write_json(tmp / "metrics" / m["model"] / m["factor"] / f"k{m['rare_class']}-s{m['seed']}.json", m)
+        write_report(tmp / "tables", report.readme, report.tables)
+        write_json(tmp / "summary.json", report.summary)
+    return len(collected), len(metrics), notes
