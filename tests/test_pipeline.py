@@ -156,7 +156,8 @@ def test_a_queued_rare_fraction_sweep_gives_the_rarity_curve(smoke, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     curve = pd.read_csv(out / "curve.csv")
-    fractions = {m: sorted(curve.loc[curve["model"] == m, "rare_fraction"]) for m in ("vae", "data-learner")}
+    colour = curve[curve["factor"] == "colour"]
+    fractions = {m: sorted(colour.loc[colour["model"] == m, "rare_fraction"]) for m in ("vae", "data-learner")}
     assert fractions == {"vae": [0.0, 0.25, 0.5], "data-learner": [0.0, 0.25, 0.5]}, curve
     # r = 0 comes from the smoke experiment, which has every model; 0.25 and 0.5 only the sweep's two
     assert set(curve.loc[curve["rare_fraction"] > 0, "model"]) == {"vae", "data-learner"}
@@ -165,7 +166,7 @@ def test_a_queued_rare_fraction_sweep_gives_the_rarity_curve(smoke, tmp_path):
     at_half = runs[(runs["rare_fraction"] == 0.5) & (runs["model"] == "vae")]
     assert len(at_half) == 1 and at_half["factor"].tolist() == ["colour"]
     # the sd_lambda sweep differs in gan_sd.sd_lambda: named, not mixed in
-    assert done.stdout.count("left out, its params differ in gan_sd.sd_lambda") == 2, done.stdout
+    assert done.stderr.count("left out, its params differ in gan_sd.sd_lambda") == 2, done.stderr
     assert (out / "curve.png").stat().st_size > 0 and "## The null point" in (out / "README.md").read_text()
     # the same experiments put together as a study run in slices: only the smoke study's own runs (r = 0)
     survey = tmp_path / "survey"
