@@ -58,13 +58,18 @@ def _listing(repo: Path) -> list[tuple[str, str]]:
     return [(name, rev) for exps in listing.values() for name, rev in exps if rev]
 
 
-def read_experiment(repo: Path, name: str, rev: str) -> Experiment:
-    """One experiment's params and metrics files, from its commit."""
-    where = f"experiment {name} ({rev[:7]})"
+def read_params(repo: Path, name: str, rev: str) -> Params:
+    """One experiment's params, from its commit."""
     try:
-        params = parse_params(yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml")), f"{where} params.yaml")
+        raw = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml"))
+        return parse_params(raw, f"experiment {name} ({rev[:7]}) params.yaml")
     except RgfError as err:
         raise RgfError(f"{err}; remove the experiment with `dvc exp remove {name}`") from None
+
+
+def read_experiment(repo: Path, name: str, rev: str, params: Params | None = None) -> Experiment:
+    """One experiment's params (read unless given) and metrics files, from its commit."""
+    params = params or read_params(repo, name, rev)
     metrics = []
     for path in _git(repo, "ls-tree", "-r", "--name-only", rev, "--", "metrics").splitlines():
         p = PurePosixPath(path)
@@ -73,7 +78,7 @@ def read_experiment(repo: Path, name: str, rev: str) -> Experiment:
         try:
             m = MetricsFile.model_validate(json.loads(_git(repo, "show", f"{rev}:{path}"))).dump()
         except ValueError as err:
-            raise MetricsError(f"{where}: {path} is not a valid metrics file ({err})") from None
+            raise MetricsError(f"experiment {name} ({rev[:7]}): {path} is not a valid metrics file ({err})") from None
         metrics.append(m)
     created = int(_git(repo, "log", "-1", "--format=%ct", rev).strip() or 0)
     return Experiment(name, rev, created, params, metrics)
@@ -113,11 +118,12 @@ def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
     notes = []
     used = 0
     for name, rev in _listing(repo):
-        exp = read_experiment(repo, name, rev)
-        other = _differences(design(exp.params), wanted)
+        params = read_params(repo, name, rev)  # the metrics only of experiments that are kept
+        other = _differences(design(params), wanted)
         if other:
             notes.append(f"{name}: left out, its params differ in {', '.join(other[:3])}")
             continue
+        exp = read_experiment(repo, name, rev, params)
         used += 1
         for m in in_study(exp.metrics, exp.params)[0]:
             key = (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
