@@ -61,6 +61,25 @@ def test_curve_table_means_and_ranges_over_seeds(sweep):
     assert list(cells.columns) == ["r=0", "r=0.1", "r=0.5"]
 
 
+def test_p_skewed_others_pools_every_class_but_the_rare_one(sweep, tmp_path):
+    runs = rarity.run_rows(sweep).set_index(["model", "rare_fraction", "seed"])
+    # k = 1; 8 of the other 9 classes at 30 of 100 with f, one at 50: 290 / 900; balanced 450 / 900
+    assert runs.loc[("gan", 0.0, 1), "p_skewed_others"] == pytest.approx(290 / 900)
+    assert runs.loc[("gan", 0.0, 1), "p_balanced_others"] == pytest.approx(0.5)
+    # the learner's chance bump in class 3 (61 of 100) counts; the rare class itself never does
+    assert runs.loc[("data-learner", 0.5, 0), "p_skewed_others"] == pytest.approx(461 / 900)
+    gan = rarity.curve_table(rarity.run_rows(sweep)).set_index(["model", "rare_fraction"]).loc["gan"]
+    assert (gan.loc[0.0, "p_skewed_others_min"], gan.loc[0.0, "p_skewed_others_max"]) == pytest.approx(
+        (290 / 900, 330 / 900)
+    )
+    assert rarity.rate_grid(rarity.curve_table(rarity.run_rows(sweep))).loc[("colour", "k=1", "GAN"), "r=0"] == (
+        "0.34 (0.32-0.37)"
+    )
+    # the memorizer gives f to class k = 2 only: 0 among the others, whatever class 2 holds
+    write_metrics(tmp_path / "m", "data-memorizer", "colour", 2, skewed=memorizer(2), rare_fraction=0.0)
+    assert rarity.run_rows(load_metrics(tmp_path / "m")).loc[0, "p_skewed_others"] == 0.0
+
+
 def test_null_check_sets_r_half_beside_the_learner_rate(sweep):
     runs = rarity.run_rows(sweep)
     rates = {"one_sample": (0.1, 0.05, 0.2), "two_proportion": (0.02, 0.01, 0.04)}
@@ -94,7 +113,12 @@ def test_write_curve_writes_every_file(sweep, tmp_path):
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(out / "curve.csv").shape[0] == len(table) == 4
     text = (out / "README.md").read_text()
-    assert "from 3 DVC experiments" in text and "other-exp: left out" in text and "| r=0.5" in text.replace(" ", " ")
+    assert (
+        "from 3 DVC experiments" in text
+        and "other-exp: left out" in text
+        and "| 0.34 (0.32-0.37)" in text
+        and "| r=0.5" in text.replace(" ", " ")
+    )
     # a folder holding someone else's files is refused, not replaced
     other = tmp_path / "mine"
     other.mkdir()

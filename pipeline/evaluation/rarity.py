@@ -8,8 +8,9 @@ set then asks for what the balanced one does). A sweep runs one DVC
 experiment per r (`dvc exp run --queue -S skew.rare_fraction=<r>`); this
 module turns their metrics into one row per (factor, k, model, r):
 memorized classes under the study's test and under the pooled test with
-Holm, learned classes, classes tested, and mean |z|, each as the mean over
-seeds with its min-max. At r = 0.5 nothing changed, so any class called
+Holm, learned classes, classes tested, mean |z|, and how often the models
+give the factor to the classes other than k (`p_skewed_others`, beside the
+skewed data's own rate r), each as the mean over seeds with its min-max. At r = 0.5 nothing changed, so any class called
 memorized there is a false positive; `null_check` sets the 0.5 point beside
 the learner control's measured false-positive rate.
 """
@@ -26,7 +27,18 @@ from pipeline.io import atomic_dir
 from pipeline.names import MODELS, display
 
 NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
-COUNTS = ("memorized", "memorized_corrected", "learned", "tested", "mean_abs_z")
+COUNTS = ("memorized", "memorized_corrected", "learned", "tested", "mean_abs_z", "p_balanced_others", "p_skewed_others")
+
+
+def others_rate(metrics: dict, which: str) -> float | None:
+    """f=1 among the samples of every class but the rare one, pooled over
+    those classes (`which`: "b" for the balanced run, "s" the skewed): the
+    skewed data has rate r there, so a model at r copies the data's rarity,
+    one below r makes the factor rarer still, one towards 0.5 transfers it."""
+    k = str(metrics["rare_class"])
+    rows = [r for c, r in metrics["classes"].items() if c not in ("total", k)]
+    n = sum(r[f"n_{which}"] for r in rows)
+    return sum(r[f"k_{which}"] for r in rows) / n if n else None
 
 
 def run_rows(metrics: list[dict]) -> pd.DataFrame:
@@ -51,6 +63,8 @@ def run_rows(metrics: list[dict]) -> pd.DataFrame:
                 "learned": counts["learned"],
                 "tested": counts["memorized"] + counts["opposite"] + counts["learned"],
                 "mean_abs_z": float(np.mean(z)) if z else None,
+                "p_balanced_others": others_rate(m, "b"),
+                "p_skewed_others": others_rate(m, "s"),
             }
         )
     columns = ["factor", "rare_class", "model", "rare_fraction", "seed", "test", *COUNTS]
@@ -115,21 +129,23 @@ def null_check(runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, flo
 def draw(table: pd.DataFrame, path: Path) -> None:
     """The curve as one PNG: a column per (factor, k); top row the share of
     tested classes called memorized (the study's test solid, the pooled test
-    with Holm dashed), bottom row mean |z|; one colour per model, error bars
-    the seeds' min-max, the x axis symmetric-log so that 0, 0.01 and 0.5 all
-    show."""
+    with Holm dashed), middle row mean |z|, bottom row f=1 among the other
+    classes' samples of the skewed model beside the skewed data's rate r (a
+    model on that line copies the data's rarity); one colour per model, error
+    bars the seeds' min-max, the x axis symmetric-log so that 0, 0.01 and 0.5
+    all show."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panels = list(table.groupby(["factor", "rare_class"], sort=False).groups)
-    fig, axes = plt.subplots(2, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 6.4), squeeze=False)
+    fig, axes = plt.subplots(3, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 9.6), squeeze=False)
     colours = plt.get_cmap("tab10")
     models = ordered(table["model"].unique(), MODELS)
     for col, (factor, k) in enumerate(panels):
         panel = table[(table["factor"] == factor) & (table["rare_class"] == k)]
-        top, bottom = axes[0][col], axes[1][col]
+        top, bottom, rate = axes[0][col], axes[1][col], axes[2][col]
         for i, model in enumerate(models):
             line = panel[panel["model"] == model].sort_values("rare_fraction")
             if line.empty:
@@ -144,20 +160,28 @@ def draw(table: pd.DataFrame, path: Path) -> None:
             z = line["mean_abs_z"].to_numpy(dtype=float)
             z_err = [z - line["mean_abs_z_min"].to_numpy(dtype=float), line["mean_abs_z_max"].to_numpy(dtype=float) - z]
             bottom.errorbar(x, z, yerr=np.clip(np.nan_to_num(z_err), 0, None), **style)
+            p = line["p_skewed_others"].to_numpy(dtype=float)
+            p_lo, p_hi = (line[f"p_skewed_others_{stat}"].to_numpy(dtype=float) for stat in ("min", "max"))
+            p_err = [p - p_lo, p_hi - p]
+            rate.errorbar(x, p, yerr=np.clip(np.nan_to_num(p_err), 0, None), **style)
+        ticks = sorted(panel["rare_fraction"].unique())
+        rate.plot(ticks, ticks, color="black", linewidth=1, linestyle="--", label="skewed data (r)")
+        rate.set_ylim(-0.02, 0.62)
+        rate.legend(fontsize=7, loc="upper left")
         top.set_title(f"{factor}, rare class {k}")
         top.set_ylim(-0.03, 1.03)
         bottom.axhline(1.96, color="grey", linewidth=0.8, linestyle=":")
-        for ax in (top, bottom):
+        for ax in (top, bottom, rate):
             ax.set_xscale("symlog", linthresh=0.01)
             ax.set_xlim(-0.002, 0.6)
             ax.axvline(NO_SKEW, color="grey", linewidth=0.8, linestyle=":")
             ax.set_xlabel("rare fraction r (0.5: no skew)")
-            ticks = sorted(panel["rare_fraction"].unique())
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=7, rotation=45)
             ax.minorticks_off()
         if col == 0:
             top.set_ylabel("share of classes memorized\n(solid: study's test, dashed: pooled + Holm)")
             bottom.set_ylabel("mean |z| (dotted: 1.96)")
+            rate.set_ylabel("f=1 in the other classes' samples,\nskewed model (p_skewed, c != k)")
     if panels:
         axes[0][0].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
@@ -192,6 +216,26 @@ def grid(table: pd.DataFrame) -> pd.DataFrame:
     return df[sorted(df.columns, key=lambda c: float(c[2:]))] if not df.empty else df
 
 
+def _rate_cell(row: pd.Series) -> str:
+    mean, lo, hi = (row[f"p_skewed_others{suffix}"] for suffix in ("", "_min", "_max"))
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:.2f}" if lo == hi else f"{mean:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def rate_grid(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows (factor, k, model), columns the rare fractions: p_skewed_others
+    to two decimals (seeds' range in brackets)."""
+    records = {}
+    for _, row in table.iterrows():
+        records.setdefault((row["factor"], f"k={row['rare_class']}", display(row["model"])), {})[
+            f"r={row['rare_fraction']:g}"
+        ] = _rate_cell(row)
+    df = pd.DataFrame.from_dict(records, orient="index")
+    df.index.names = ["factor", "k", "model"]
+    return df[sorted(df.columns, key=lambda c: float(c[2:]))] if not df.empty else df
+
+
 def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] | None:
     """test -> (rate, 95% low, 95% high) of the learner control among `metrics`; None without it."""
     fp = false_positive_table([m for m in metrics if m["model"] == "data-learner"])
@@ -211,6 +255,15 @@ correction, and mean |z|; with several seeds the mean over seeds, their range in
 Figure: `curve.png`; numbers: `curve.csv` (per factor, k, model and r), `runs.csv` (per seed).
 
 {grid}
+
+## Does the model copy the data's rarity?
+
+f=1 among the samples of the classes other than k, pooled (`p_skewed_others`; the balanced run's
+beside it in `curve.csv`). The skewed data has rate r there: a model at r copies the data, one below
+r makes the factor rarer still (memorizes it harder than the data asks), one above r transfers it
+towards 0.5.
+
+{rates}
 
 ## The null point, r = 0.5
 
@@ -243,6 +296,7 @@ def write_curve(
                 experiments=experiments,
                 test="/".join(sorted(runs["test"].unique())),
                 grid=to_markdown(grid(table)),
+                rates=to_markdown(rate_grid(table)),
                 null=null_text,
                 notes=note_text,
             )
