@@ -104,6 +104,13 @@ def test_learner_rates_come_from_the_learner_files(sweep):
     rate, low, high = rates["one_sample"]
     assert rate == 0.1 and low < rate < high
     assert rarity.learner_rates([m for m in sweep if m["model"] != "data-learner"]) is None
+    # the learner at another r of the same factor, k and seed is the same draw: counted once
+    again = [{**m, "rare_fraction": 0.25} for m in sweep if m["model"] == "data-learner"]
+    assert rarity.learner_rates(sweep + again) == rates
+    # another seed is another measurement: twice the classes, the same rate, a narrower interval
+    other = [{**m, "seed": 1} for m in again]
+    rate2, low2, high2 = rarity.learner_rates(sweep + other)["one_sample"]
+    assert rate2 == 0.1 and low < low2 and high2 < high
 
 
 def test_write_curve_writes_every_file(sweep, tmp_path):

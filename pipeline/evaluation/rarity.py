@@ -237,8 +237,17 @@ def rate_grid(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] | None:
-    """test -> (rate, 95% low, 95% high) of the learner control among `metrics`; None without it."""
-    fp = false_positive_table([m for m in metrics if m["model"] == "data-learner"])
+    """test -> (rate, 95% low, 95% high) of the learner control among `metrics`; None without it.
+
+    The learner draws from the balanced set whatever it was given, so its
+    runs at every r of one (factor, k, seed) are one measurement, repeated:
+    counted once (the first), not once per r, which would narrow the
+    interval by the square root of the number of fractions."""
+    learners: dict[tuple, dict] = {}
+    for m in metrics:
+        if m["model"] == "data-learner":
+            learners.setdefault((m.get("source"), m["factor"], m["rare_class"], m["seed"]), m)
+    fp = false_positive_table(list(learners.values()))
     if fp.empty:
         return None
     return {test: (row.rate, row.ci_low, row.ci_high) for test, row in fp.xs(display("data-learner")).iterrows()}
