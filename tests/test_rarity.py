@@ -88,12 +88,20 @@ def test_null_check_sets_r_half_beside_the_learner_rate(sweep):
     row = null.loc[("GAN", "one_sample")]
     assert (row["flagged"], row["tested"], row["share"]) == (1, 20, 0.05)
     assert row["within"]  # 0.05 <= 0.2
+    # P(Bin(20, 0.2) >= 1) = 1 - 0.8^20
+    assert row["p_value"] == pytest.approx(1 - 0.8**20)
     pooled = null.loc[("GAN", "two_proportion + holm")]
     assert pooled["learner_fp_upper"] == 0.04
-    assert pooled["within"] == (pooled["share"] <= 0.04)
-    # a model that memorizes at no skew is outside the rate
+    assert pooled["p_value"] == pytest.approx(1 - 0.96**20 if pooled["flagged"] else 1.0)
+    # 2 of 10 at a rate of 0.13 is no evidence: P(Bin(10, 0.13) >= 2) = 0.37, although 0.2 > 0.13
+    two = rarity.null_check(runs[runs["seed"] == 0].assign(memorized=2), {"one_sample": (0.1, 0.07, 0.13)})
+    two = two.set_index(["model", "test"]).loc[("GAN", "one_sample")]
+    assert (two["flagged"], two["tested"], two["share"]) == (2, 10, 0.2) and two["within"]
+    assert two["p_value"] == pytest.approx(0.38037, abs=1e-5)
+    # a model that memorizes at no skew is outside the rate: P(Bin(20, 0.2) >= 10) = 0.0026
     worse = rarity.null_check(runs.assign(memorized=np.where(runs["rare_fraction"] == 0.5, 5, 0)), rates)
-    assert not worse.set_index(["model", "test"]).loc[("GAN", "one_sample"), "within"]
+    worse = worse.set_index(["model", "test"]).loc[("GAN", "one_sample")]
+    assert worse["p_value"] == pytest.approx(0.002594827, abs=1e-8) and not worse["within"]
     # without a learner nothing is claimed
     assert rarity.null_check(runs, None)["within"].isna().all()
 

@@ -91,12 +91,20 @@ def curve_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def null_check(runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, float]] | None) -> pd.DataFrame:
-    """At r = 0.5: per model and test, the share of tested classes called
-    memorized (over factors, k and seeds), beside the learner control's
-    measured false-positive rate of the same test (rate, lower, upper of its
-    95% interval) where one is known. `within` says whether the share is at
-    most the interval's upper end."""
+def null_check(
+    runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, float]] | None, alpha: float = 0.05
+) -> pd.DataFrame:
+    """At r = 0.5: per model and test, the classes called memorized (over
+    factors, k and seeds) beside the learner control's measured
+    false-positive rate of the same test (rate, lower, upper of its 95%
+    interval) where one is known. `p_value` is the chance of flagging at
+    least that many of the tested classes if each were a false positive at
+    the interval's upper end (one-sided binomial); `within` says the count
+    is consistent with that rate (p_value >= alpha). A share above the rate
+    is no evidence by itself: 2 of 10 classes at a rate of 0.12 happen in
+    one study of three."""
+    from scipy.stats import binom
+
     at_null = runs[np.isclose(runs["rare_fraction"], NO_SKEW)]
     rows = []
     for model, group in at_null.groupby("model", sort=False):
@@ -109,6 +117,7 @@ def null_check(runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, flo
         ):
             flagged = int(group[column].sum())
             rate = (learner_fp or {}).get(test)
+            p_value = None if rate is None or not tested else float(binom.sf(flagged - 1, tested, rate[2]))
             rows.append(
                 {
                     "model": display(model),
@@ -118,12 +127,13 @@ def null_check(runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, flo
                     "share": flagged / tested if tested else None,
                     "learner_fp_rate": None if rate is None else rate[0],
                     "learner_fp_upper": None if rate is None else rate[2],
-                    "within": None if rate is None or not tested else flagged / tested <= rate[2],
+                    "p_value": p_value,
+                    "within": None if p_value is None else p_value >= alpha,
                 }
             )
-    return pd.DataFrame(
-        rows, columns=["model", "test", "flagged", "tested", "share", "learner_fp_rate", "learner_fp_upper", "within"]
-    )
+    columns = ["model", "test", "flagged", "tested", "share"]
+    columns += ["learner_fp_rate", "learner_fp_upper", "p_value", "within"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def draw(table: pd.DataFrame, path: Path) -> None:
@@ -278,7 +288,9 @@ towards 0.5.
 
 Nothing changed between the balanced and the skewed set, so every class called memorized is a false
 positive. The learner control's false-positive rate (same test, 95% upper end) is the yardstick; the
-pooled test's rate is measured without Holm, an upper bound for it with Holm.
+pooled test's rate is measured without Holm, an upper bound for it with Holm. `p_value`: the chance of
+flagging at least `flagged` of `tested` classes at that rate (one-sided binomial); `within`: p >= 0.05,
+the count is what the test's false positives alone give.
 
 {null}
 {notes}"""
