@@ -193,7 +193,7 @@ def draw(table: pd.DataFrame, path: Path) -> None:
             bottom.set_ylabel("mean |z| (dotted: 1.96)")
             rate.set_ylabel("f=1 in the other classes' samples,\nskewed model (p_skewed, c != k)")
     if panels:
-        axes[0][0].legend(fontsize=8, loc="upper right")
+        axes[0][0].legend(fontsize=8, loc="center left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
