@@ -141,7 +141,8 @@ def draw(table: pd.DataFrame, path: Path) -> None:
     tested classes called memorized (the study's test solid, the pooled test
     with Holm dashed), middle row mean |z|, bottom row f=1 among the other
     classes' samples of the skewed model beside the skewed data's rate r (a
-    model on that line copies the data's rarity); one colour per model, error
+    model on that line copies the data's rarity) and, dotted, the same model's
+    balanced run (where the oracle puts a model that ignores the skew); one colour per model, error
     bars the seeds' min-max, the x axis symmetric-log so that 0, 0.01 and 0.5
     all show."""
     import matplotlib
@@ -174,9 +175,16 @@ def draw(table: pd.DataFrame, path: Path) -> None:
             p_lo, p_hi = (line[f"p_skewed_others_{stat}"].to_numpy(dtype=float) for stat in ("min", "max"))
             p_err = [p - p_lo, p_hi - p]
             rate.errorbar(x, p, yerr=np.clip(np.nan_to_num(p_err), 0, None), **style)
+            # the same model trained on the balanced set, as the oracle reads it: the level a
+            # model that ignores the skew keeps (0.5 only where the oracle reads its samples so)
+            balanced = line["p_balanced_others"].to_numpy(dtype=float)
+            rate.plot(x, balanced, color=style["color"], linestyle=":", linewidth=1, marker="x", markersize=3)
         ticks = sorted(panel["rare_fraction"].unique())
         rate.plot(ticks, ticks, color="black", linewidth=1, linestyle="--", label="skewed data (r)")
-        rate.set_ylim(-0.02, 0.62)
+        rate.plot(
+            [], [], color="grey", linestyle=":", linewidth=1, marker="x", markersize=3, label="the model's balanced run"
+        )
+        rate.set_ylim(-0.02, 1.02)
         rate.legend(fontsize=7, loc="upper left")
         top.set_title(f"{factor}, rare class {k}")
         top.set_ylim(-0.03, 1.03)
@@ -280,7 +288,9 @@ Figure: `curve.png`; numbers: `curve.csv` (per factor, k, model and r), `runs.cs
 f=1 among the samples of the classes other than k, pooled (`p_skewed_others`; the balanced run's
 beside it in `curve.csv`). The skewed data has rate r there: a model at r copies the data, one below
 r makes the factor rarer still (memorizes it harder than the data asks), one above r transfers it
-towards 0.5.
+towards 0.5. Read it beside the same model's balanced run (`p_balanced_others`, dotted in the
+figure): where the oracle reads a model's balanced samples far from 0.5 (blurry digits read as thin,
+say), that level, not 0.5, is what ignoring the skew looks like.
 
 {rates}
 
