@@ -136,6 +136,13 @@ def null_check(
     return pd.DataFrame(rows, columns=columns)
 
 
+def _spread(line: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A column's means over seeds and their error bars (down to the min, up to the max)."""
+    mean = line[column].to_numpy(dtype=float)
+    lo, hi = (line[f"{column}_{stat}"].to_numpy(dtype=float) for stat in ("min", "max"))
+    return mean, np.clip(np.nan_to_num([mean - lo, hi - mean]), 0, None)
+
+
 def draw(table: pd.DataFrame, path: Path) -> None:
     """The curve as one PNG: a column per (factor, k); top row the share of
     tested classes called memorized (the study's test solid, the pooled test
@@ -168,13 +175,8 @@ def draw(table: pd.DataFrame, path: Path) -> None:
                 err = [share - line[f"{column}_min"] / tested, line[f"{column}_max"] / tested - share]
                 label = display(model) if dash == "-" else None
                 top.errorbar(x, share, yerr=np.clip(err, 0, None), linestyle=dash, label=label, **style)
-            z = line["mean_abs_z"].to_numpy(dtype=float)
-            z_err = [z - line["mean_abs_z_min"].to_numpy(dtype=float), line["mean_abs_z_max"].to_numpy(dtype=float) - z]
-            bottom.errorbar(x, z, yerr=np.clip(np.nan_to_num(z_err), 0, None), **style)
-            p = line["p_skewed_others"].to_numpy(dtype=float)
-            p_lo, p_hi = (line[f"p_skewed_others_{stat}"].to_numpy(dtype=float) for stat in ("min", "max"))
-            p_err = [p - p_lo, p_hi - p]
-            rate.errorbar(x, p, yerr=np.clip(np.nan_to_num(p_err), 0, None), **style)
+            bottom.errorbar(x, *_spread(line, "mean_abs_z"), **style)
+            rate.errorbar(x, *_spread(line, "p_skewed_others"), **style)
             # the same model trained on the balanced set, as the oracle reads it: the level a
             # model that ignores the skew keeps (0.5 only where the oracle reads its samples so)
             balanced = line["p_balanced_others"].to_numpy(dtype=float)
@@ -216,22 +218,29 @@ def _cell(row: pd.Series, column: str, digits: int = 1) -> str:
     return text if lo == hi else f"{text} ({lo:.{digits}f}-{hi:.{digits}f})".replace(".0-", "-").replace(".0)", ")")
 
 
+def _layout(table: pd.DataFrame, cell) -> pd.DataFrame:
+    """Rows (factor, k, model), columns the rare fractions, `cell(row)` in each."""
+    records = {}
+    for _, row in table.iterrows():
+        records.setdefault((row["factor"], f"k={row['rare_class']}", display(row["model"])), {})[
+            f"r={row['rare_fraction']:g}"
+        ] = cell(row)
+    df = pd.DataFrame.from_dict(records, orient="index")
+    df.index.names = ["factor", "k", "model"]
+    return df[sorted(df.columns, key=lambda c: float(c[2:]))] if not df.empty else df
+
+
 def grid(table: pd.DataFrame) -> pd.DataFrame:
     """Rows (factor, k, model), columns the rare fractions: 'M/T [M*] |z|'
     (memorized of tested under the study's test, M* under the pooled test
     with Holm, mean |z|), seeds' ranges in brackets."""
-    records = {}
-    for _, row in table.iterrows():
-        cell = (
+    return _layout(
+        table,
+        lambda row: (
             f"{_cell(row, 'memorized')}/{_cell(row, 'tested')} "
             f"[{_cell(row, 'memorized_corrected')}] {_cell(row, 'mean_abs_z')}"
-        )
-        records.setdefault((row["factor"], f"k={row['rare_class']}", display(row["model"])), {})[
-            f"r={row['rare_fraction']:g}"
-        ] = cell
-    df = pd.DataFrame.from_dict(records, orient="index")
-    df.index.names = ["factor", "k", "model"]
-    return df[sorted(df.columns, key=lambda c: float(c[2:]))] if not df.empty else df
+        ),
+    )
 
 
 def _rate_cell(row: pd.Series) -> str:
@@ -244,14 +253,7 @@ def _rate_cell(row: pd.Series) -> str:
 def rate_grid(table: pd.DataFrame) -> pd.DataFrame:
     """Rows (factor, k, model), columns the rare fractions: p_skewed_others
     to two decimals (seeds' range in brackets)."""
-    records = {}
-    for _, row in table.iterrows():
-        records.setdefault((row["factor"], f"k={row['rare_class']}", display(row["model"])), {})[
-            f"r={row['rare_fraction']:g}"
-        ] = _rate_cell(row)
-    df = pd.DataFrame.from_dict(records, orient="index")
-    df.index.names = ["factor", "k", "model"]
-    return df[sorted(df.columns, key=lambda c: float(c[2:]))] if not df.empty else df
+    return _layout(table, _rate_cell)
 
 
 def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] | None:
