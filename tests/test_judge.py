@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.data.datasets import FactorDataset
 from pipeline.evaluation import judge as judge_module
-from pipeline.evaluation.judge import Read, calibrate, judge
+from pipeline.evaluation.judge import Read, calibrate, evaluate_run, judge
+from pipeline.files import DataManifest, DatasetEntry
 from pipeline.generative.controls import control_samples
 from pipeline.io import rng_for
 from pipeline.names import run_name
@@ -40,7 +41,8 @@ def oracle_reads(monkeypatch):
 
 def _judge(real, *overrides):
     ev = params("smoke", *overrides).evaluation
-    return judge(None, None, None, None, 1, ev, "cpu", -1, num_classes=2, real=real, rng=np.random.default_rng(0))
+    rngs = {run: np.random.default_rng(i) for i, run in enumerate(("balanced", "skewed"))}
+    return judge(None, None, None, None, 1, ev, "cpu", -1, num_classes=2, real=real, rngs=rngs)
 
 
 def test_unsure_samples_are_dropped_before_counting(oracle_reads):
@@ -66,6 +68,33 @@ def test_quality_of_both_runs_and_the_low_quality_mark(oracle_reads):
     assert len(metrics["low_quality"]) == 1 and metrics["low_quality"][0].startswith("skewed: FD ")
     assert metrics["low_quality"][0].endswith("> evaluation.max_fd 5")
     assert _judge(oracle_reads)["low_quality"] == []  # no threshold, no mark
+
+
+def test_a_balanced_runs_quality_is_one_number_in_every_row(oracle_reads):
+    """The quality of the one balanced run is the same whichever rare class it
+    is compared against (its generator is keyed by the run, not the comparison);
+    each skewed run draws its own real halves."""
+    entry = DatasetEntry(size=200, counts={"0": {"f0": 100, "f1": 0}, "1": {"f0": 0, "f1": 100}}, sha256={})
+    manifest = DataManifest(
+        factor="colour",
+        source="mnist-bundled",
+        seed=0,
+        skew={"rare_classes": [0, 1], "rare_fraction": 0.0},
+        num_classes=2,
+        class_names=["0", "1"],
+        factor_values=("red", "green"),
+        image_size=4,
+        datasets={"balanced": entry, "skewed_k0": entry, "skewed_k1": entry},
+    )
+    samples = dict.fromkeys(("balanced", "skewed_k0", "skewed_k1"), np.zeros((200, 4, 4, 3), np.uint8))
+    oracles = (None, None, {"label": 0.99, "factor": 0.99})
+    ev = params("smoke").evaluation
+    rows = [
+        evaluate_run("vae", "colour", k, samples, manifest, oracle_reads, oracles, ev, "cpu", seed=0).quality
+        for k in (0, 1)
+    ]
+    assert rows[0]["balanced"] == rows[1]["balanced"]
+    assert rows[0]["skewed"].fd != rows[1]["skewed"].fd
 
 
 def _pool(n, factor_of):

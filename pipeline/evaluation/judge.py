@@ -67,10 +67,12 @@ def judge(
     total_direction: int,
     num_classes: int = 10,
     real: FactorDataset | None = None,
-    rng: np.random.Generator | None = None,
+    rngs: dict[str, np.random.Generator] | None = None,
 ) -> dict:
     """Metrics of one (model, factor, k): counts, proportions, z, verdicts,
-    and, given the `real` test images and an `rng`, the samples' quality.
+    and, given the `real` test images and one generator per run (`rngs`:
+    "balanced", "skewed"), the samples' quality. Keyed by run, not by the
+    comparison, a balanced run's quality is the same in its k = 1 and k = 2 rows.
 
     Samples whose factor-oracle confidence is below
     `ev.min_factor_confidence` (mixed ink, say) are dropped before counting."""
@@ -96,7 +98,7 @@ def judge(
     if real is not None:
         real_features = features(label_oracle, real.images, device)
         for run, r in reads.items():
-            block = quality_block(real_features, real.labels, r.features, r.labels, r.factor_confidence, rng)
+            block = quality_block(real_features, real.labels, r.features, r.labels, r.factor_confidence, rngs[run])
             quality[run] = block
     confidence_s = reads["skewed"].label_confidence
     return {
@@ -188,7 +190,10 @@ def evaluate_run(
         data_manifest.skew_direction(skewed_name(rare_class)),
         data_manifest.num_classes,
         real=real,
-        rng=rng_for(seed, "quality", model, factor, rare_class),
+        rngs={
+            "balanced": rng_for(seed, "quality", model, factor, BALANCED),
+            "skewed": rng_for(seed, "quality", model, factor, skewed_name(rare_class)),
+        },
     )
     return MetricsFile(
         model=model,
