@@ -6,6 +6,7 @@
     rgf report [--metrics metrics]
     rgf compcars-manifest /path/to/sv_data [--makes Volkswagen Toyota] [--colours black white]
     rgf standin-cars DIR [--per-cell 60]
+    rgf stages [--write]
 
 The stages themselves run through `dvc repro` (see dvc.yaml).
 """
@@ -24,8 +25,9 @@ from pipeline.data.mnist import MIRRORS, download_mnist
 from pipeline.errors import MetricsError, RgfError
 from pipeline.factors import perturb
 from pipeline.io import rng_for
-from pipeline.names import CONTROLS, MORPHOLOGICAL, display
+from pipeline.names import MORPHOLOGICAL
 from pipeline.params import MAX_SEED, load_params
+from pipeline.registry import CONTROLS, display
 from pipeline.stages import console, run
 
 READS = "rgf perturb reads only a .npy file holding an (N, 28, 28) uint8 array"
@@ -181,6 +183,24 @@ def _rarity(args: argparse.Namespace) -> None:
             )
 
 
+def _stages(args: argparse.Namespace) -> None:
+    from pipeline import dvcstages
+
+    root = args.repo
+    if not (root / "dvc.yaml").is_file():
+        raise RgfError(f"{root}: no dvc.yaml; run from the project's root or give --repo")
+    if args.write:
+        changed = dvcstages.write(root)
+        console.print(f"{root / 'dvc.yaml'}: per-model stage groups {'rewritten' if changed else 'already in step'}")
+        return
+    problems = dvcstages.drift(root)
+    for problem in problems:
+        console.print(f"dvc.yaml: {problem}", highlight=False)
+    if problems:
+        raise RgfError("dvc.yaml's per-model stage groups drifted from pipeline/registry.py; run `rgf stages --write`")
+    console.print("dvc.yaml's per-model stage groups follow pipeline/registry.py")
+
+
 def _reference(args: argparse.Namespace):
     """The study's params: --params, or --profile composed from conf/ as `dvc exp run -S profile=...` would."""
     if args.profile is None:
@@ -189,8 +209,11 @@ def _reference(args: argparse.Namespace):
 
     from dvc.utils.hydra import compose_and_dump
 
+    from pipeline.registry import register_resolver
+
     if not (Path("conf") / "profile" / f"{args.profile}.yaml").is_file():
         raise RgfError(f"--profile {args.profile}: no conf/profile/{args.profile}.yaml; run from the project's root")
+    register_resolver()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "params.yaml"
         compose_and_dump(path, str(Path("conf").resolve()), None, "config", "", [f"profile={args.profile}"])
@@ -333,6 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--per-cell", type=int, default=60, help="images per make x colour")
     sc.add_argument("--seed", type=int, default=0, help="seed of the drawings")
     sc.set_defaults(func=_standin_cars)
+
+    st = _command(
+        sub,
+        "stages",
+        "check (or --write) dvc.yaml's per-model train and sample groups against the model registry",
+        "rgf stages --write",
+    )
+    st.add_argument("--repo", type=Path, default=Path("."), help="the project's root (with dvc.yaml)")
+    st.add_argument("--write", action="store_true", help="rewrite the groups between dvc.yaml's marker lines")
+    st.set_defaults(func=_stages)
     return p
 
 

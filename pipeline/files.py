@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError, field_va
 from pipeline.errors import DataError, MetricsError, RgfError
 from pipeline.io import write_json
 from pipeline.names import REASONS, VERDICTS
+from pipeline.paths import METRICS_GLOB, metrics_key, path_key, sample_stage
 
 
 class _File(BaseModel):
@@ -180,7 +181,7 @@ def write_samples(folder: Path, images: np.ndarray, meta: SampleMeta) -> None:
 
 def read_samples(folder: Path, model: str, factor: str, dataset: str, seed: int) -> np.ndarray:
     """Samples written by the sample stage, refusing those of another run."""
-    fix = f"run `dvc repro sample@{model}-{factor}-{dataset}-{seed}`"
+    fix = f"run `dvc repro {sample_stage(model, factor, dataset, seed)}`"
     meta = read(SampleMeta, folder / "meta.json", fix)
     try:
         images = np.load(folder / "images.npy", allow_pickle=False)
@@ -311,8 +312,8 @@ def read_metrics(path: Path) -> MetricsFile:
         metrics = read(MetricsFile, path, fix, MetricsError)
     except UnicodeDecodeError as err:
         raise MetricsError(f"{path}: not valid JSON ({err}); {fix}") from None
-    expected = (path.parent.parent.name, path.parent.name, path.stem)
-    found = (metrics.model, metrics.factor, f"k{metrics.rare_class}-s{metrics.seed}")
+    expected = path_key(path)
+    found = tuple(metrics_key(metrics.model, metrics.factor, metrics.rare_class, metrics.seed).split("/"))
     if expected != found:
         raise MetricsError(f"{path}: holds model/factor/k-seed {found}, its path says {expected}")
     return metrics
@@ -321,5 +322,5 @@ def read_metrics(path: Path) -> MetricsFile:
 def load_metrics(root: Path) -> list[dict]:
     """Every metrics/<model>/<factor>/k<k>-s<seed>.json under `root` (oracles skipped),
     in path order, as plain dicts; a missing root gives []."""
-    paths = sorted(Path(root).glob("*/*/k*-s*.json"))
+    paths = sorted(Path(root).glob(METRICS_GLOB))
     return [read_metrics(p).dump() for p in paths if p.parent.parent.name != "oracles"]

@@ -18,8 +18,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline import registry
 from pipeline.errors import ParamsError, RgfError
-from pipeline.names import CONTROLS, FACTORS, GENERATIVE, MNIST_CLASSES, datasets
+from pipeline.names import FACTORS, MNIST_CLASSES, datasets
 
 # a factor is one of the MNIST factors or, for a manifest source, the name of
 # the manifest's factor column; checked against the source in Params
@@ -153,7 +154,7 @@ class OracleParams(_Section):
     min_accuracy: Fraction  # below this, evaluation of the factor stops
 
 
-Model = Literal[GENERATIVE + CONTROLS]
+Model = Literal[registry.MODELS]
 
 
 class TrainParams(_Section):
@@ -237,6 +238,9 @@ class Params(_Section):
     factors: list[Factor]
     models: list[Model]
     datasets: list[str]  # for dvc.yaml's matrix
+    # the factors each model's train and sample stages run on (registry.runs):
+    # composed by Hydra from models and factors, for dvc.yaml's per-model groups
+    runs: dict[str, list[Factor]]
     skew: SkewParams
     perturb: PerturbParams
     device: Literal["auto", "cpu", "cuda"]  # auto: cuda when present
@@ -284,6 +288,20 @@ class Params(_Section):
         expected = datasets(self.skew.rare_classes)
         if self.datasets != expected:
             raise ValueError(f"datasets must be {expected} to match skew.rare_classes {self.skew.rare_classes}")
+        return self
+
+    @model_validator(mode="after")
+    def _runs_follow_models(self) -> Params:
+        # composed by Hydra (conf/config.yaml); a hand-edited models or factors must not leave it behind
+        expected = registry.runs(self.models, self.factors)
+        if self.runs != expected:
+            wrong = ", ".join(
+                f"runs.{m} should be {expected.get(m)}"
+                for m in sorted(set(expected) | set(self.runs))
+                if self.runs.get(m) != expected.get(m)
+            )
+            fix = "compose params.yaml again (`dvc exp run -S models=[...]`) or edit runs to match"
+            raise ValueError(f"runs must follow models and factors ({wrong}); {fix}")
         return self
 
     def check_factor(self, factor: str) -> None:

@@ -26,9 +26,12 @@ def _composed(profile: str, overrides: tuple[str, ...]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from pipeline.registry import register_resolver
+
+    register_resolver()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
         cfg = compose(config_name="config", overrides=[f"profile={profile}", *overrides])
-        return OmegaConf.to_container(cfg)
+        return OmegaConf.to_container(cfg, resolve=True)
 
 
 def compose(profile: str = "smoke", *overrides: str) -> dict:

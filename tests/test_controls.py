@@ -32,7 +32,7 @@ def test_memorizer_draws_from_its_training_set_and_learner_from_balanced():
     rng = np.random.default_rng(0)
     assert (control_samples("data-memorizer", "skewed_k1", pools, 30, rng, 0.2) == 10).all()
     assert (control_samples("data-learner", "skewed_k1", pools, 30, rng, 0.2) == 200).all()
-    with pytest.raises(ValueError, match="not a control model"):
+    with pytest.raises(ValueError, match="not a control; choose one of data-memorizer, data-learner, data-mixer"):
         control_samples("gan", "skewed_k1", pools, 30, rng, 0.2)
 
 
@@ -85,7 +85,7 @@ def test_sample_stage_rejects_unknown_dataset_and_model(data_dir, capsys):
 
 
 def test_missing_samples_are_reported(tmp_path):
-    with pytest.raises(DataError, match=r"meta\.json: missing; run `dvc repro sample@"):
+    with pytest.raises(DataError, match=r"meta\.json: missing; run `dvc repro sample-"):
         read_samples(tmp_path, "data-learner", "colour", "balanced", 0)
     meta = SampleMeta(
         run="data-learner-colour-balanced",

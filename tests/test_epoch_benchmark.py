@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import runs
+from pipeline.generative import build as runs
+from pipeline.generative.build import build_method
 from pipeline.generative.loop import Run, _epoch, images_to_tensor
-from pipeline.generative.registry import build_method
 from tests.helpers import params
 
 pytestmark = pytest.mark.benchmark

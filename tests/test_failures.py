@@ -305,8 +305,8 @@ CACHED = {"oracle", "train", "sample"}
 # every output of the stages from oracle on
 OUTPUTS = {
     "oracle@colour": ("models/oracles/colour", "metrics/oracles/colour.json"),
-    "train@vae-colour-0": ("models/vae-colour-s0", "plots/train/vae-colour-s0"),
-    "sample@vae-colour-balanced-0": (
+    "train-vae@colour-0": ("models/vae-colour-s0", "plots/train/vae-colour-s0"),
+    "sample-vae@colour-balanced-0": (
         "data/samples/vae-colour-balanced-s0",
         "plots/samples/vae-colour-balanced-s0.png",
     ),
@@ -431,7 +431,7 @@ def test_a_diverging_run_fails_the_experiment_naming_the_key(clean):
     assert line.startswith("error: vae-colour-")
     assert line.endswith("is nan in epoch 1: training diverged; lower vae.lr (now 10.0) and re-run")
     # the train stage's outputs are cached: DVC deleted them before the run, its cache has them
-    dvc(root, env, "checkout", "train@vae-colour-0")
+    dvc(root, env, "checkout", "train-vae@colour-0")
     assert _results(root) == before
 
 
@@ -446,7 +446,7 @@ def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean
     # waits for it and dies of the same Ctrl-C, so DVC would report -2.
     env = {**env, "SHELL": shutil.which("bash")}
     with (root / "out.txt").open("w") as out, (root / "err.txt").open("w") as err:
-        cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour-0"]
+        cmd = [sys.executable, "-m", "dvc", "repro", "train-vae@colour-0"]
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=err, start_new_session=True)
     resume = root / "models" / "resume"
     try:
@@ -466,9 +466,8 @@ def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean
     assert _lines(err) == [
         "interrupted: stopped; the previous outputs are unchanged "
         "(a training run resumes from its last checkpoint on the next `dvc repro`)",
-        "ERROR: failed to reproduce 'train@vae-colour-0': failed to run: "
-        + " ".join(yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train"]["cmd"].split())
-        .replace("${item.model}", "vae")
+        "ERROR: failed to reproduce 'train-vae@colour-0': failed to run: "
+        + " ".join(yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train-vae"]["cmd"].split())
         .replace("${item.factor}", "colour")
         .replace("${item.seed}", "0")
         + ", exited with 130",
@@ -476,7 +475,7 @@ def test_ctrl_c_during_dvc_repro_is_one_line_and_leaves_valid_resume_files(clean
     saved = sorted(resume.iterdir())
     assert [p.suffix for p in saved] == [".pt", ".pt"] and all(load_checkpoint(p)["epoch"] >= 1 for p in saved)
     # DVC deleted the stage's cached outputs before it ran; its cache keeps the last good ones
-    dvc(root, env, "checkout", "train@vae-colour-0")
+    dvc(root, env, "checkout", "train-vae@colour-0")
     assert _results(root) == before
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import runs
-from pipeline.names import GENERATIVE
+from pipeline.generative import build as runs
+from pipeline.registry import FAMILIES as GENERATIVE
 from tests.helpers import SHARED_MNIST, params
 
 pytestmark = pytest.mark.gpu
@@ -65,8 +65,8 @@ def digits(n: int) -> np.ndarray:
 
 def epoch_seconds(family: str, p, images: np.ndarray, device: torch.device, resume_dir: Path) -> float:
     """Seconds of one training epoch of `family` through the pipeline's loop."""
+    from pipeline.generative.build import build_method
     from pipeline.generative.loop import Run, train
-    from pipeline.generative.registry import build_method
 
     torch.manual_seed(0)
     method = build_method(family, p, images.shape[1], device)
@@ -81,7 +81,7 @@ def epoch_seconds(family: str, p, images: np.ndarray, device: torch.device, resu
 
 def sample_seconds(family: str, p, n: int, device: torch.device) -> float:
     """Seconds to draw n samples of `family` as the sample stage does (untrained weights)."""
-    from pipeline.generative.registry import build_method
+    from pipeline.generative.build import build_method
 
     torch.manual_seed(0)
     method = build_method(family, p, 28, device)

@@ -11,7 +11,7 @@ from pipeline.evaluation.judge import Read, calibrate, evaluate_run, judge
 from pipeline.files import DataManifest, DatasetEntry
 from pipeline.generative.controls import control_samples
 from pipeline.io import rng_for
-from pipeline.names import run_name
+from pipeline.paths import run_name
 from tests.helpers import params
 
 

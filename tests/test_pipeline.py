@@ -16,7 +16,8 @@ import yaml
 
 from pipeline.evaluation.stats import compare
 from pipeline.io import load_checkpoint
-from pipeline.names import FACTORS, MODELS
+from pipeline.names import FACTORS
+from pipeline.registry import MODELS
 from tests.helpers import clone as _clone
 from tests.helpers import compose, write_params
 from tests.helpers import dvc as _dvc
@@ -69,9 +70,38 @@ def test_the_same_seed_gives_identical_metrics_twice(smoke):
     root, env = smoke
     before = {m: (root / "metrics" / m / "colour" / "k1-s0.json").read_bytes() for m in ("ddpm", "gan_sd")}
     for model in before:
-        _dvc(root, env, "repro", "--force", "--downstream", f"train@{model}-colour-0")
+        _dvc(root, env, "repro", "--force", "--downstream", f"train-{model}@colour-0")
     after = {m: (root / "metrics" / m / "colour" / "k1-s0.json").read_bytes() for m in before}
     assert after == before
+
+
+def test_editing_one_family_leaves_every_other_models_stages_up_to_date(smoke):
+    """`gan.lr` and gan.py changed: `dvc status` names the GAN's and GAN-SD's
+    train and sample stages (GAN-SD is the GAN plus a term), and no stage of
+    the VAE, the DDPM or a control."""
+    root, env = smoke
+    params, code = root / "params.yaml", root / "pipeline" / "generative" / "gan.py"
+    saved = params.read_text(), code.read_text()
+    try:
+        raw = yaml.safe_load(saved[0])
+        raw["gan"]["lr"] = raw["gan"]["lr"] * 2
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        code.write_text(saved[1] + "\n# an edit\n")
+        changed = set(json.loads(_dvc(root, env, "status", "--json").stdout))
+    finally:
+        params.write_text(saved[0])
+        code.write_text(saved[1])
+    per_model = {s for s in changed if s.startswith(("train-", "sample-"))}
+    expected = {
+        f"{kind}-{m}@{f}{mid}-0"
+        for m in ("gan", "gan_sd")
+        for f in raw["factors"]
+        for kind, mids in (("train", [""]), ("sample", [f"-{d}" for d in raw["datasets"]]))
+        for mid in mids
+    }
+    assert per_model == expected
+    assert changed - per_model == {"validate"}  # it tracks every key; its output is the same for any valid file
+    assert json.loads(_dvc(root, env, "status", "--json").stdout) == {}
 
 
 def test_exp_show_lists_the_headline_metrics(smoke):
@@ -210,9 +240,9 @@ def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     study = ("profile=smoke", "seeds=[0,1]", "factors=[colour]", "models=[vae,gan_sd,data-learner]")
     out = _dvc(root, env, "exp", "run", *[a for o in study for a in ("-S", o)]).stdout
     ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
-    per_seed = {s for s in ran if s.split("@")[0] in ("train", "sample", "evaluate")}
-    trained = {s for s in per_seed if s.startswith("train@")}
-    assert trained == {f"train@{m}-colour-1" for m in ("vae", "gan_sd", "data-learner")}
+    per_seed = {s for s in ran if s.split("@")[0].split("-")[0] in ("train", "sample", "evaluate")}
+    trained = {s for s in per_seed if s.startswith("train-")}
+    assert trained == {f"train-{m}@colour-1" for m in ("vae", "gan_sd", "data-learner")}
     assert all(s.endswith("-1") for s in per_seed) and "evaluate@gan_sd-colour-1-1" in per_seed
     assert ran - per_seed <= {"validate", "report"}
     for model in ("vae", "gan_sd", "data-learner"):
@@ -309,7 +339,7 @@ def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_fac
     root, env = _clone(tmp_path_factory.mktemp("killed"))
     overrides = ["factors=[colour]", "models=[vae]", "vae.epochs=40", "vae.width=32", "train.checkpoint_every=1"]
     write_params(root, compose("smoke", *overrides))
-    cmd = [sys.executable, "-m", "dvc", "repro", "train@vae-colour-0"]
+    cmd = [sys.executable, "-m", "dvc", "repro", "train-vae@colour-0"]
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -325,7 +355,7 @@ def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_fac
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    out = _dvc(root, env, "repro", "train@vae-colour-0").stdout
+    out = _dvc(root, env, "repro", "train-vae@colour-0").stdout
     assert "vae-colour-balanced-s0: resumed at epoch" in out and "vae-colour-skewed_k1-s0: resumed at epoch" in out
     for dataset in ("balanced", "skewed_k1"):
         lines = (root / "plots/train/vae-colour-s0" / f"{dataset}.csv").read_text().splitlines()[1:]

@@ -59,12 +59,11 @@ def _stages(out: str) -> tuple[set[str], set[str]]:
 
 def _computed(factor: str) -> set[str]:
     """Every stage of one factor's VAE study but the report."""
-    runs = [f"vae-{factor}-{d}-0" for d in ("balanced", "skewed_k1")]
     return {
         f"prepare@{factor}",
         f"oracle@{factor}",
-        f"train@vae-{factor}-0",
-        *(f"sample@{r}" for r in runs),
+        f"train-vae@{factor}-0",
+        *(f"sample-vae@{factor}-{d}-0" for d in ("balanced", "skewed_k1")),
         f"evaluate@vae-{factor}-1-0",
     }
 

@@ -8,8 +8,8 @@ import torch
 
 from pipeline.errors import CheckpointError, ParamsError, RgfError
 from pipeline.files import write_history
+from pipeline.generative.build import build_method
 from pipeline.generative.fit import log_dir, train_model
-from pipeline.generative.registry import build_method
 from pipeline.generative.sampling import generate
 from pipeline.io import load_checkpoint
 from pipeline.params import parse_params

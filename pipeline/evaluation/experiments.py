@@ -20,13 +20,15 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from pipeline import registry
 from pipeline.errors import MetricsError, RgfError
 from pipeline.evaluation.report import in_study
 from pipeline.files import MetricsFile
 from pipeline.params import Params, parse_params
+from pipeline.paths import metrics_path
 
 # what a sweep may vary between its experiments
-VARIED = ("skew.rare_fraction", "factors", "models", "seeds", "workers")
+VARIED = ("skew.rare_fraction", "factors", "models", "seeds", "workers", "runs")  # runs follows models, factors
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def read_params(repo: Path, name: str, rev: str) -> Params:
     """One experiment's params, from its commit."""
     try:
         raw = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml"))
+        if isinstance(raw, dict) and "runs" not in raw:  # made before params had runs: derive it
+            raw["runs"] = registry.runs(raw.get("models") or [], raw.get("factors") or [])
         return parse_params(raw, f"experiment {name} ({rev[:7]}) params.yaml")
     except RgfError as err:
         raise RgfError(f"{err}; remove the experiment with `dvc exp remove {name}`") from None
@@ -167,7 +171,7 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     with atomic_dir(out, "params.yaml") as tmp:
         (tmp / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json"), sort_keys=False))
         for m in metrics:
-            write_json(tmp / "metrics" / m["model"] / m["factor"] / f"k{m['rare_class']}-s{m['seed']}.json", m)
+            write_json(metrics_path(tmp / "metrics", m["model"], m["factor"], m["rare_class"], m["seed"]), m)
         write_report(tmp / "tables", report.readme, report.tables)
         write_json(tmp / "summary.json", report.summary)
     return len(collected), len(metrics), notes

@@ -13,7 +13,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on CI or servers
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pipeline.names import BALANCED, MODELS, display, skewed  # noqa: E402
+from pipeline.names import BALANCED, skewed  # noqa: E402
+from pipeline.paths import model_of  # noqa: E402
+from pipeline.registry import MODELS, display  # noqa: E402
 
 PROBE_COLUMN = re.compile(r"d_loss_k\d+_with(out)?")
 
@@ -32,7 +34,7 @@ def probe_series(rows: list[dict], rare_class: int) -> list[dict]:
 def run_title(name: str) -> str:
     """'GAN-SD · thick · seed 0' for the history folder gan_sd-thick-s0
     (gan_sd-thick without a seed); unknown names unchanged."""
-    model = max((m for m in MODELS if name.startswith(f"{m}-")), key=len, default=None)
+    model = model_of(name, MODELS)
     if model is None:
         return name
     rest = name[len(model) + 1 :]

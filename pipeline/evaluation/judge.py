@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline import registry
 from pipeline.data.datasets import FactorDataset
 from pipeline.evaluation.quality import quality_block
 from pipeline.evaluation.stats import TESTS, compare, counts_from_labels
 from pipeline.files import DataManifest, MetricsFile
 from pipeline.generative.controls import draw_indices, sources
 from pipeline.io import rng_for
-from pipeline.names import BALANCED, CONTROLS
+from pipeline.names import BALANCED
 from pipeline.names import skewed as skewed_name
 from pipeline.oracle.fit import features, predict
 from pipeline.oracle.network import OracleCNN
@@ -128,9 +129,11 @@ def calibrate(
 ) -> dict[str, dict[str, int]]:
     """Each test's flagged / defined classes over `ev.control_resamples`
     fresh draws of a control's samples (both runs), from the oracles' reading
-    of every image the control draws from (`pools`: dataset -> Read). For the
-    learner "flagged" is any significant verdict (a false positive), for the
-    memorizer and the mixer a memorized one (a true positive)."""
+    of every image the control draws from (`pools`: dataset -> Read). What is
+    "flagged" is the control's `hit` (pipeline/registry.py): for the learner
+    any significant verdict (a false positive), for the memorizer and the
+    mixer a memorized one (a true positive)."""
+    control = registry.control(model)
     tally = {test: {"flagged": 0, "defined": 0} for test in TESTS}
     sizes = {name: len(read.labels) for name, read in pools.items()}
     for _ in range(ev.control_resamples):
@@ -150,8 +153,7 @@ def calibrate(
                 continue
             for test, verdict in row.verdicts.items():
                 tally[test]["defined"] += 1
-                hit = verdict != "learned" if model == "data-learner" else verdict == "memorized"
-                tally[test]["flagged"] += int(hit)
+                tally[test]["flagged"] += int(control.flags(verdict))
     return tally
 
 
@@ -173,7 +175,7 @@ def evaluate_run(
     control, given the datasets it draws from (`pools`), also its calibration."""
     label_oracle, factor_oracle, accuracy = oracles
     calibration = {}
-    if model in CONTROLS and pools is not None and ev.control_resamples > 0:
+    if registry.is_control(model) and pools is not None and ev.control_resamples > 0:
         reads = {name: read_samples(label_oracle, factor_oracle, ds.images, device) for name, ds in pools.items()}
         rng = rng_for(seed, "calibrate", model, factor, rare_class)
         direction = data_manifest.skew_direction(skewed_name(rare_class))

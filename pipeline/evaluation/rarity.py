@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import registry
 from pipeline.evaluation.tables import CORRECTED, false_positive_table, ordered, to_markdown, verdict_counts
 from pipeline.io import atomic_dir
-from pipeline.names import MODELS, display
+from pipeline.registry import MODELS, display
 
 NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
 COUNTS = ("memorized", "memorized_corrected", "learned", "tested", "mean_abs_z", "p_balanced_others", "p_skewed_others")
@@ -265,12 +266,12 @@ def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] 
     interval by the square root of the number of fractions."""
     learners: dict[tuple, dict] = {}
     for m in metrics:
-        if m["model"] == "data-learner":
+        if m["model"] == registry.LEARNER:
             learners.setdefault((m.get("source"), m["factor"], m["rare_class"], m["seed"]), m)
     fp = false_positive_table(list(learners.values()))
     if fp.empty:
         return None
-    return {test: (row.rate, row.ci_low, row.ci_high) for test, row in fp.xs(display("data-learner")).iterrows()}
+    return {test: (row.rate, row.ci_low, row.ci_high) for test, row in fp.xs(display(registry.LEARNER)).iterrows()}
 
 
 README = """\

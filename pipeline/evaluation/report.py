@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from pipeline import registry
 from pipeline.evaluation.figures import loss_rows, probe_figure, probe_rows, run_title
 from pipeline.evaluation.tables import (
     CORRECTED,
@@ -34,8 +35,10 @@ from pipeline.evaluation.tables import (
 )
 from pipeline.files import load_metrics, read_history
 from pipeline.io import atomic_dir
-from pipeline.names import FACTORS, MODELS, display, train_name
+from pipeline.names import FACTORS
 from pipeline.params import EvaluationParams, Params
+from pipeline.paths import key_of, model_of, train_name
+from pipeline.registry import MODELS, display
 
 LEGEND = """\
 For every class c the skewed model's fraction of samples with the factor, P_c^s, is tested against the
@@ -72,7 +75,7 @@ def in_study(metrics: list[dict], params: Params) -> tuple[list[dict], list[str]
         if wanted:
             kept.append(m)
         else:
-            left_out.append(f"{m['model']}/{m['factor']}/k{m['rare_class']}-s{m['seed']}")
+            left_out.append(key_of(m))
     return kept, left_out
 
 
@@ -97,19 +100,20 @@ def _settings_text(settings: list[tuple[str, float, str]]) -> str:
 
 
 def _fp_sentence(fp: pd.DataFrame, settings: list[tuple[str, float, str]]) -> str:
-    if "Learner" not in fp.index.get_level_values("control"):
-        return "No data-learner metrics, so the false-positive rate of the test is not measured."
+    learner = display(registry.LEARNER)
+    if learner not in fp.index.get_level_values("control"):
+        return f"No {registry.LEARNER} metrics, so the false-positive rate of the test is not measured."
     test, alpha, _ = settings[0]
 
     def rate(t: str) -> str:
-        row = fp.loc[("Learner", t)]
+        row = fp.loc[(learner, t)]
         if row["defined"] == 0:
             return "undefined (no defined classes)"
         return (
             f"{row['rate']:.1%} (95% CI {row['ci_low']:.1%}-{row['ci_high']:.1%}; {row['flagged']} of {row['defined']})"
         )
 
-    resamples = int(fp.loc[("Learner", test), "resamples"])
+    resamples = int(fp.loc[(learner, test), "resamples"])
     basis = f"over {resamples} redraws of its samples" if resamples else "on its one draw of samples"
     return (
         "The Learner control draws its samples from the balanced set whatever it was trained on, so every M or "
@@ -232,7 +236,7 @@ def render_readme(
     if fp is None:
         out += [
             "",
-            "No control metrics (data-learner, data-memorizer, data-mixer): the tests' calibration is not measured.",
+            f"No control metrics ({', '.join(registry.CONTROLS)}): the tests' calibration is not measured.",
         ]
     else:
         out += ["", to_markdown(fp), "", _fp_sentence(fp, settings)]
@@ -240,17 +244,18 @@ def render_readme(
     return "\n".join(out) + "\n"
 
 
-def _probe_dirs(plots: Path | None, runs: set[str] | None, pattern: str = "gan*-*") -> list[Path]:
-    """plots/<model>-<factor>-s<seed>/ of the GAN runs (of every model with
-    pattern *-*), those named in `runs` if given."""
-    found = sorted(plots.glob(pattern)) if plots and plots.is_dir() else []
-    return [d for d in found if d.is_dir() and (runs is None or d.name in runs)]
+def _history_dirs(plots: Path | None, runs: set[str] | None, probe_only: bool = False) -> list[Path]:
+    """plots/<model>-<factor>-s<seed>/ of every run folder (with `probe_only`,
+    of the models with a discriminator probe), those named in `runs` if given."""
+    found = sorted(plots.glob("*-*")) if plots and plots.is_dir() else []
+    wanted = [d for d in found if d.is_dir() and (runs is None or d.name in runs)]
+    return [d for d in wanted if not probe_only or registry.has_probe(model_of(d.name, MODELS) or "")]
 
 
 def draw_probes(plots: Path, rare_classes: list[int], out: Path, runs: set[str] | None = None) -> list[str]:
     """probe_<model>-<factor>_k<k>.png for every GAN run with probe data."""
     names = []
-    for run_dir in _probe_dirs(plots, runs):
+    for run_dir in _history_dirs(plots, runs, probe_only=True):
         histories = {csv_path.stem: read_history(csv_path) for csv_path in sorted(run_dir.glob("*.csv"))}
         for k in rare_classes:
             wanted = {d: h for d, h in histories.items() if d in ("balanced", f"skewed_k{k}")}
@@ -306,7 +311,7 @@ def write_plot_data(
             df.to_csv(tmp / "z" / f"{name}.csv", index=False)
         (tmp / "train").mkdir()
         (tmp / "probe").mkdir()
-        for run_dir in _probe_dirs(plots, runs, "*-*"):
+        for run_dir in _history_dirs(plots, runs):
             histories = {path.stem: read_history(path) for path in sorted(run_dir.glob("*.csv"))}
             title = run_title(run_dir.name)
             if rows := loss_rows(histories, title):
@@ -405,8 +410,8 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
         for key in ("fd", "precision"):
             entry[key] = round(sum(b[key] for b in blocks) / len(blocks), 4) if blocks else None
     # a study without the controls (a sweep of one model, say) has no false-positive table
-    has_learner = fp is not None and "Learner" in fp.index.get_level_values(0)
-    learner = fp.xs("Learner", level=0) if has_learner else None
+    has_learner = fp is not None and display(registry.LEARNER) in fp.index.get_level_values(0)
+    learner = fp.xs(display(registry.LEARNER), level=0) if has_learner else None
     rates = {} if learner is None else {t: round(float(r), 4) for t, r in learner["rate"].items()}
     return {"models": models, "oracles": oracles, "learner_fp_rate": rates, "seeds": seeds}
 

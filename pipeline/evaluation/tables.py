@@ -19,8 +19,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.stats import TESTS, compare, false_positive_rate, wilson
-from pipeline.names import FACTORS, MODELS, VERDICTS, display
+from pipeline import registry
+from pipeline.evaluation.stats import TESTS, compare, wilson
+from pipeline.names import FACTORS, VERDICTS
+from pipeline.registry import MODELS, display
 
 MARKS = {"learned": "L", "memorized": "M", "opposite": "O"}
 UNDEFINED = "–"
@@ -400,19 +402,11 @@ def _recompute(m: dict, test: str, correction: str | None = None) -> dict:
     )
 
 
-CALIBRATION = {
-    "data-learner": "false-positive rate",
-    "data-memorizer": "true-positive rate",
-    "data-mixer": "power at mixer_fraction",
-}
-
-
 def _flags(control: str, results: list[dict]) -> tuple[int, int]:
-    """(flagged, defined) classes of one control's recomputed results."""
-    if control == "data-learner":
-        return false_positive_rate(results)
+    """(flagged, defined) classes of one control's recomputed results; what
+    is flagged is the control's hit (pipeline/registry.py)."""
     rows = [r for res in results for k, r in res.items() if k != "total" and r.verdict != "undefined"]
-    return sum(r.verdict == "memorized" for r in rows), len(rows)
+    return sum(registry.control(control).flags(r.verdict) for r in rows), len(rows)
 
 
 def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
@@ -427,7 +421,7 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
     one draw's stored counts (`resamples` 0).
     """
     records = []
-    for control, measure in CALIBRATION.items():
+    for control, measure in ((c, registry.control(c).measure) for c in registry.CONTROLS):
         files = [m for m in metrics if m["model"] == control]
         if not files:
             continue

@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline import registry
 from pipeline.data.datasets import FactorDataset
 from pipeline.names import BALANCED
 
 
 def sources(model: str, dataset: str, mixer_fraction: float) -> dict[str, float]:
     """Which datasets a control trained on `dataset` draws its samples from,
-    and the share of samples from each."""
-    if model == "data-memorizer":
+    and the share of samples from each (its registry entry's `draws`)."""
+    draws = registry.control(model).draws
+    if draws == "given":
         return {dataset: 1.0}
-    if model == "data-learner":
+    if draws == "balanced" or dataset == BALANCED:
         return {BALANCED: 1.0}
-    if model == "data-mixer":
-        return {BALANCED: 1.0} if dataset == BALANCED else {dataset: mixer_fraction, BALANCED: 1 - mixer_fraction}
-    raise ValueError(f"{model!r} is not a control model (data-memorizer, data-learner, data-mixer)")
+    return {dataset: mixer_fraction, BALANCED: 1 - mixer_fraction}  # mixed
 
 
 def draw_indices(

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import runs
+from pipeline import registry
 from pipeline.data.datasets import load_dataset
 from pipeline.files import ControlRecord, write_history
-from pipeline.names import CONTROLS, run_name
 from pipeline.params import Params
+from pipeline.paths import run_name
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ def train_model(
     """Train one generative run and write its final checkpoint; returns the history."""
     import torch
 
+    from pipeline.generative import build
     from pipeline.generative.loop import Run, finish, probe_rows, train
-    from pipeline.generative.registry import build_method
     from pipeline.io import pick_device
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -78,21 +78,21 @@ def train_model(
     images = load_dataset(data / dataset).images
     image_size = images.shape[1]
     torch.manual_seed(seed)  # initial weights
-    method = build_method(model, params, image_size, device)
+    method = build.build_method(model, params, image_size, device)
     run = Run(
         name=run_name(model, factor, dataset, seed),
         method=method,
-        params=runs.run_params(params, model, factor, dataset, seed, image_size),
-        epochs=runs.epochs(params, model),
-        batch_size=runs.batch_size(params, model),
+        params=build.run_params(params, model, factor, dataset, seed, image_size),
+        epochs=build.epochs(params, model),
+        batch_size=build.batch_size(params, model),
         seed=seed,
         resume_dir=resume_dir,
         checkpoint_every=params.train.checkpoint_every,
         log_dir=log_dir(params),
-        lr_key=f"{runs.SECTION[model]}.lr",
+        lr_key=f"{registry.family(model).section}.lr",
     )
     probe = None
-    if model in ("gan", "gan_sd"):
+    if registry.has_probe(model):
         val = load_dataset(data / "val")
         probe = lambda m: probe_rows(m.real_loss_per_image, val, params.skew.rare_classes, device)  # noqa: E731
     history = train(run, images, probe=probe, on_epoch=on_epoch, live=live)
@@ -117,7 +117,7 @@ def train_one(job: TrainJob) -> tuple[str, int, float]:
     """Run one job; returns (dataset, epochs trained, seconds)."""
     start = time.perf_counter()
     params = job.params
-    if job.model in CONTROLS:
+    if registry.is_control(job.model):
         record_control(job)
         history = []
     else:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import registry
 from pipeline.data.datasets import load_dataset
 from pipeline.errors import RgfError
 from pipeline.evaluation.judge import evaluate_run
 from pipeline.files import read_data_manifest, read_samples
 from pipeline.io import pick_device
-from pipeline.names import BALANCED, CONTROLS, run_name, skewed
+from pipeline.names import BALANCED, skewed
 from pipeline.oracle.fit import load_oracles
+from pipeline.paths import evaluate_stage, run_name
 from pipeline.stages import exit_with, outputs, parser, read_params
 
 
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path, help="metrics/<model>/<factor>/k<k>-s<seed>.json")
     args = p.parse_args(argv)
     k, factor, model, seed = args.rare_class, args.factor, args.model, args.seed
-    params, started = read_params(args.params, f"evaluate@{model}-{factor}-{k}-{seed}")
+    stage = evaluate_stage(model, factor, k, seed)
+    params, started = read_params(args.params, stage)
     params.check_factor(factor)
     params.check_seed(seed)
     if k not in params.skew.rare_classes:
@@ -54,13 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         params.evaluation,
         pick_device(params.device),
         seed,
-        {name: load_dataset(args.data / name) for name in samples} if model in CONTROLS else None,
+        {name: load_dataset(args.data / name) for name in samples} if registry.is_control(model) else None,
     )
     with outputs(started, files=[args.out]) as (out,):
         metrics.write(out)
     verdicts = [r.verdict for c, r in metrics.classes.items() if c != "total"]
     counts = f"{verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
-    print(f"evaluate@{model}-{factor}-{k}-{seed}: {counts}")
+    print(f"{stage}: {counts}")
 
 
 if __name__ == "__main__":

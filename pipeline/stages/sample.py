@@ -1,4 +1,4 @@
-"""Stage `sample@<model>-<factor>-<dataset>-<seed>`: M samples of one trained run.
+"""Stage `sample-<model>@<factor>-<dataset>-<seed>`: M samples of one trained run.
 
 Writes --out/images.npy (M, H, W, 3) uint8 with a meta.json that names the
 run (the evaluate stage checks it, so samples of another factor or model are
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import registry
 from pipeline.errors import RgfError
 from pipeline.files import SampleMeta, write_samples
 from pipeline.generative.sampling import image_grid, samples_of, save_png
-from pipeline.names import MODELS, run_name
+from pipeline.paths import run_name, sample_stage
 from pipeline.stages import exit_with, outputs, parser, read_params
 
 
@@ -29,13 +30,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grid", required=True, type=Path, help="plots/samples/<run>.png")
     args = p.parse_args(argv)
     name = run_name(args.model, args.factor, args.dataset, args.seed)
-    params, started = read_params(args.params, f"sample@{args.model}-{args.factor}-{args.dataset}-{args.seed}")
+    stage = sample_stage(args.model, args.factor, args.dataset, args.seed)
+    params, started = read_params(args.params, stage)
     params.check_factor(args.factor)
     params.check_seed(args.seed)
     if args.dataset not in params.datasets:
         raise RgfError(f"dataset {args.dataset!r} is not configured; choose one of {', '.join(params.datasets)}")
-    if args.model not in MODELS:
-        raise RgfError(f"model {args.model!r} has no sampler; available: {', '.join(MODELS)}")
+    sampled = registry.FAMILIES + registry.CONTROLS
+    if args.model not in sampled:
+        raise RgfError(f"model {args.model!r} has no sampler; available: {', '.join(sampled)}")
     images = samples_of(params, args.model, args.factor, args.dataset, args.seed, args.data, args.model_dir)
     meta = SampleMeta(
         run=name,
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     with outputs(started, {args.out: "meta.json"}, [args.grid]) as (out, grid):
         write_samples(out, images, meta)
         save_png(grid, image_grid(images[:100]))
-    print(f"sample@{name}: {len(images)} samples -> {args.out}, grid -> {args.grid}")
+    print(f"{stage}: {len(images)} samples -> {args.out}, grid -> {args.grid}")
 
 
 if __name__ == "__main__":

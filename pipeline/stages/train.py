@@ -1,4 +1,4 @@
-"""Stage `train@<model>-<factor>-<seed>`: one generative model, trained separately
+"""Stage `train-<model>@<factor>-<seed>`: one generative model, trained separately
 on the images of every dataset of the factor (balanced, skewed_k<k>), never
 on the factor or the labels (method, step 3).
 
@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import registry
 from pipeline.data.datasets import load_dataset
 from pipeline.generative.fit import TrainJob, train_one
-from pipeline.names import BALANCED, GENERATIVE, MODELS, run_name, train_name
+from pipeline.names import BALANCED
+from pipeline.paths import run_name, train_stage
 from pipeline.stages import exit_with, outputs, parser, read_params
 from pipeline.workers import run_jobs
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, choices=MODELS)
+    p.add_argument("--model", required=True, choices=registry.FAMILIES + registry.CONTROLS)
     p.add_argument("--factor", required=True)
     p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
@@ -33,14 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--history", required=True, type=Path, help="plots/train/<model>-<factor>-s<seed>")
     p.add_argument("--resume", required=True, type=Path, help="models/resume (checkpoints of unfinished runs)")
     args = p.parse_args(argv)
-    name = train_name(args.model, args.factor, args.seed)
-    params, started = read_params(args.params, f"train@{name}")
+    stage = train_stage(args.model, args.factor, args.seed)
+    params, started = read_params(args.params, stage)
     params.check_factor(args.factor)
     params.check_seed(args.seed)
     for dataset in params.datasets:  # fail on missing data before any work
         load_dataset(args.data / dataset, mmap=True)
     # the controls only record their dataset: no processes for them
-    workers = min(params.workers, len(params.datasets)) if args.model in GENERATIVE else 1
+    workers = min(params.workers, len(params.datasets)) if registry.is_family(args.model) else 1
     signatures = {args.out: BALANCED, args.history: f"{BALANCED}.csv"}
     try:
         with outputs(started, signatures) as (out, history):
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             for tmp in args.resume.glob(f"{run_name(args.model, args.factor, dataset, args.seed)}-*.pt.partial"):
                 tmp.unlink(missing_ok=True)
     for dataset, epochs, seconds in results:
-        print(f"train@{name}: {dataset}: {epochs} epochs in {seconds:.1f} s")
+        print(f"{stage}: {dataset}: {epochs} epochs in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """The package's import graph, read from the code (function-level imports
-included, TYPE_CHECKING-only ones left out), and what dvc.yaml says about it."""
+included, TYPE_CHECKING-only ones left out), and what dvc.yaml says about it:
+a stage depends on exactly the files its code can import. A module loaded by
+name at run time (a family's, from its registry entry) is not in the graph:
+the stages that load one list it as an extra module."""
 
 from __future__ import annotations
 
@@ -100,10 +103,12 @@ def has_code(path: Path) -> bool:
     return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
 
 
-def needed_files(root: Path, module: str) -> set[Path]:
-    """The files with code that running `module` can import, relative to `root`."""
+def needed_files(root: Path, module: str, *extra: str) -> set[Path]:
+    """The files with code that running `module` (and loading the `extra`
+    modules by name) can import, relative to `root`."""
     modules = module_files(root)
-    return {modules[m].relative_to(root) for m in closure(root, module) if has_code(modules[m])}
+    reached = set().union(*(closure(root, m) for m in (module, *extra)))
+    return {modules[m].relative_to(root) for m in reached if has_code(modules[m])}
 
 
 def stage_module(cmd: str) -> str:
@@ -123,19 +128,20 @@ def files_of_deps(root: Path, deps: list[str]) -> set[Path]:
     return {p.relative_to(root) for p in out if not p.exists() or has_code(p)}
 
 
-def deps_problems(root: Path, cmd: str, deps: list[str]) -> list[str]:
-    """What a stage's deps miss of its imports, and what they list beyond them."""
-    needed = needed_files(root, stage_module(cmd))
+def deps_problems(root: Path, cmd: str, deps: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+    """What a stage's deps miss of its imports (and the `extra` modules'),
+    and what they list beyond them."""
+    needed = needed_files(root, stage_module(cmd), *extra)
     listed = files_of_deps(root, deps)
     problems = [f"imports {p} but does not list it" for p in sorted(needed - listed)]
     problems += [f"lists {p} but never imports it" for p in sorted(listed - needed)]
     return problems
 
 
-def minimal_deps(root: Path, module: str) -> list[str]:
-    """The shortest deps list covering `module`'s closure: a folder where all of
-    its files are needed, else the files (to write dvc.yaml with)."""
-    needed = needed_files(root, module)
+def minimal_deps(root: Path, module: str, *extra: str) -> list[str]:
+    """The shortest deps list covering the closure of `module` and `extra`: a
+    folder where all of its files are needed, else the files (to write dvc.yaml with)."""
+    needed = needed_files(root, module, *extra)
     out: list[str] = []
     covered: set[Path] = set()
     folders = sorted({p.parent for p in needed}, key=lambda d: len(d.parts))

@@ -1,0 +1,71 @@
+"""How runs, stages and their files are named, in one place.
+
+A run is one model trained on one dataset of one factor, for one seed
+(`gan_sd-thick-skewed_k1-s0`); a comparison is a model's balanced run
+against its skewed_k<k> run, and its verdicts live in one metrics file:
+
+    models/<model>-<factor>-s<seed>/<dataset>/          train   (one folder per stage)
+    plots/train/<model>-<factor>-s<seed>/<dataset>.csv  train
+    data/samples/<model>-<factor>-<dataset>-s<seed>/    sample
+    metrics/<model>/<factor>/k<k>-s<seed>.json          evaluate
+
+dvc.yaml spells the same paths (its matrix cannot call Python); a test
+keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+METRICS_GLOB = "*/*/k*-s*.json"  # under the metrics folder; metrics/oracles/ is skipped by its depth
+
+
+def run_name(model: str, factor: str, dataset: str, seed: int) -> str:
+    """The name a run has everywhere: paths, checkpoints, logs (gan_sd-thick-skewed_k1-s0)."""
+    return f"{model}-{factor}-{dataset}-s{seed}"
+
+
+def train_name(model: str, factor: str, seed: int) -> str:
+    """The folder of one model's runs on every dataset of a factor, for one seed (gan_sd-thick-s0)."""
+    return f"{model}-{factor}-s{seed}"
+
+
+def model_of(train_folder: str, models: tuple[str, ...]) -> str | None:
+    """The model of a train folder's name (gan_sd of gan_sd-thick-s0): the
+    longest of `models` it starts with, None when none does."""
+    return max((m for m in models if train_folder.startswith(f"{m}-")), key=len, default=None)
+
+
+def metrics_key(model: str, factor: str, rare_class: int, seed: int) -> str:
+    """model/factor/k<k>-s<seed>: a metrics file's path under the metrics folder, without .json."""
+    return f"{model}/{factor}/k{rare_class}-s{seed}"
+
+
+def metrics_path(root: Path | str, model: str, factor: str, rare_class: int, seed: int) -> Path:
+    """<root>/<model>/<factor>/k<k>-s<seed>.json."""
+    return Path(root) / f"{metrics_key(model, factor, rare_class, seed)}.json"
+
+
+def key_of(m: dict) -> str:
+    """metrics_key of a metrics dict."""
+    return metrics_key(m["model"], m["factor"], m["rare_class"], m["seed"])
+
+
+def path_key(path: Path) -> tuple[str, str, str]:
+    """(model, factor, k<k>-s<seed>) as a metrics file's path says them."""
+    return path.parent.parent.name, path.parent.name, path.stem
+
+
+def train_stage(model: str, factor: str, seed: int) -> str:
+    """The DVC stage that trains a model on a factor for one seed: train-<model>@<factor>-<seed>."""
+    return f"train-{model}@{factor}-{seed}"
+
+
+def sample_stage(model: str, factor: str, dataset: str, seed: int) -> str:
+    """sample-<model>@<factor>-<dataset>-<seed>."""
+    return f"sample-{model}@{factor}-{dataset}-{seed}"
+
+
+def evaluate_stage(model: str, factor: str, rare_class: int, seed: int) -> str:
+    """evaluate@<model>-<factor>-<k>-<seed>."""
+    return f"evaluate@{model}-{factor}-{rare_class}-{seed}"
