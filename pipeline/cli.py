@@ -7,6 +7,8 @@
     rgf compcars-manifest /path/to/sv_data [--makes Volkswagen Toyota] [--colours black white]
     rgf standin-cars DIR [--per-cell 60]
     rgf stages [--write]
+    rgf export-data --factor colour --out exported/colour [--format npz|png]
+    rgf import-samples SAMPLES --model mymodel --factor colour --dataset skewed_k1 --seed 0
 
 The stages themselves run through `dvc repro` (see dvc.yaml).
 """
@@ -183,6 +185,43 @@ def _rarity(args: argparse.Namespace) -> None:
             )
 
 
+def _export_data(args: argparse.Namespace) -> None:
+    from pipeline.data.export import export_sets
+
+    params = load_params(args.params)
+    params.check_factor(args.factor)
+    data = args.data or Path("data") / args.factor
+    record = export_sets(data, params.datasets, args.out, args.format, params.evaluation.num_samples, params.seeds)
+    sets = ", ".join(f"{name} ({d['count']})" for name, d in record["datasets"].items())
+    console.print(f"{args.factor}: {sets} -> {args.out} ({args.format}; export.json says how to bring samples back)")
+
+
+def _import_samples(args: argparse.Namespace) -> None:
+    from pipeline.generative import imported
+
+    params = load_params(args.params)
+    imported.check_name(args.model)
+    if args.factor not in params.factors:
+        raise RgfError(f"--factor {args.factor}: not a factor of this study; choose one of {params.factors}")
+    params.check_seed(args.seed)
+    if args.dataset not in params.datasets:
+        raise RgfError(f"--dataset {args.dataset}: not a training set of this study; choose one of {params.datasets}")
+    target = imported.import_path(args.into, args.model, args.factor, args.dataset, args.seed)
+    if target.exists() and not args.replace:
+        raise RgfError(f"{target}: already imported; give --replace to replace it")
+    images = imported.load_samples(args.source, params.image_size, params.evaluation.num_samples)
+    imported.save_samples(target, images)
+    models = params.models if args.model in params.models else [*params.models, args.model]
+    names = params.imported if args.model in params.imported else [*params.imported, args.model]
+    console.print(f"{args.source}: {len(images)} samples -> {target}", highlight=False, markup=False)
+    console.print(
+        f"judge them: dvc exp run -S 'imported=[{','.join(names)}]' -S 'models=[{','.join(models)}]' "
+        "(once every dataset and seed of the study has its samples)",
+        highlight=False,
+        markup=False,
+    )
+
+
 def _stages(args: argparse.Namespace) -> None:
     from pipeline import dvcstages
 
@@ -356,6 +395,35 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--per-cell", type=int, default=60, help="images per make x colour")
     sc.add_argument("--seed", type=int, default=0, help="seed of the drawings")
     sc.set_defaults(func=_standin_cars)
+
+    ex = _command(
+        sub,
+        "export-data",
+        "write a factor's training sets (images only) for a model trained outside rgf",
+        "rgf export-data --factor colour --out exported/colour --format png",
+    )
+    ex.add_argument("--factor", required=True, help="one of the study's factors")
+    ex.add_argument("--data", type=Path, help="the prepared data (default: data/<factor>)")
+    ex.add_argument("--out", type=Path, required=True, help="an empty or new folder (or an earlier export)")
+    ex.add_argument("--format", choices=("npz", "png"), default="npz", help="one .npz per set, or PNG folders")
+    ex.add_argument("--params", type=Path, default=Path("params.yaml"), help="the study's params")
+    ex.set_defaults(func=_export_data)
+
+    im = _command(
+        sub,
+        "import-samples",
+        "check an outside model's samples of one run and keep them for the `imported` stage",
+        "rgf import-samples samples.npz --model mymodel --factor colour --dataset skewed_k1 --seed 0",
+    )
+    im.add_argument("source", type=Path, help="an .npz, an .npy or a folder of PNGs: (M, S, S, 3) images")
+    im.add_argument("--model", required=True, help="your model's name (lower-case letters, digits, _)")
+    im.add_argument("--factor", required=True, help="the factor whose sets it was trained on")
+    im.add_argument("--dataset", required=True, help="the set it was trained on: balanced or skewed_k<k>")
+    im.add_argument("--seed", required=True, type=int, help="the replicate: one of the study's seeds")
+    im.add_argument("--into", type=Path, default=Path("imports"), help="where imported samples are kept")
+    im.add_argument("--replace", action="store_true", help="replace samples imported before for this run")
+    im.add_argument("--params", type=Path, default=Path("params.yaml"), help="the study's params")
+    im.set_defaults(func=_import_samples)
 
     st = _command(
         sub,

@@ -154,7 +154,9 @@ class OracleParams(_Section):
     min_accuracy: Fraction  # below this, evaluation of the factor stops
 
 
-Model = Literal[registry.MODELS]
+# a built-in model (pipeline/registry/) or one listed in `imported`; checked in Params
+Model = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+ImportedName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class TrainParams(_Section):
@@ -237,6 +239,8 @@ class Params(_Section):
     data: DataParams
     factors: list[Factor]
     models: list[Model]
+    # models trained outside rgf whose samples `rgf import-samples` brought in (imports/<name>/)
+    imported: list[ImportedName]
     datasets: list[str]  # for dvc.yaml's matrix
     # the factors each model's train and sample stages run on (registry.runs):
     # composed by Hydra from models and factors, for dvc.yaml's per-model groups
@@ -251,6 +255,15 @@ class Params(_Section):
     gan_sd: GanSdParams
     ddpm: DdpmParams
     evaluation: EvaluationParams
+
+    @field_validator("imported")
+    @classmethod
+    def _new_names(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("must list each name once")
+        if clash := [m for m in v if m in registry.MODELS]:
+            raise ValueError(f"{clash} are built-in models' names; give an imported model its own name")
+        return v
 
     @field_validator("factors", "models", "seeds")
     @classmethod
@@ -291,6 +304,15 @@ class Params(_Section):
         return self
 
     @model_validator(mode="after")
+    def _models_are_known(self) -> Params:
+        if unknown := [m for m in self.models if m not in registry.MODELS and m not in self.imported]:
+            raise ValueError(
+                f"models {unknown} are neither built in ({', '.join(registry.MODELS)}) nor imported "
+                f"(imported: {self.imported}); bring an outside model's samples with `rgf import-samples`"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _runs_follow_models(self) -> Params:
         # composed by Hydra (conf/config.yaml); a hand-edited models or factors must not leave it behind
         expected = registry.runs(self.models, self.factors)
@@ -316,6 +338,11 @@ class Params(_Section):
         if seed not in self.seeds:
             fix = "pick one of those or add it (`-S 'seeds=[...]'`)"
             raise RgfError(f"seed {seed} is not in seeds {self.seeds}; {fix}")
+
+    @property
+    def image_size(self) -> int:
+        """The side of the study's square RGB images."""
+        return self.data.manifest.image_size if self.data.source == "manifest" else 28
 
     def class_names(self) -> list[str]:
         """The classes' names, in label order (the digits for MNIST)."""

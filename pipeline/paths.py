@@ -6,7 +6,7 @@ against its skewed_k<k> run, and its verdicts live in one metrics file:
 
     models/<model>-<factor>-s<seed>/<dataset>/          train   (one folder per stage)
     plots/train/<model>-<factor>-s<seed>/<dataset>.csv  train
-    data/samples/<model>-<factor>-<dataset>-s<seed>/    sample
+    data/samples/<model>-<factor>-<dataset>-s<seed>/    sample (imported: from imports/<model>/)
     metrics/<model>/<factor>/k<k>-s<seed>.json          evaluate
 
 dvc.yaml spells the same paths (its matrix cannot call Python); a test
@@ -64,6 +64,11 @@ def train_stage(model: str, factor: str, seed: int) -> str:
 def sample_stage(model: str, factor: str, dataset: str, seed: int) -> str:
     """sample-<model>@<factor>-<dataset>-<seed>."""
     return f"sample-{model}@{factor}-{dataset}-{seed}"
+
+
+def imported_stage(model: str, factor: str, dataset: str, seed: int) -> str:
+    """imported@<model>-<factor>-<dataset>-<seed>: an outside model's samples brought into the study."""
+    return f"imported@{model}-{factor}-{dataset}-{seed}"
 
 
 def evaluate_stage(model: str, factor: str, rare_class: int, seed: int) -> str:

@@ -21,6 +21,7 @@ from pipeline.registry import MODELS
 from tests.helpers import clone as _clone
 from tests.helpers import compose, write_params
 from tests.helpers import dvc as _dvc
+from tests.helpers import sh as _sh
 
 pytestmark = pytest.mark.slow
 
@@ -253,6 +254,61 @@ def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     assert all(0 <= entry["seed_agreement"] <= 1 for entry in summary["models"].values())
     readme = (root / "reports" / "tables" / "README.md").read_text()
     assert "seeds 0, 1." in readme and re.search(r"\(([LMO–]) 2/2\)", readme), readme[:3000]
+
+
+def test_an_outside_models_samples_are_judged_like_a_built_in_models(smoke, tmp_path):
+    """The README's worked example at smoke size: export the colour sets, train
+    probabilistic PCA on them outside rgf (scripts/outside_model.py), import
+    its samples and judge them beside the learner control."""
+    root, env = smoke
+    rgf = [sys.executable, "-m", "pipeline.cli"]
+    export, samples = tmp_path / "export", tmp_path / "ppca"
+    _sh([*rgf, "export-data", "--factor", "colour", "--out", str(export)], root, env)
+    record = json.loads((export / "export.json").read_text())
+    assert {name: d["count"] for name, d in record["datasets"].items()} == {"balanced": 400, "skewed_k1": 400}
+    with np.load(export / "skewed_k1.npz") as archive:
+        assert list(archive.keys()) == ["images"]  # images only: never the labels or the factor
+    outside = [sys.executable, str(root / "scripts" / "outside_model.py"), str(export), str(samples)]
+    _sh([*outside, "--samples", "200", "--components", "8"], root, env)
+    for dataset in ("balanced", "skewed_k1"):
+        argv = ["--model", "ppca", "--factor", "colour", "--dataset", dataset, "--seed", "0", "--replace"]
+        _sh([*rgf, "import-samples", str(samples / f"{dataset}.npz"), *argv], root, env)
+    wrong = np.zeros((200, 3, 28, 28), np.uint8)
+    np.save(tmp_path / "wrong.npy", wrong)
+    refused = _sh(
+        [
+            *rgf,
+            "import-samples",
+            str(tmp_path / "wrong.npy"),
+            "--model",
+            "ppca",
+            "--factor",
+            "colour",
+            "--dataset",
+            "balanced",
+            "--seed",
+            "0",
+            "--replace",
+        ],
+        root,
+        env,
+        check=False,
+    )
+    assert refused.returncode == 2 and "channels-first" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    study = ("profile=smoke", "factors=[colour]", "imported=[ppca]", "models=[ppca,data-learner]")
+    out = _dvc(root, env, "exp", "run", *[a for o in study for a in ("-S", o)]).stdout
+    ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
+    assert ran - {"validate", "report"} == {
+        "imported@ppca-colour-balanced-0",
+        "imported@ppca-colour-skewed_k1-0",
+        "evaluate@ppca-colour-1-0",
+    }
+    metrics = _metrics(root, "ppca", "colour", 1)
+    assert metrics["model"] == "ppca" and metrics["quality"]["skewed"]["fd"] > 0
+    assert set(metrics["classes"]) == {str(c) for c in range(10)} | {"total"}
+    summary = json.loads((root / "reports" / "summary.json").read_text())
+    assert set(summary["models"]) == {"ppca", "data-learner"}
+    assert "ppca" in (root / "reports" / "tables" / "README.md").read_text()
 
 
 def test_controls_calibrate_the_instrument_on_every_factor(tmp_path_factory):

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import registry
 from pipeline.errors import ParamsError
-from pipeline.params import Model, parse_params
+from pipeline.params import parse_params
 from tests.helpers import REPO, compose
 
 
@@ -34,7 +34,11 @@ def test_the_registry_lists_every_kind_in_table_order():
 
 def test_each_entry_says_its_code_params_and_probe():
     gan_sd = registry.family("gan_sd")
-    assert (gan_sd.module, gan_sd.builder, gan_sd.sections) == ("pipeline.generative.gan", "build_sd", ("gan", "gan_sd"))
+    assert (gan_sd.module, gan_sd.builder, gan_sd.sections) == (
+        "pipeline.generative.gan",
+        "build_sd",
+        ("gan", "gan_sd"),
+    )
     assert gan_sd.source == "pipeline.registry.gan_sd"
     assert [m for m in registry.FAMILIES if registry.has_probe(m)] == ["gan", "gan_sd"]
     assert registry.family("ddpm").sampling == ("sampler", "sampling_steps")
@@ -45,7 +49,11 @@ def test_each_entry_says_its_code_params_and_probe():
 @pytest.mark.parametrize(
     ("control", "verdicts", "hits"),
     [
-        ("data-learner", ["learned", "memorized", "opposite"], [False, True, True]),  # any significant: a false positive
+        (
+            "data-learner",
+            ["learned", "memorized", "opposite"],
+            [False, True, True],
+        ),  # any significant: a false positive
         ("data-memorizer", ["learned", "memorized", "opposite"], [False, True, False]),
         ("data-mixer", ["learned", "memorized", "opposite"], [False, True, False]),
     ],
@@ -81,8 +89,14 @@ def test_dvc_composes_runs_through_the_hydra_plugin(tmp_path):
     assert "runs:\n  vae: []\n  gan:\n  - colour\n  - thick\n" in out.read_text()
 
 
-def test_the_params_model_list_is_the_registrys():
-    assert Model.__args__ == registry.MODELS
+def test_models_are_the_registrys_or_imported_ones():
+    assert parse_params(compose("smoke", "models=[gan,data-mixer]")).models == ["gan", "data-mixer"]
+    raw = compose("smoke", "imported=[ppca]", "models=[ppca,data-learner]")
+    assert parse_params(raw).imported == ["ppca"]
+    with pytest.raises(ParamsError, match=r"models \['vea'\] are neither built in \(vae, gan, .*\) nor imported"):
+        parse_params(compose("smoke", "models=[vea]"))
+    with pytest.raises(ParamsError, match=r"\['gan'\] are built-in models' names"):
+        parse_params(compose("smoke", "imported=[gan]"))
 
 
 def _names_spelled(path):

@@ -28,7 +28,7 @@ from pipeline.params import Params, parse_params
 from pipeline.paths import metrics_path
 
 # what a sweep may vary between its experiments
-VARIED = ("skew.rare_fraction", "factors", "models", "seeds", "workers", "runs")  # runs follows models, factors
+VARIED = ("skew.rare_fraction", "factors", "models", "imported", "seeds", "workers", "runs")  # runs: from models
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ def read_params(repo: Path, name: str, rev: str) -> Params:
     """One experiment's params, from its commit."""
     try:
         raw = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml"))
-        if isinstance(raw, dict) and "runs" not in raw:  # made before params had runs: derive it
+        if isinstance(raw, dict) and "runs" not in raw:  # made before params had runs and imported
             raw["runs"] = registry.runs(raw.get("models") or [], raw.get("factors") or [])
+            raw.setdefault("imported", [])
         return parse_params(raw, f"experiment {name} ({rev[:7]}) params.yaml")
     except RgfError as err:
         raise RgfError(f"{err}; remove the experiment with `dvc exp remove {name}`") from None

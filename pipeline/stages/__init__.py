@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.errors import ParamsError, RgfError
 from pipeline.io import WRITE_ERRORS, atomic_dir, atomic_file, cannot_write
@@ -96,12 +97,12 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
     try:
         main(argv)
     except RgfError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         return 2
     except OSError as err:
         if err.errno not in WRITE_ERRORS:
             raise
-        console.print(f"[bold red]error:[/] {cannot_write(Path(err.filename or '.'), err)}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(cannot_write(Path(err.filename or '.'), err)))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         # A terminal's Ctrl-C reaches DVC and the stage together, and DVC may

@@ -1,0 +1,56 @@
+"""The README is a front door and the docs say only what is there: a line
+budget, links that resolve, `rgf` commands that exist, code paths and test
+names that exist."""
+
+import re
+
+import pytest
+
+from pipeline.cli import build_parser
+from tests.helpers import REPO
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "reports").glob("*/reading.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+RGF = re.compile(r"(?:^|[\s;&|(`])rgf ([a-z][a-z-]+)")  # in code only (see _code)
+CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+CODE_PATH = re.compile(r"`((?:pipeline|tests|scripts|conf|hydra_plugins)/[\w/.-]+\.(?:py|yaml))")
+TEST_NAME = re.compile(r"(tests/test_\w+\.py)::(test_\w+)")
+
+
+def _code(text: str) -> str:
+    """The code spans and blocks of a Markdown text, less `docker run` lines (where rgf is the image's name)."""
+    code = "\n".join(CODE.findall(text))
+    return "\n".join(line for line in code.splitlines() if "docker" not in line)
+
+
+def _commands() -> set[str]:
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    return set(sub.choices)
+
+
+def test_the_readme_is_a_front_door():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 250, len(lines)
+    assert (REPO / "docs").is_dir() and len(DOCS) > 5
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_resolves(doc):
+    text = doc.read_text()
+    broken = []
+    for target in LINK.findall(text):
+        if "://" in target or target.startswith(("#", "mailto:")):
+            continue
+        path = (doc.parent / target.split("#")[0]).resolve()
+        if not path.exists():
+            broken.append(target)
+    assert broken == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_rgf_command_code_path_and_test_named_exists(doc):
+    text = doc.read_text()
+    assert set(RGF.findall(_code(text))) - _commands() == set()
+    assert [p for p in CODE_PATH.findall(text) if not (REPO / p).exists()] == []
+    for path, name in TEST_NAME.findall(text):
+        assert f"def {name}(" in (REPO / path).read_text(), f"{path}::{name}"
