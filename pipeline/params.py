@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from pipeline import registry
 from pipeline.errors import ParamsError, RgfError
@@ -28,23 +28,14 @@ Factor = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 ClassIndex = Annotated[int, Field(ge=0)]  # < the number of classes: checked in Params
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
-# Upper bounds, far above any real study, on the numbers a typo can blow up
-# (`num_samples: 1e12` asks for 7 TiB; `seed: 2**70` overflows two stages in)
-MAX_SEED = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take it
-MAX_IMAGES = 10_000_000  # data.*_size: 100x MNIST
-MAX_SAMPLES = 1_000_000  # evaluation.num_samples, per trained model
-MAX_BATCH = 16_384  # batch sizes and chunks: images in memory at once
-MAX_WIDTH = 4_096  # channels and latent sizes of a network
-MAX_STEPS = 100_000  # diffusion timesteps and sampling steps
-MAX_PROCESSES = 256  # workers and threads
-BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH)]
-Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
-
-
-class _Section(BaseModel):
-    # strict: `epochs: true` is not 1 and `num_samples: 1.0e12` not an int;
-    # a float key still takes an int (`lr: 1`)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+from pipeline.schema import (  # noqa: E402  (re-exported: the bounds belong to the params)
+    MAX_IMAGES,
+    MAX_PROCESSES,
+    MAX_SAMPLES,
+    MAX_SEED,
+    BatchSize,
+)
+from pipeline.schema import Section as _Section  # noqa: E402
 
 
 class ManifestParams(_Section):
@@ -168,49 +159,6 @@ class TrainParams(_Section):
     sample_batch: BatchSize  # samples generated per forward pass
 
 
-class VaeParams(_Section):
-    epochs: Annotated[int, Field(ge=0)]
-    batch_size: BatchSize
-    lr: Annotated[float, Field(gt=0.0)]
-    latent_dim: Width
-    width: Width  # channels of the first conv layer
-
-
-class GanParams(_Section):
-    epochs: Annotated[int, Field(ge=0)]
-    batch_size: BatchSize
-    lr: Annotated[float, Field(gt=0.0)]
-    beta1: Annotated[float, Field(ge=0.0, lt=1.0)]
-    latent_dim: Width
-    architecture: Literal["mlp", "conv"]  # mlp: Goodfellow et al. 2014
-    width: Width  # conv: base channels
-    # weight of the mode-seeking term (Mao et al. 2019); 0 is the plain GAN
-    mode_seeking: Annotated[float, Field(ge=0.0)]
-    # decay of the moving average of G's weights that samples are drawn from; 0: sample G itself
-    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
-
-
-class GanSdParams(_Section):
-    """Spectral decoupling (Pezeshki et al. 2021) on top of `gan` (section 6.3)."""
-
-    sd_lambda: Annotated[float, Field(ge=0.0)]
-    sd_epochs: Annotated[int, Field(ge=0)]  # SD active for the first sd_epochs epochs
-
-
-class DdpmParams(_Section):
-    epochs: Annotated[int, Field(ge=0)]
-    batch_size: BatchSize
-    lr: Annotated[float, Field(gt=0.0)]
-    timesteps: Annotated[int, Field(ge=2, le=MAX_STEPS)]
-    beta_start: Annotated[float, Field(gt=0.0, lt=1.0)]
-    beta_end: Annotated[float, Field(gt=0.0, lt=1.0)]
-    target: Literal["eps", "x0", "v"]  # eps: Ho et al. 2020
-    channels: list[Width]  # U-Net widths per level
-    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
-    sampler: Literal["ddpm", "ddim"]
-    sampling_steps: Annotated[int, Field(ge=1, le=MAX_STEPS)]  # ddim only
-
-
 class EvaluationParams(_Section):
     num_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]  # M, per trained model
     test: Literal["one_sample", "two_proportion", "fisher"]
@@ -229,7 +177,11 @@ class EvaluationParams(_Section):
     min_precision: Annotated[float, Field(ge=0.0, le=1.0)] | None
 
 
-class Params(_Section):
+class _Study(_Section):
+    """Every section but the families' own, which their registry entries
+    define (`Family.schema`, e.g. pipeline/registry/vae.py): `Params` below
+    adds one required section per family, named after it."""
+
     profile: str
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)]  # data, splits, oracles
     # one replicate of every generative run (and control draw) per seed: the
@@ -250,10 +202,6 @@ class Params(_Section):
     device: Literal["auto", "cpu", "cuda"]  # auto: cuda when present
     oracle: OracleParams
     train: TrainParams
-    vae: VaeParams
-    gan: GanParams
-    gan_sd: GanSdParams
-    ddpm: DdpmParams
     evaluation: EvaluationParams
 
     @field_validator("imported")
@@ -355,6 +303,15 @@ class Params(_Section):
         if self.data.source == "manifest":
             return self.data.manifest.factor_values
         return ("red", "green") if factor == "colour" else (self.perturb.baseline, factor)
+
+
+# the study's sections plus each family's own (`vae`, `gan`, `gan_sd`, `ddpm`, a plugin's)
+Params = create_model(
+    "Params",
+    __base__=_Study,
+    __doc__="The params of a study: params.yaml, checked.",
+    **{name: (schema, ...) for name, schema in registry.SCHEMAS.items()},
+)
 
 
 def _describe(err: ValidationError, source: str) -> str:

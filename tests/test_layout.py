@@ -96,17 +96,19 @@ def test_the_drift_check_names_a_group_that_differs(tmp_path):
 
 @pytest.mark.parametrize("model", registry.FAMILIES + registry.CONTROLS)
 def test_a_models_stages_depend_on_no_other_models_code_or_params(model):
-    entries = [e for e in registry.ENTRIES if isinstance(e, registry.Family | registry.Control)]
-    own = {m.replace(".", "/") + ".py" for m in registry.entry(model).modules}
-    others = {m.replace(".", "/") + ".py" for e in entries for m in e.modules} - own
+    mine = registry.entry(model)
+    # the models with other code (GAN-SD is the GAN's code: it may list the GAN's entry, which holds its section)
+    entries = [
+        e for e in registry.ENTRIES if isinstance(e, registry.Family | registry.Control) and e.module != mine.module
+    ]
+    others = {m.replace(".", "/") + ".py" for e in entries for m in e.modules}
     sections = {s for e in registry.ENTRIES if isinstance(e, registry.Family) for s in e.sections}
-    entry = registry.entry(model)
-    mine = set(entry.sections) if isinstance(entry, registry.Family) else set()
+    own_sections = set(mine.sections) if isinstance(mine, registry.Family) else set()
     for kind in ("train", "sample"):
         stage = DVC[f"{kind}-{model}"]
         assert not set(stage["deps"]) & others, (kind, set(stage["deps"]) & others)
         used = {p.split(".")[0] for p in stage["params"]}
-        assert not used & (sections - mine), (kind, used & (sections - mine))
+        assert not used & (sections - own_sections), (kind, used & (sections - own_sections))
 
 
 @pytest.mark.parametrize("model", registry.FAMILIES)

@@ -311,6 +311,99 @@ def test_an_outside_models_samples_are_judged_like_a_built_in_models(smoke, tmp_
     assert "ppca" in (root / "reports" / "tables" / "README.md").read_text()
 
 
+# A plugin family: one code file and one registry entry, nothing else edited (docs/extending.md)
+PLUGIN_CODE = '''"""A toy normalizing flow: a per-pixel affine bijection x = mu + exp(s) z,
+z ~ N(0, I), fitted by exact maximum likelihood."""
+
+import torch
+from torch import nn
+
+from pipeline.generative.base import IMAGE_CHANNELS, Method
+from pipeline.registry.flow import FlowParams
+
+
+class AffineFlow(Method):
+    def __init__(self, image_size: int, p: FlowParams) -> None:
+        super().__init__()
+        self.image_shape = (IMAGE_CHANNELS, image_size, image_size)
+        self.mu = nn.Parameter(torch.full(self.image_shape, 0.5))
+        self.log_scale = nn.Parameter(torch.zeros(self.image_shape))
+        self.optimizers = {"flow": torch.optim.Adam(self.parameters(), lr=p.lr)}
+
+    def train_step(self, x: torch.Tensor, epoch: int) -> dict[str, float]:
+        opt = self.optimizers["flow"]
+        opt.zero_grad()
+        z = (x - self.mu) * torch.exp(-self.log_scale)
+        nll = (0.5 * z.pow(2) + self.log_scale).mean()  # -log p(x) per pixel, up to a constant
+        nll.backward()
+        opt.step()
+        return {"nll": nll.item()}
+
+    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.mu + torch.exp(self.log_scale) * self.randn(n, *self.image_shape, generator=generator)
+
+
+def build(params, image_size, device):
+    return AffineFlow(image_size, params.flow).to(device)
+'''
+PLUGIN_ENTRY = '''"""The toy flow's registry entry and params section."""
+
+from typing import Annotated
+
+from pydantic import Field
+
+from pipeline.registry import Family
+from pipeline.schema import BatchSize, Section
+
+
+class FlowParams(Section):
+    epochs: Annotated[int, Field(ge=0)]
+    batch_size: BatchSize
+    lr: Annotated[float, Field(gt=0.0)]
+
+
+ENTRIES = (Family("flow", "Flow", "pipeline.generative.flow", "build", ("flow",), schema=FlowParams),)
+'''
+
+
+def test_a_family_added_as_one_file_and_one_entry_runs_through_the_study(smoke):
+    """Add a toy normalizing flow as one code file plus one registry entry,
+    write its stage groups (`rgf stages --write`) and run it beside the
+    learner: it trains, samples and is judged, and every other stage stays
+    as it was. The files are removed afterwards (the smoke study is shared)."""
+    root, env = smoke
+    code, entry = root / "pipeline" / "generative" / "flow.py", root / "pipeline" / "registry" / "flow.py"
+    dvc_yaml = (root / "dvc.yaml").read_text()
+    try:
+        code.write_text(PLUGIN_CODE)
+        entry.write_text(PLUGIN_ENTRY)
+        _sh([sys.executable, "-m", "pipeline.cli", "stages", "--write"], root, env)
+        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+        assert (
+            "pipeline/generative/flow.py" in stages["train-flow"]["deps"] and "flow" in stages["train-flow"]["params"]
+        )
+        assert not any("flow" in d for d in stages["train-vae"]["deps"])
+        study = (
+            "profile=smoke",
+            "factors=[colour]",
+            "models=[flow,data-learner]",
+            "+flow={epochs:1,batch_size:64,lr:0.05}",
+        )
+        out = _dvc(root, env, "exp", "run", *[a for o in study for a in ("-S", o)]).stdout
+        ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
+        assert {"train-flow@colour-0", "sample-flow@colour-skewed_k1-0", "evaluate@flow-colour-1-0"} <= ran
+        assert not {s for s in ran if s.startswith(("train-", "sample-")) and "flow" not in s}
+        history = (root / "plots" / "train" / "flow-colour-s0" / "balanced.csv").read_text()
+        assert history.startswith("epoch,nll")
+        metrics = _metrics(root, "flow", "colour", 1)
+        assert set(metrics["classes"]) == {str(c) for c in range(10)} | {"total"}
+        assert "Flow" in (root / "reports" / "tables" / "README.md").read_text()
+    finally:
+        code.unlink(missing_ok=True)
+        entry.unlink(missing_ok=True)
+        (root / "dvc.yaml").write_text(dvc_yaml)
+
+
 def test_controls_calibrate_the_instrument_on_every_factor(tmp_path_factory):
     """The memorizer is memorized on every defined class; the learner is
     learned on >= 90% of classes under the pooled two-proportion test. On the

@@ -31,7 +31,8 @@ from torch import nn
 from pipeline.generative import ema
 from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
 from pipeline.generative.samplers import ancestral, ddim
-from pipeline.params import DdpmParams, Params
+from pipeline.params import Params
+from pipeline.registry.ddpm import DdpmParams
 
 MAX_GROUPS = 8  # GroupNorm groups (Ho et al. use 32 at widths >= 128)
 TIME_EMBEDDING_FACTOR = 4  # embedding width = 4 * channels[0] (Ho et al.)

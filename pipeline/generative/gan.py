@@ -37,7 +37,8 @@ from torch import nn
 
 from pipeline.generative import ema
 from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
-from pipeline.params import GanParams, Params
+from pipeline.params import Params
+from pipeline.registry.gan import GanParams
 
 MLP_GENERATOR_HIDDEN = (256, 512, 1024)
 MLP_DISCRIMINATOR_HIDDEN = (512, 256)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.generative.base import IMAGE_CHANNELS, Method
-from pipeline.params import Params, VaeParams
+from pipeline.params import Params
+from pipeline.registry.vae import VaeParams
 
 # each stride-2 convolution (kernel 4, padding 1) halves an even side exactly
 _KERNEL, _STRIDE, _PADDING = 4, 2, 1

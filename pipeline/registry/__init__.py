@@ -17,10 +17,10 @@ Three kinds of entry (method, step 3 and its controls):
 Each entry lives in its own module of this package (`vae.py`, `gan_sd.py`,
 `controls.py`, ...), found at run time: a model's stages depend on its own
 entry's file, so adding or editing one entry re-runs no other model's
-stages. Adding a family is its code plus one entry module here
-(docs/adding-a-family.md); its train and sample stages follow from the entry
-(`rgf stages --write`). No other module branches on a model's name; they
-ask its entry.
+stages. Adding a family is its code plus one entry module here, which
+holds its params section's schema too (docs/extending.md); its train and
+sample stages follow from the entry (`rgf stages --write`). No other module
+branches on a model's name; they ask its entry.
 
 Nothing heavy is imported here, so the params loader can use it.
 """
@@ -43,6 +43,9 @@ class Family:
     builder: str  # builder(params, image_size, device) -> Method, its networks on device
     # params sections that shape its weights; the first holds epochs, batch_size and lr
     sections: tuple[str, ...]
+    # the schema of its own params section, named after it (a pydantic model
+    # on pipeline.schema.Section); None when it has none of its own
+    schema: type | None = None
     # keys of the first section that change only how a trained model samples (no retraining)
     sampling: tuple[str, ...] = ()
     probe: bool = False  # has a discriminator, probed on held-out rare-class images (section 6.2)
@@ -119,6 +122,10 @@ def _discover() -> tuple[Entry, ...]:
 
 ENTRIES: tuple[Entry, ...] = _discover()
 BY_NAME: dict[str, Entry] = {e.name: e for e in ENTRIES}
+# params section -> its schema: every family's own section (params.Params adds them)
+SCHEMAS: dict[str, type] = {e.name: e.schema for e in ENTRIES if isinstance(e, Family) and e.schema is not None}
+if orphans := sorted({s for e in ENTRIES if isinstance(e, Family) for s in e.sections} - set(SCHEMAS)):
+    raise ValueError(f"pipeline/registry: no entry defines the params sections {orphans} that a family trains under")
 MODELS: tuple[str, ...] = tuple(BY_NAME)
 FAMILIES: tuple[str, ...] = tuple(e.name for e in ENTRIES if isinstance(e, Family))
 CONTROLS: tuple[str, ...] = tuple(e.name for e in ENTRIES if isinstance(e, Control))

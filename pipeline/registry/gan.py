@@ -1,5 +1,26 @@
-"""The GAN (pipeline/generative/gan.py); it has a discriminator to probe (section 6.2)."""
+"""The GAN (pipeline/generative/gan.py) and its params section; it has a
+discriminator to probe (section 6.2)."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from pipeline.registry import Family
+from pipeline.schema import BatchSize, Section, Width
 
-ENTRIES = (Family("gan", "GAN", "pipeline.generative.gan", "build", ("gan",), probe=True, rank=20),)
+
+class GanParams(Section):
+    epochs: Annotated[int, Field(ge=0)]
+    batch_size: BatchSize
+    lr: Annotated[float, Field(gt=0.0)]
+    beta1: Annotated[float, Field(ge=0.0, lt=1.0)]
+    latent_dim: Width
+    architecture: Literal["mlp", "conv"]  # mlp: Goodfellow et al. 2014
+    width: Width  # conv: base channels
+    # weight of the mode-seeking term (Mao et al. 2019); 0 is the plain GAN
+    mode_seeking: Annotated[float, Field(ge=0.0)]
+    # decay of the moving average of G's weights that samples are drawn from; 0: sample G itself
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+ENTRIES = (Family("gan", "GAN", "pipeline.generative.gan", "build", ("gan",), schema=GanParams, probe=True, rank=20),)

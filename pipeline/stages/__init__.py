@@ -102,7 +102,9 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
     except OSError as err:
         if err.errno not in WRITE_ERRORS:
             raise
-        console.print(f"[bold red]error:[/] {escape(str(cannot_write(Path(err.filename or '.'), err)))}", highlight=False)
+        console.print(
+            f"[bold red]error:[/] {escape(str(cannot_write(Path(err.filename or '.'), err)))}", highlight=False
+        )
         return 2
     except KeyboardInterrupt:
         # A terminal's Ctrl-C reaches DVC and the stage together, and DVC may
