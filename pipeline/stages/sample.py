@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline import registry
 from pipeline.errors import RgfError
 from pipeline.files import SampleMeta, write_samples
-from pipeline.generative.sampling import image_grid, samples_of, save_png
+from pipeline.generative.sampling import GRID, image_grid, samples_of, save_png
 from pipeline.paths import run_name, sample_stage
 from pipeline.stages import exit_with, outputs, parser, read_params
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with outputs(started, {args.out: "meta.json"}, [args.grid]) as (out, grid):
         write_samples(out, images, meta)
-        save_png(grid, image_grid(images[:100]))
+        save_png(grid, image_grid(images[:GRID]))
     print(f"{stage}: {len(images)} samples -> {args.out}, grid -> {args.grid}")
 
 
