@@ -9,7 +9,12 @@ import pytest
 from pipeline.cli import build_parser
 from tests.helpers import REPO
 
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "reports").glob("**/reading.md"))]
+DOCS = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    *sorted((REPO / "reports").glob("**/reading.md")),
+    REPO / "reports" / "tuning.md",
+]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 RGF = re.compile(r"(?:^|[\s;&|(`])rgf ([a-z][a-z-]+)")  # in code only (see _code)
 CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
