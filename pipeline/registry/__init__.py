@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 
@@ -98,7 +98,7 @@ class Imported:
     """Samples of a model trained outside rgf, brought in by `rgf import-samples`."""
 
     name: str
-    display: str = field(default="")
+    display: str = ""
     rank: int = 200
     source: str = ""
     kind: ClassVar[str] = "imported"
@@ -172,12 +172,6 @@ def is_family(name: str) -> bool:
 def has_probe(name: str) -> bool:
     found = BY_NAME.get(name)
     return isinstance(found, Family) and found.probe
-
-
-def ordered(names) -> list[str]:
-    """`names` once each, in registry order (families, then controls), unknown ones last by name."""
-    rank = {m: i for i, m in enumerate(MODELS)}
-    return sorted(set(names), key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def runs(models: list[str], factors: list[str]) -> dict[str, list[str]]:
