@@ -185,6 +185,24 @@ def _rarity(args: argparse.Namespace) -> None:
             )
 
 
+def _paper(args: argparse.Namespace) -> None:
+    from pipeline.evaluation.paper import check_out, compare, load_paper, write_comparison
+    from pipeline.files import load_metrics
+
+    check_out(args.out)
+    if not args.metrics.is_dir():
+        raise MetricsError(f"--metrics {args.metrics}: no such folder; give a study's metrics folder")
+    summary, cells = compare(load_metrics(args.metrics), load_paper(args.paper), args.verdict, str(args.metrics))
+    write_comparison(args.out, summary, cells)
+    a = summary["agreement"]
+    kappa = "–" if a["kappa"] is None else f"{a['kappa']:.2f}"
+    console.print(
+        f"{a['agree']}/{a['compared']} cells agree with the paper's Table 4 (kappa {kappa}, "
+        f"{a['undefined']} undefined) -> {args.out}",
+        highlight=False,
+    )
+
+
 def _export_data(args: argparse.Namespace) -> None:
     from pipeline.data.export import export_sets
 
@@ -357,6 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--params", type=Path, default=Path("params.yaml"), help="the design experiments must share")
     ra.add_argument("--out", type=Path, default=Path("reports/rarity"), help="folder for curve.png, curve.csv, ...")
     ra.set_defaults(func=_rarity)
+
+    pa = _command(
+        sub,
+        "paper",
+        "compare a study's verdicts and z with the paper's published Tables 1, 2 and 4, cell by cell",
+        "rgf paper --metrics reports/survey/metrics --out reports/survey/paper",
+    )
+    pa.add_argument("--metrics", type=Path, required=True, help="the study's metrics folder")
+    pa.add_argument("--paper", type=Path, default=Path("references/haider2025"), help="the paper's tables (CSV)")
+    pa.add_argument("--out", type=Path, required=True, help="folder for comparison.json, cells.csv, README.md")
+    pa.add_argument(
+        "--verdict", default="verdict", help="the class rows' verdict to compare (verdicts.<test>: one test's)"
+    )
+    pa.set_defaults(func=_paper)
 
     sv = _command(
         sub,

@@ -261,6 +261,38 @@ class QualityBlock(_File):
     per_class: dict[str, dict[str, int | float | dict[str, float] | None]]
 
 
+class Concentration(_File):
+    """pipeline.evaluation.stats.concentration: n = samples with f = 1, k = those read as the rare class."""
+
+    n_b: int
+    k_b: int
+    n_s: int
+    k_s: int
+    share_balanced: float | None
+    share_skewed: float | None
+    ci_balanced: Interval | None
+    ci_skewed: Interval | None
+    ci_difference: Interval | None
+    z: float | None
+    p_value: float | None
+    verdict: Literal[VERDICTS]
+
+
+class OracleBias(_File):
+    p_model: float | None  # P(f=1) the oracles read on the model's balanced samples of the class
+    p_data: float | None  # ... and on the real balanced test images of the class
+    n_model: int
+    n_data: int
+    difference: float | None
+    flagged: bool  # |difference| > max_oracle_bias
+
+
+class Degradation(_File):
+    target_fd: float
+    strength: float  # blur sigma in pixels (noise sd 12 x strength grey levels)
+    fd: float  # the FD it reached against the real test images
+
+
 class MetricsFile(_File):
     """metrics/<model>/<factor>/k<k>-s<seed>.json: the verdicts of one (model, factor, k, seed)."""
 
@@ -289,6 +321,18 @@ class MetricsFile(_File):
     sample_confidence: float  # the label oracle's mean top probability on the skewed model's samples
     confident_fraction: float  # the share of those samples it reads with p > 0.9
     classes: dict[str, ClassResult]  # "0".."n-1" and "total"
+    # The misread-robust view (pipeline/evaluation/judge.py); absent from files
+    # written before it existed, which the tables show without it.
+    sample_filter: str = "none"  # which samples the filtered verdicts count
+    min_label_confidence: float | None = None
+    kept: dict[Literal["balanced", "skewed"], int] | None = None  # samples the filter kept, per run
+    classes_filtered: dict[str, ClassResult] | None = None  # every class judged from the kept samples only
+    concentration: Concentration | None = None  # of the samples with f = 1, the share read as class k
+    concentration_filtered: Concentration | None = None
+    # per class: the balanced run's P(f=1) against the oracles' reading of real data
+    oracle_bias: dict[str, OracleBias] | None = None
+    max_oracle_bias: float | None = None
+    degradation: Degradation | None = None  # a degraded control's blur strength and the FD it reached
 
     @field_validator("classes")
     @classmethod
@@ -324,3 +368,37 @@ def load_metrics(root: Path) -> list[dict]:
     in path order, as plain dicts; a missing root gives []."""
     paths = sorted(Path(root).glob(METRICS_GLOB))
     return [read_metrics(p).dump() for p in paths if p.parent.parent.name != "oracles"]
+
+
+# --- per-sample reads -------------------------------------------------------
+
+READ_FIELDS = ("index", "label", "label_confidence", "factor", "factor_confidence", "on_manifold", "kept")
+
+
+def write_reads(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """reads/<model>/<factor>/k<k>-s<seed>.npz: for both runs of a comparison,
+    every sample's index, the label oracle's class and top probability, the
+    factor oracle's f and top probability, whether it lies on its class's real
+    manifold and whether the sample filter kept it (`<run>_<field>` arrays)."""
+    expected = {f"{run}_{name}" for run in ("balanced", "skewed") for name in READ_FIELDS}
+    if set(arrays) != expected:
+        raise ValueError(f"reads: expected arrays {sorted(expected)}, got {sorted(arrays)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def read_reads(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """run -> field -> array of a reads file (`write_reads`)."""
+    try:
+        with np.load(path) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a reads file ({err}); rerun its evaluate stage") from None
+    runs: dict[str, dict[str, np.ndarray]] = {}
+    for name, array in arrays.items():
+        run, _, field_name = name.partition("_")
+        runs.setdefault(run, {})[field_name] = array
+    if set(runs) != {"balanced", "skewed"} or any(set(r) != set(READ_FIELDS) for r in runs.values()):
+        raise DataError(f"{path}: holds {sorted(arrays)}, not a reads file; rerun its evaluate stage")
+    return runs

@@ -175,6 +175,13 @@ class EvaluationParams(_Section):
     # a comparison whose runs exceed this FD or fall below this precision is marked low-quality (null: off)
     max_fd: Annotated[float, Field(gt=0.0)] | None
     min_precision: Annotated[float, Field(ge=0.0, le=1.0)] | None
+    # the filtered verdicts count only the samples this keeps (pipeline/evaluation/judge.py, `kept`)
+    sample_filter: Literal["none", "confident", "on_manifold", "both"]
+    min_label_confidence: Annotated[float, Field(ge=0.0, le=1.0)]  # "confident": label oracle's p >= this
+    # a class whose balanced-run P(f=1) differs from the oracles' reading of real data by more is flagged
+    max_oracle_bias: Annotated[float, Field(gt=0.0, le=1.0)]
+    # the degraded controls' images are blurred and noised until their FD reaches this
+    degraded_fd: Annotated[float, Field(gt=0.0)]
 
 
 class _Study(_Section):

@@ -8,7 +8,7 @@ from pipeline.data.build import write_datasets
 from pipeline.data.datasets import assemble
 from pipeline.errors import DataError
 from pipeline.files import DataManifest, DatasetEntry, SampleMeta, read, read_samples
-from pipeline.generative.controls import control_samples, draw_indices
+from pipeline.generative.controls import control_samples, draw_indices, pool
 from pipeline.stages import evaluate, run, sample
 from tests.helpers import compose, params, write_params
 
@@ -22,9 +22,9 @@ def _dataset(n=100, value=0, f=None):
 
 def test_draw_is_without_replacement_when_possible():
     rng = np.random.default_rng(0)
-    idx = draw_indices({"balanced": 50}, {"balanced": 1.0}, 50, rng)["balanced"]
-    assert idx.tolist() == list(range(50))
-    assert len(draw_indices({"balanced": 50}, {"balanced": 1.0}, 80, rng)["balanced"]) == 80
+    idx = draw_indices({"balanced": 100}, {"balanced": 1.0}, 50, rng, "balanced")["balanced"]
+    assert idx.tolist() == pool("balanced", "balanced", 100).tolist()  # every image of the balanced run's half
+    assert len(draw_indices({"balanced": 100}, {"balanced": 1.0}, 80, rng, "balanced")["balanced"]) == 80
 
 
 def test_memorizer_draws_from_its_training_set_and_learner_from_balanced():
@@ -141,7 +141,8 @@ def _evaluate(data_dir, old, oracles, oracle_metrics):
     argv += ["--rare-class", "1", "--seed", "0", "--samples", str(data_dir / "samples")]
     argv += ["--data", str(data_dir / "colour")]
     argv += ["--oracles", str(oracles), "--oracle-metrics", str(oracle_metrics)]
-    return run(evaluate.main, argv + ["--out", str(old)])
+    reads = data_dir / "reads" / "data-learner" / "colour" / "k1-s0.npz"
+    return run(evaluate.main, argv + ["--out", str(old), "--reads", str(reads)])
 
 
 def test_evaluate_refuses_samples_of_another_factor_and_keeps_old_metrics(data_dir, capsys):
@@ -161,3 +162,22 @@ def test_evaluate_refuses_missing_oracles_and_keeps_old_metrics(data_dir, capsys
     assert "none.json: missing" in capsys.readouterr().err
     assert old.read_text() == "OLD"
     assert sorted(p.name for p in old.parent.iterdir()) == ["k1-s0.json"]
+
+
+@pytest.mark.parametrize("control", ["data-learner", "degraded-learner", "data-mixer"])
+def test_a_controls_two_runs_share_no_image(control):
+    """The learner's runs on the balanced and on a skewed set draw from
+    disjoint halves of the balanced set, as two models trained apart would."""
+    n = 400
+    images = np.arange(n, dtype=np.uint32).view(np.uint8).reshape(n, 1, 1, 4)[..., :3]  # each image unique
+    images = np.ascontiguousarray(np.broadcast_to(images, (n, 2, 2, 3)))
+    balanced = assemble(images, images, np.arange(n) % 10, np.zeros(n, np.uint8), np.zeros(n, bool))
+    pools = {"balanced": balanced, "skewed_k1": balanced}
+    runs = [control_samples(control, d, pools, 150, np.random.default_rng(0), 0.2) for d in ("balanced", "skewed_k1")]
+    seen = [{bytes(x) for x in run} for run in runs]
+    assert len(seen[0]) == 150
+    if control != "data-mixer":
+        assert len(seen[1]) == 150
+        assert not seen[0] & seen[1]
+    halves = [set(pool(d, "balanced", n).tolist()) for d in ("balanced", "skewed_k1")]
+    assert not halves[0] & halves[1] and len(halves[0] | halves[1]) == n

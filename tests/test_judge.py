@@ -29,10 +29,10 @@ def oracle_reads(monkeypatch):
     balanced = _read([0] * 100 + [1] * 100, [0, 1] * 100, [0.99] * 200)
     skewed_conf = [0.5] * 30 + [0.99] * 170
     skewed = _read([0] * 100 + [1] * 100, [0] * 100 + [1] * 100, skewed_conf, shift=10.0, seed=1)
-    reads = itertools.cycle([balanced, skewed])
-    monkeypatch.setattr(judge_module, "read_samples", lambda *a: next(reads))
     real_feats = np.random.default_rng(2).normal(size=(400, 8))
-    monkeypatch.setattr(judge_module, "features", lambda *a: real_feats)
+    real_read = Read(np.repeat([0, 1], 200), np.full(400, 0.99), np.tile([0, 1], 200), np.full(400, 0.99), real_feats)
+    reads = itertools.cycle([balanced, skewed, real_read])
+    monkeypatch.setattr(judge_module, "read_samples", lambda *a: next(reads))
     real = FactorDataset(
         np.zeros((400, 4, 4, 3), np.uint8), np.repeat([0, 1], 200), np.zeros(400, np.uint8), np.zeros(400, bool)
     )
@@ -42,7 +42,7 @@ def oracle_reads(monkeypatch):
 def _judge(real, *overrides):
     ev = params("smoke", *overrides).evaluation
     rngs = {run: np.random.default_rng(i) for i, run in enumerate(("balanced", "skewed"))}
-    return judge(None, None, None, None, 1, ev, "cpu", -1, num_classes=2, real=real, rngs=rngs)
+    return judge(None, None, None, None, 1, ev, "cpu", -1, num_classes=2, real=real, rngs=rngs)[0]
 
 
 def test_unsure_samples_are_dropped_before_counting(oracle_reads):
@@ -59,7 +59,7 @@ def test_nothing_is_dropped_by_default(oracle_reads):
 
 
 def test_quality_of_both_runs_and_the_low_quality_mark(oracle_reads):
-    metrics = _judge(oracle_reads, "evaluation.max_fd=5")
+    metrics = _judge(oracle_reads, "evaluation.max_fd=5", "evaluation.min_precision=null")
     quality = metrics["quality"]
     # the balanced run's features come from the real distribution, the skewed run's are shifted by 10 in 8 dims
     assert quality["balanced"]["fd"] < 1.0 and quality["skewed"]["fd"] > 700
@@ -67,7 +67,10 @@ def test_quality_of_both_runs_and_the_low_quality_mark(oracle_reads):
     assert quality["skewed"]["ambiguity"] == pytest.approx(30 / 200)
     assert len(metrics["low_quality"]) == 1 and metrics["low_quality"][0].startswith("skewed: FD ")
     assert metrics["low_quality"][0].endswith("> evaluation.max_fd 5")
-    assert _judge(oracle_reads)["low_quality"] == []  # no threshold, no mark
+    off = ("evaluation.max_fd=null", "evaluation.min_precision=null")
+    assert _judge(oracle_reads, *off)["low_quality"] == []  # no threshold, no mark
+    both = _judge(oracle_reads, "evaluation.max_fd=5", "evaluation.min_precision=0.5")["low_quality"]
+    assert both == ["skewed: FD 803.7 > evaluation.max_fd 5", "skewed: precision 0.00 < evaluation.min_precision 0.5"]
 
 
 def test_a_balanced_runs_quality_is_one_number_in_every_row(oracle_reads):
@@ -90,7 +93,7 @@ def test_a_balanced_runs_quality_is_one_number_in_every_row(oracle_reads):
     oracles = (None, None, {"label": 0.99, "factor": 0.99})
     ev = params("smoke").evaluation
     rows = [
-        evaluate_run("vae", "colour", k, samples, manifest, oracle_reads, oracles, ev, "cpu", seed=0).quality
+        evaluate_run("vae", "colour", k, samples, manifest, oracle_reads, oracles, ev, "cpu", seed=0)[0].quality
         for k in (0, 1)
     ]
     assert rows[0]["balanced"] == rows[1]["balanced"]

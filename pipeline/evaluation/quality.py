@@ -107,7 +107,8 @@ def knn_sq_radii(feats, k: int = 3, chunk_size: int = 1024) -> np.ndarray:
     return out
 
 
-def _covered(queries: np.ndarray, points: np.ndarray, sq_radii: np.ndarray, chunk_size: int) -> np.ndarray:
+@_one_blas_thread
+def covered(queries: np.ndarray, points: np.ndarray, sq_radii: np.ndarray, chunk_size: int = 1024) -> np.ndarray:
     """Whether each query lies in some ball (points[i], radius sqrt(sq_radii[i]))."""
     p_sq = (points * points).sum(axis=1)
     inside = np.empty(len(queries), dtype=bool)
@@ -126,8 +127,8 @@ def precision_recall(real_feats, fake_feats, k: int = 3, chunk_size: int = 1024)
     fake = _features(fake_feats, "fake features", k + 1)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"real features are {real.shape[1]}-d, fake ones {fake.shape[1]}-d")
-    precision = _covered(fake, real, knn_sq_radii(real, k, chunk_size), chunk_size).mean()
-    recall = _covered(real, fake, knn_sq_radii(fake, k, chunk_size), chunk_size).mean()
+    precision = covered(fake, real, knn_sq_radii(real, k, chunk_size), chunk_size).mean()
+    recall = covered(real, fake, knn_sq_radii(fake, k, chunk_size), chunk_size).mean()
     return {"precision": float(precision), "recall": float(recall)}
 
 

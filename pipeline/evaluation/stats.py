@@ -303,3 +303,43 @@ def false_positive_rate(results: Iterable[dict[str, ClassResult]]) -> tuple[int,
             defined += 1
             rejected += row.verdict != "learned"
     return rejected, defined
+
+
+def concentration(
+    counts_balanced: np.ndarray, counts_skewed: np.ndarray, rare_class: int, alpha: float = 0.05
+) -> dict:
+    """Among the samples that carry the factor (f = 1), the share the label
+    oracle puts in the rare class k, skewed run against balanced run.
+
+    The per-class test asks "of class k's samples, how many carry f?", so red
+    samples misread as class k dilute it. This test asks the converse, "of
+    the samples with f, how many are class k?": samples without f never enter
+    it, so misread ones cannot dilute it. A model that ties f to class k
+    raises the share (towards 1 on the skewed data, from about 1/num_classes
+    on the balanced data); one that learned f as a concept keeps it.
+
+    Pooled two-proportion z-test (both shares are estimated), Wilson
+    intervals of each share, Newcombe's interval of their difference;
+    verdict `memorized` when the share rises significantly, `opposite` when
+    it falls, `learned` otherwise, `undefined` without samples with f in a run.
+    """
+    bal = _check_table(counts_balanced, "counts_balanced", len(np.asarray(counts_balanced)))
+    skw = _check_table(counts_skewed, "counts_skewed", len(bal))
+    _check_settings(rare_class, TESTS[0], alpha, CORRECTIONS[0], len(bal), 1)
+    n_b, k_b = int(bal[:, 1].sum()), int(bal[rare_class, 1])
+    n_s, k_s = int(skw[:, 1].sum()), int(skw[rare_class, 1])
+    z, p = two_proportion_z(k_s, n_s, k_b, n_b)
+    return {
+        "n_b": n_b,
+        "k_b": k_b,
+        "n_s": n_s,
+        "k_s": k_s,
+        "share_balanced": k_b / n_b if n_b else None,
+        "share_skewed": k_s / n_s if n_s else None,
+        "ci_balanced": wilson(k_b, n_b),
+        "ci_skewed": wilson(k_s, n_s),
+        "ci_difference": newcombe(k_s, n_s, k_b, n_b),
+        "z": z,
+        "p_value": p,
+        "verdict": verdict(z, p, alpha, 1),
+    }

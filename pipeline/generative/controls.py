@@ -16,15 +16,28 @@ All three go through the same sample -> oracle -> statistics -> report path
 as the real models; the evaluate stage also redraws their samples many times
 (`evaluation.control_resamples`) to measure each test's false- and
 true-positive rates with intervals.
+
+Two runs of a control draw from disjoint halves of the balanced set (`pool`):
+two models trained apart share no sample, and a learner whose two runs
+shared images would show a false-positive rate below theirs.
+
+The degraded memorizer and learner (registry entries with `degraded`) draw
+like the plain ones; the evaluate stage then blurs and noises their images
+(`degrade`) until the label oracle's Fréchet distance reaches
+`evaluation.degraded_fd`, the generative models' quality, so their verdicts
+show how far misreads alone move a verdict.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from pipeline import registry
 from pipeline.data.datasets import FactorDataset
 from pipeline.names import BALANCED
+
+HALVES_SEED = 0  # the permutation that splits the balanced set between a control's two runs
 
 
 def sources(model: str, dataset: str, mixer_fraction: float) -> dict[str, float]:
@@ -38,19 +51,47 @@ def sources(model: str, dataset: str, mixer_fraction: float) -> dict[str, float]
     return {dataset: mixer_fraction, BALANCED: 1 - mixer_fraction}  # mixed
 
 
+def pool(dataset: str, source: str, size: int) -> np.ndarray:
+    """The images of `source` (of `size` images) a control's run on `dataset`
+    may draw: all of them, but of the balanced set only one half, split by a
+    fixed permutation (the same on every machine and for every seed, blind to
+    the set's order): the first half for the run on the balanced set, the
+    second for a run on a skewed set, so a control's two runs never share an image."""
+    every = np.arange(size)
+    if source != BALANCED:
+        return every
+    order = np.random.default_rng(HALVES_SEED).permutation(size)
+    return np.sort(order[: size // 2] if dataset == BALANCED else order[size // 2 :])
+
+
 def draw_indices(
-    sizes: dict[str, int], shares: dict[str, float], num_samples: int, rng: np.random.Generator
+    sizes: dict[str, int], shares: dict[str, float], num_samples: int, rng: np.random.Generator, dataset: str
 ) -> dict[str, np.ndarray]:
     """Sorted indices into each source (sizes: name -> images), round(share x
-    M) from each but the last, which takes the rest; uniform, without
-    replacement when the source is large enough."""
+    M) from each but the last, which takes the rest; uniform over the run's
+    `pool` of each source, without replacement when the pool is large enough."""
     out, left = {}, num_samples
     names = list(shares)
     for i, name in enumerate(names):
         m = left if i == len(names) - 1 else int(round(shares[name] * num_samples))
         left -= m
-        out[name] = np.sort(rng.choice(sizes[name], size=m, replace=m > sizes[name]))
+        allowed = pool(dataset, name, sizes[name])
+        out[name] = np.sort(allowed[rng.choice(len(allowed), size=m, replace=m > len(allowed))])
     return out
+
+
+def degrade(images: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """(N, H, W, 3) uint8 images blurred (Gaussian, sigma = strength pixels)
+    and noised (Gaussian, sd = 12 x strength grey levels): the two faults of
+    CPU-scale samples, soft strokes (read as thin) and speckle. strength 0
+    returns the images unchanged."""
+    if strength < 0:
+        raise ValueError(f"strength: must be >= 0, got {strength}")
+    if strength == 0:
+        return images
+    x = gaussian_filter(images.astype(np.float32), sigma=(0, strength, strength, 0))
+    x += rng.normal(0.0, 12.0 * strength, size=x.shape).astype(np.float32)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def control_samples(
@@ -63,5 +104,5 @@ def control_samples(
 ) -> np.ndarray:
     """(M, H, W, 3) uint8 samples of a control trained on `dataset` (datasets: name -> FactorDataset)."""
     shares = sources(model, dataset, mixer_fraction)
-    idx = draw_indices({name: len(datasets[name].labels) for name in shares}, shares, num_samples, rng)
+    idx = draw_indices({name: len(datasets[name].labels) for name in shares}, shares, num_samples, rng, dataset)
     return np.concatenate([np.asarray(datasets[name].images[i]) for name, i in idx.items()])

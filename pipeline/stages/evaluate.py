@@ -2,7 +2,9 @@
 
 Labels the samples of the balanced-trained and the skewed_k-trained run with
 the factor's two oracles and tests every class (method, step 5; see
-pipeline/evaluation/judge.py). Writes --out, metrics/<model>/<factor>/k<k>-s<seed>.json.
+pipeline/evaluation/judge.py). Writes --out, metrics/<model>/<factor>/k<k>-s<seed>.json,
+and --reads, reads/<model>/<factor>/k<k>-s<seed>.npz: how the oracles read
+every sample, so any later analysis needs no image again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pipeline import registry
 from pipeline.data.datasets import load_dataset
 from pipeline.errors import RgfError
 from pipeline.evaluation.judge import evaluate_run
-from pipeline.files import read_data_manifest, read_samples
+from pipeline.files import read_data_manifest, read_samples, write_reads
 from pipeline.io import pick_device
 from pipeline.names import BALANCED, skewed
 from pipeline.oracle.fit import load_oracles
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--oracles", required=True, type=Path, help="models/oracles/<factor>")
     p.add_argument("--oracle-metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
     p.add_argument("--out", required=True, type=Path, help="metrics/<model>/<factor>/k<k>-s<seed>.json")
+    p.add_argument("--reads", required=True, type=Path, help="reads/<model>/<factor>/k<k>-s<seed>.npz")
     args = p.parse_args(argv)
     k, factor, model, seed = args.rare_class, args.factor, args.model, args.seed
     stage = evaluate_stage(model, factor, k, seed)
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     data_manifest = read_data_manifest(args.data)
     oracles = load_oracles(args.oracles, args.oracle_metrics, params.oracle.min_accuracy)
-    metrics = evaluate_run(
+    metrics, reads = evaluate_run(
         model,
         factor,
         k,
@@ -59,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         seed,
         {name: load_dataset(args.data / name) for name in samples} if registry.is_control(model) else None,
     )
-    with outputs(started, files=[args.out]) as (out,):
+    with outputs(started, files=[args.out, args.reads]) as (out, reads_out):
         metrics.write(out)
+        write_reads(reads_out, reads)
     verdicts = [r.verdict for c, r in metrics.classes.items() if c != "total"]
     counts = f"{verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
     print(f"{stage}: {counts}")

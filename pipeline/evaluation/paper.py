@@ -1,0 +1,547 @@
+"""A study against the paper's published tables, cell by cell (Haider,
+Moroshko, Xue and Tsaftaris 2025; Tables 1, 2 and 4, as transcribed in
+references/haider2025/).
+
+A cell is one (model, factor, rare class k, digit) of Table 4, the digits
+0-9 and its summary row (the paper's "all", our "total"). The study's
+verdict of a cell is read from its metrics file (`verdict` by default, or
+any key or function of a class row: `join`) and turned into the paper's
+marks as Table 4 does (`tables.summary_table`, `rarity.run_rows`): learned
+is L, memorized is M, and opposite (a significant move against the skew)
+is M too. An undefined cell has no mark: it is left out of every share and
+of kappa, and counted apart. Controls and anything the paper has no cell
+for (another model, factor or k, a manifest source) are left out, counted
+by files. With several seeds a cell has a row per seed and one for the
+seeds' majority; the statistics count each cell once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+# scikit-learn is locked (requirements/lock.txt, through mlxtend), so kappa and the
+# confusion table come from it rather than from a formula of our own
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+from pipeline import registry
+from pipeline.errors import RgfError
+from pipeline.evaluation.tables import MARKS, ordered, to_markdown
+from pipeline.io import atomic_dir, write_json
+from pipeline.names import FACTORS, VERDICTS
+from pipeline.registry import MODELS, display
+
+TABLE_4 = "table_4_verdicts.csv"
+TABLES_1_2 = "tables_1_2_z.csv"
+SIGNATURE = "comparison.json"  # the file every paper-comparison output holds
+TOTAL = "total"
+DIGITS = tuple(str(d) for d in range(10))
+LM = ("L", "M")
+# the paper's marks of our verdicts: opposite counts as M, as in Table 4; undefined has none
+MARK = {**MARKS, "opposite": MARKS["memorized"], "undefined": ""}
+ROWS = {"rare": "rare class", "other": "other classes", TOTAL: "total"}
+FIX = "give --paper the folder with the paper's tables as published (references/haider2025)"
+
+Selector = str | Callable[[dict], str]
+# the groups agreement is broken down by: the rare class's own row, the other digits and the total, per k
+BY = {"model": ["model"], "factor": ["factor"], "k": ["rare_class"], "row": ["row", "rare_class"]}
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Tables 1, 2 and 4 as one frame: rare_class, factor, model, digit ("0".."9", "total"),
+    verdict (L/M), z (NaN where the paper prints none), bold (the paper prints z bold)."""
+
+    cells: pd.DataFrame
+    folder: str
+
+
+def _read(path: Path, columns: list[str]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise RgfError(f"{path}: missing; {FIX}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise RgfError(f"{path}: not a readable CSV ({str(err).strip()}); {FIX}") from None
+    if list(table.columns) != columns:
+        raise RgfError(f"{path}: columns {list(table.columns)}, expected {columns}; {FIX}")
+    table = table.apply(lambda column: column.str.strip())
+    _check(path, table, "rare_class", table["rare_class"].str.fullmatch(r"\d+"), "a class number")
+    _check(path, table, "model", table["model"].isin(MODELS), f"one of {', '.join(MODELS)}")
+    _check(path, table, "factor", table["factor"].isin(FACTORS), f"one of {', '.join(FACTORS)}")
+    return table.astype({"rare_class": int})
+
+
+def _check(path: Path, table: pd.DataFrame, column: str, ok: pd.Series, expected: str) -> None:
+    if not ok.all():
+        line = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise RgfError(f"{path}, line {line + 2}: {column} {table[column].iloc[line]!r}, expected {expected}; {FIX}")
+
+
+def _grid(path: Path, table: pd.DataFrame, digits: tuple[str, ...]) -> None:
+    """Every (k, factor, model) column has each of `digits` once."""
+    keys = ["rare_class", "factor", "model"]
+    counts = table.groupby(keys)["digit"].agg(lambda d: sorted(d) == sorted(digits))
+    if not counts.all():
+        k, factor, model = counts.index[~counts.to_numpy()][0]
+        raise RgfError(
+            f"{path}: k={k} {factor} {model} lacks a digit or repeats one (needs {', '.join(digits)}); {FIX}"
+        )
+
+
+def load_paper(folder: Path) -> Paper:
+    """The paper's Table 4 (L/M per digit and its "all" row; its "count" row must
+    equal the column's L) and Tables 1-2 (z, blank where none is printed)."""
+    folder = Path(folder)
+    path4, path12 = folder / TABLE_4, folder / TABLES_1_2
+    t4 = _read(path4, ["rare_class", "factor", "digit", "model", "verdict"])
+    _check(path4, t4, "digit", t4["digit"].isin([*DIGITS, "all", "count"]), "0-9, all or count")
+    _grid(path4, t4, (*DIGITS, "all", "count"))
+    marks = t4["digit"] != "count"
+    _check(path4, t4, "verdict", t4["verdict"].isin(LM) | ~marks, "L or M")
+    _check(path4, t4, "verdict", t4["verdict"].str.fullmatch(r"\d+") | marks, "a count of L")
+    learned = t4[marks].groupby(["rare_class", "factor", "model"])["verdict"].agg(lambda v: str((v == "L").sum()))
+    stated = t4[~marks].set_index(["rare_class", "factor", "model"])["verdict"]
+    if (wrong := stated[stated != learned.reindex(stated.index)]).size:
+        (k, factor, model), n = wrong.index[0], wrong.iloc[0]
+        raise RgfError(f"{path4}: k={k} {factor} {model}: count {n}, its digits hold {learned[k, factor, model]} L")
+    t4 = t4[marks].replace({"digit": {"all": TOTAL}})
+    t12 = _read(path12, ["rare_class", "factor", "digit", "model", "z", "marked_learned"])
+    _check(path12, t12, "digit", t12["digit"].isin([*DIGITS, TOTAL]), "0-9 or total")
+    _grid(path12, t12, (*DIGITS, TOTAL))
+    z = pd.to_numeric(t12["z"].replace("", "nan"), errors="coerce")
+    _check(path12, t12, "z", z.notna() | (t12["z"] == ""), "a number or blank")
+    _check(path12, t12, "marked_learned", t12["marked_learned"].isin(["", "bold"]), "blank or bold")
+    t12 = t12.assign(z=z, bold=t12["marked_learned"] == "bold").drop(columns="marked_learned")
+    keys = ["rare_class", "factor", "model", "digit"]
+    cells = t4.merge(t12, on=keys, how="outer", indicator=True)
+    if (cells["_merge"] != "both").any():
+        raise RgfError(f"{folder}: {TABLE_4} and {TABLES_1_2} cover different cells; {FIX}")
+    return Paper(_sorted(cells.drop(columns="_merge"))[[*keys, "verdict", "z", "bold"]], str(folder))
+
+
+def _sorted(cells: pd.DataFrame) -> pd.DataFrame:
+    rank = {"model": MODELS, "factor": FACTORS, "digit": (*DIGITS, TOTAL)}
+    by = [c for c in ("rare_class", "factor", "model", "digit", "seed") if c in cells]
+    key = {c: {v: i for i, v in enumerate(rank[c])} for c in rank}
+    return cells.sort_values(by, key=lambda s: s.map(key[s.name]) if s.name in key else s).reset_index(drop=True)
+
+
+def _select(verdict: Selector) -> tuple[Callable[[dict], str], str]:
+    """A class row -> its verdict: a key (dotted into nested dicts: `verdicts.two_proportion`) or a function."""
+    if callable(verdict):
+        return verdict, getattr(verdict, "__name__", "custom")
+
+    def pick(row: dict) -> str:
+        value = row
+        for part in verdict.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise KeyError(verdict)
+            value = value[part]
+        return value
+
+    return pick, verdict
+
+
+def _study_rows(m: dict, pick: Callable[[dict], str], label: str) -> list[dict]:
+    rows = []
+    for key, row in m["classes"].items():
+        name = f"{m['model']}/{m['factor']}/k{m['rare_class']}-s{m['seed']}, class {key}"
+        try:
+            verdict = pick(row)
+        except KeyError:
+            raise RgfError(
+                f"{name}: no {label!r}; choose a verdict every class row has (verdict, verdicts.<test>)"
+            ) from None
+        if verdict not in VERDICTS:
+            raise RgfError(f"{name}: {label} is {verdict!r}, expected one of {', '.join(VERDICTS)}")
+        z = row.get("z") if verdict != "undefined" else None
+        digit = TOTAL if key == "total" else key
+        rows.append(
+            {
+                **{"rare_class": m["rare_class"], "factor": m["factor"], "model": m["model"], "digit": digit},
+                **{"seed": str(m["seed"]), "study_verdict": verdict, "study": MARK[verdict]},
+                "study_z": np.nan if z is None else float(z),
+            }
+        )
+    return rows
+
+
+def _majority(group: pd.DataFrame) -> dict:
+    """One cell over its seeds: the mark most defined seeds give (none on a tie or
+    when no seed is defined), every seed's verdict, z the defined seeds' mean."""
+    top = Counter(m for m in group["study"] if m).most_common(2)
+    mark = top[0][0] if top and (len(top) == 1 or top[0][1] > top[1][1]) else ""
+    return {
+        **group.iloc[0].to_dict(),
+        **{"seed": "majority", "counted": True, "study": mark, "study_verdict": ",".join(group["study_verdict"])},
+        "study_z": group.loc[group["study"] != "", "study_z"].mean() if mark else np.nan,
+    }
+
+
+def join(metrics: list[dict], paper: Paper, verdict: Selector = "verdict") -> tuple[pd.DataFrame, dict[str, int]]:
+    """Every cell of the study that Table 4 has, beside the paper's verdict and z.
+
+    `metrics`: loaded metrics files (`files.load_metrics`); `verdict`: the class
+    row's key to compare (default the configured `verdict`; `verdicts.<test>`,
+    any later field) or a function of the row returning one of VERDICTS.
+    Returns the cells (rare_class, factor, model, digit, row, seed, counted,
+    paper, paper_z, paper_bold, study_verdict, study, study_z, agree; `counted`
+    marks the one row per cell the statistics use: the seeds' majority, or the
+    only seed's row) and what was left out: files of controls, files and cells
+    the paper has no cell for, paper cells the study lacks."""
+    pick, label = _select(verdict)
+    left_out = {"control_files": 0, "files_not_in_paper": 0, "cells_not_in_paper": 0}
+    keys = ["rare_class", "factor", "model"]
+    columns = set(map(tuple, paper.cells[keys].to_numpy()))
+    rows = []
+    for m in metrics:
+        if not registry.is_family(m["model"]):
+            left_out["control_files"] += 1
+        elif m.get("source") == "manifest" or (m["rare_class"], m["factor"], m["model"]) not in columns:
+            left_out["files_not_in_paper"] += 1
+        else:
+            rows += _study_rows(m, pick, label)
+    if not rows:
+        raise RgfError(
+            f"no metrics file of a generative model has a cell in the paper's tables (MNIST; models "
+            f"{', '.join(ordered(paper.cells['model'], MODELS))}; k {sorted(set(paper.cells['rare_class']))})"
+        )
+    study = pd.DataFrame(rows)
+    ours = paper.cells.rename(columns={"verdict": "paper", "z": "paper_z", "bold": "paper_bold"})
+    cells = study.merge(ours, on=[*keys, "digit"], how="left", indicator=True)
+    left_out["cells_not_in_paper"] = int((cells["_merge"] == "left_only").sum())
+    cells = cells[cells["_merge"] == "both"].drop(columns="_merge")
+    seeds = cells.groupby([*keys, "digit"])["seed"].transform("size")
+    cells = cells.assign(counted=seeds == 1)
+    majority = [_majority(g) for _, g in cells[seeds > 1].groupby([*keys, "digit"])]
+    cells = pd.concat([cells, pd.DataFrame(majority, columns=cells.columns)], ignore_index=True)
+    left_out["paper_cells_missing"] = len(ours) - cells[[*keys, "digit"]].drop_duplicates().shape[0]
+    row = np.where(
+        cells["digit"] == TOTAL, TOTAL, np.where(cells["digit"] == cells["rare_class"].astype(str), "rare", "other")
+    )
+    agree = (cells["paper"] == cells["study"]).astype("boolean").mask(cells["study"] == "")
+    cells = cells.assign(row=row, agree=agree)
+    order = ["rare_class", "factor", "model", "digit", "row", "seed", "counted", "paper", "paper_z", "paper_bold"]
+    return _sorted(cells[[*order, "study_verdict", "study", "study_z", "agree"]]), left_out
+
+
+# --- agreement with Table 4 -------------------------------------------------
+
+
+def kappa(paper: list[str], study: list[str]) -> float | None:
+    """Cohen's kappa of two L/M ratings of the same cells; None where it is
+    undefined: no cells, or both give one and the same mark everywhere."""
+    if not paper or len(set(paper) | set(study)) == 1:
+        return None
+    return float(cohen_kappa_score(paper, study, labels=list(LM)))
+
+
+def agreement(cells: pd.DataFrame) -> dict:
+    """The counted cells with a study mark: how many agree, their share, Cohen's
+    kappa, the share that calling every cell M scores (`baseline_m`) and the
+    confusion table (`confusion[paper][study]`); undefined cells counted apart."""
+    counted = cells[cells["counted"]]
+    defined = counted[counted["study"] != ""]
+    paper, study = defined["paper"].tolist(), defined["study"].tolist()
+    table = confusion_matrix(paper, study, labels=list(LM)) if paper else np.zeros((2, 2), dtype=int)
+    n, agree = len(defined), int(np.trace(table))
+    return {
+        "cells": len(counted),
+        "compared": n,
+        "undefined": len(counted) - n,
+        "agree": agree,
+        "agreement": agree / n if n else None,
+        "kappa": kappa(paper, study),
+        "baseline_m": paper.count("M") / n if n else None,
+        "confusion": {p: {s: int(table[i, j]) for j, s in enumerate(LM)} for i, p in enumerate(LM)},
+    }
+
+
+def agreement_by(cells: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`agreement` per group of `columns` (["model"], ["row", "rare_class"], ...),
+    one row each, in the paper's order; the confusion table as paper_<L|M>_study_<L|M>."""
+    rank = {"model": MODELS, "factor": FACTORS, "row": tuple(ROWS)}
+    records = []
+    for values, group in cells.groupby(columns):
+        a = agreement(group)
+        confusion = {f"paper_{p}_study_{s}": a["confusion"][p][s] for p in LM for s in LM}
+        records.append({**dict(zip(columns, values, strict=True)), **a, **confusion})
+    table = pd.DataFrame(records).drop(columns="confusion")
+    order = [table[c].map({v: i for i, v in enumerate(rank[c])}) if c in rank else table[c] for c in columns]
+    return table.iloc[np.lexsort(order[::-1])].set_index(columns)
+
+
+def z_agreement(cells: pd.DataFrame) -> dict:
+    """Tables 1-2 against the study's z over the counted cells where both have
+    one: sign agreement and Spearman's rho; how often each side's z is
+    positive on the rare class's row (its z where the paper and we have one)."""
+    counted = cells[cells["counted"]]
+    both = counted.dropna(subset=["paper_z", "study_z"])
+    rho = spearmanr(both["paper_z"], both["study_z"]) if len(both) > 2 else None
+    same = int((np.sign(both["paper_z"]) == np.sign(both["study_z"])).sum())
+    rare = counted[counted["row"] == "rare"]
+    return {
+        "cells": len(both),
+        "same_sign": same,
+        "sign_agreement": same / len(both) if len(both) else None,
+        "spearman_rho": None if rho is None or np.isnan(rho.statistic) else float(rho.statistic),
+        "spearman_p": None if rho is None or np.isnan(rho.pvalue) else float(rho.pvalue),
+        "rare_paper_positive": int((rare["paper_z"] > 0).sum()),
+        "rare_paper_with_z": int(rare["paper_z"].notna().sum()),
+        "rare_study_positive": int((rare["study_z"] > 0).sum()),
+        "rare_study_with_z": int(rare["study_z"].notna().sum()),
+    }
+
+
+# --- the paper's qualitative claims ----------------------------------------
+
+CLAIMS = {
+    "a": ("colour is memorized by every model", "no model has an L cell on colour"),
+    "b": ("DDPM memorizes most", "the DDPM's share of M cells is above every other model's"),
+    "c": ("spectral decoupling lowers GAN memorization", "GAN-SD's share of M cells is below the GAN's"),
+    "d": ("fracture is learned most often", "fracture's share of L cells is above every other factor's"),
+}
+
+
+def _shares(marks: pd.DataFrame, column: str, mark: str) -> pd.DataFrame:
+    grouped = marks.groupby(column)["mark"]
+    table = pd.DataFrame({"count": grouped.agg(lambda m: int((m == mark).sum())), "cells": grouped.size()})
+    return table.assign(share=table["count"] / table["cells"])
+
+
+def _numbers(table: pd.DataFrame, mark: str, names: Callable[[str], str] = str) -> str:
+    return ", ".join(f"{names(r.Index)} {r.count}/{r.cells} {mark}" for r in table.itertuples())
+
+
+def _highest(table: pd.DataFrame, name: str) -> bool | None:
+    if name not in table.index or len(table) < 2:
+        return None
+    return bool((table.loc[name, "share"] > table.drop(index=name)["share"]).all())
+
+
+def claims(marks: pd.DataFrame) -> dict[str, dict]:
+    """The paper's four claims (CLAIMS) on one side's marks (columns model,
+    factor, digit, mark L/M; undefined cells absent), over the digits 0-9 as
+    Table 4's counts are: claim -> holds (None: a model or factor it needs
+    is absent) and the numbers behind it. Shares rather than counts, so that a
+    model with fewer undefined cells is not called the bigger memorizer."""
+    digits = marks[marks["digit"] != TOTAL]
+    models = _shares(digits, "model", "M").loc[lambda t: ordered(t.index, MODELS)]
+    factors = _shares(digits, "factor", "L").loc[lambda t: ordered(t.index, FACTORS)]
+    colour = _shares(digits[digits["factor"] == "colour"], "model", "L").loc[lambda t: ordered(t.index, MODELS)]
+    gan = models.reindex(["gan", "gan_sd"])["share"]
+    return {
+        "a": {
+            "holds": bool((colour["count"] == 0).all()) if len(colour) else None,
+            "numbers": _numbers(colour, "L", display),
+        },
+        "b": {"holds": _highest(models, "ddpm"), "numbers": _numbers(models, "M", display)},
+        "c": {
+            "holds": None if gan.isna().any() else bool(gan["gan_sd"] < gan["gan"]),
+            "numbers": _numbers(models.reindex(["gan", "gan_sd"]).dropna(), "M", display),
+        },
+        "d": {"holds": _highest(factors, "fracture"), "numbers": _numbers(factors, "L")},
+    }
+
+
+def paper_marks(paper: Paper) -> pd.DataFrame:
+    return paper.cells.rename(columns={"verdict": "mark"})[["rare_class", "factor", "model", "digit", "mark"]]
+
+
+def study_marks(cells: pd.DataFrame) -> pd.DataFrame:
+    defined = cells[cells["counted"] & (cells["study"] != "")]
+    return defined.rename(columns={"study": "mark"})[["rare_class", "factor", "model", "digit", "mark"]]
+
+
+# --- the comparison and its files -------------------------------------------
+
+
+def compare(
+    metrics: list[dict], paper: Paper, verdict: Selector = "verdict", source: str = ""
+) -> tuple[dict, pd.DataFrame]:
+    """The study's metrics (from `source`) against the paper: (summary for comparison.json, the joined cells)."""
+    cells, left_out = join(metrics, paper, verdict)
+    overall = agreement(cells)
+    counted = cells[cells["counted"]]
+    # the earlier count over every cell (an undefined one as a disagreement), and the paper's own
+    # convention for its "–" cells, an undefined one counted as M
+    overall["agreement_of_all"] = overall["agree"] / overall["cells"]
+    overall["agree_undefined_as_m"] = int((counted["paper"] == counted["study"].replace("", "M")).sum())
+    by = {name: agreement_by(cells, columns) for name, columns in BY.items()}
+    ours, theirs = claims(study_marks(cells)), claims(paper_marks(paper))
+    summary = {
+        "metrics": source,
+        "paper": paper.folder,
+        "verdict": _select(verdict)[1],
+        "seeds": sorted(set(cells.loc[cells["seed"] != "majority", "seed"]), key=int),
+        "left_out": left_out,
+        "agreement": overall,
+        "by": {name: _records(table) for name, table in by.items()},
+        "z": z_agreement(cells),
+        "claims": {
+            key: {"claim": text, "rule": rule, "paper": theirs[key], "study": ours[key]}
+            for key, (text, rule) in CLAIMS.items()
+        },
+    }
+    return summary, cells
+
+
+def _records(table: pd.DataFrame) -> dict[str, dict]:
+    """A table as JSON-ready rows keyed by its index ("rare k=1" for two levels), NaN as None."""
+    rows = table.to_dict("index")
+    key = (lambda i: f"{i[0]} k={i[1]}") if table.index.nlevels == 2 else str
+    return {key(i): {k: None if pd.isna(v) else v for k, v in row.items()} for i, row in rows.items()}
+
+
+def check_out(out: Path) -> None:
+    """Refuse, before any work, an output folder that holds something else:
+    the repository's root, a file, a folder with files but no comparison.json."""
+    out = Path(out)
+    if out.resolve() == Path.cwd().resolve() or (out / ".git").exists() or (out / "dvc.yaml").exists():
+        raise RgfError(f"--out {out}: the repository's root; give a folder of its own, e.g. reports/survey/paper")
+    if out.exists() and not out.is_dir():
+        raise RgfError(f"--out {out}: a file; give a folder for comparison.json, cells.csv and README.md")
+    if out.is_dir() and any(out.iterdir()) and not (out / SIGNATURE).is_file():
+        raise RgfError(f"--out {out}: holds files but no {SIGNATURE} (not an earlier comparison); give a new folder")
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{n / d:.0%} ({n}/{d})" if d else "–"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _table(by: dict[str, dict], name: str, label: Callable[[str], str] = str) -> str:
+    rows = [
+        {
+            name: label(key),
+            "agree": _pct(a["agree"], a["compared"]),
+            "kappa": _num(a["kappa"]),
+            "all M scores": _pct(a["paper M / study L"] + a["paper M / study M"], a["compared"]),
+            "undefined": a["undefined"],
+        }
+        for key, a in by.items()
+    ]
+    return to_markdown(pd.DataFrame(rows).set_index(name))
+
+
+README = """\
+# The study against the paper, cell by cell
+
+`rgf paper` set the study's verdicts (`{metrics}`, class rows' `{verdict}`; seeds {seeds}) beside the
+paper's Table 4 (Haider, Moroshko, Xue and Tsaftaris 2025; `{paper}`), and its z beside Tables 1-2. A
+cell is one model, factor, rare class k and digit 0-9, or the paper's total row; the study's opposite
+counts as M, as in the paper's Table 4. Undefined cells (too few samples, P_c^u of 0 or 1) have no
+verdict: they count in no share and in no kappa, and are listed apart. Every cell: `cells.csv`; every
+number here: `comparison.json`.
+
+**{agree}** of the {compared} cells both have agree, Cohen's kappa **{kappa}**; answering M everywhere
+would score {baseline}. {undefined} cells are undefined in the study; over all {cells} cells (an undefined
+one counted as disagreeing) {agree_of_all} agree, and counting an undefined cell as M (the paper's own
+convention for its "–" cells) {as_m}.
+
+| paper \\ study | L | M |
+| --- | --- | --- |
+| L | {LL} | {LM} |
+| M | {ML} | {MM} |
+
+## By model
+
+{by_model}
+
+## By factor
+
+{by_factor}
+
+## By rare class k
+
+{by_k}
+
+## By row (the rare class's own row, the other digits, the total)
+
+{by_row}
+
+## z against Tables 1-2
+
+Over the {z_cells} cells where both the paper and the study print a z: same sign in {sign}, Spearman's
+rho {rho}. On the rare class's row the paper's z is positive in {rare_paper} cells, the study's in
+{rare_study}.
+
+## The paper's claims
+
+Each rule is computed on the digits 0-9, on the paper's own table as on the study's cells.
+
+{claims}
+
+## Left out
+
+{left_out}
+"""
+
+
+def readme(summary: dict) -> str:
+    """README.md of a comparison: its tables in Markdown."""
+    a, z, by = summary["agreement"], summary["z"], summary["by"]
+    c = {f"{p}{s}": a["confusion"][p][s] for p in LM for s in LM}
+    claims_rows = [
+        {
+            "claim": f"({key}) {c['claim']}",
+            "rule": c["rule"],
+            "paper": {True: "holds", False: "does not hold", None: "–"}[c["paper"]["holds"]],
+            "study": {True: "reproduced", False: "not reproduced", None: "not assessable"}[c["study"]["holds"]],
+            "study's numbers": c["study"]["numbers"],
+            "paper's numbers": c["paper"]["numbers"],
+        }
+        for key, c in summary["claims"].items()
+    ]
+    left = summary["left_out"]
+    return README.format(
+        metrics=summary["metrics"] or "metrics",
+        verdict=summary["verdict"],
+        seeds=", ".join(summary["seeds"]),
+        paper=summary["paper"],
+        agree=_pct(a["agree"], a["compared"]),
+        compared=a["compared"],
+        kappa=_num(a["kappa"]),
+        baseline=_pct(a["confusion"]["M"]["L"] + a["confusion"]["M"]["M"], a["compared"]),
+        undefined=a["undefined"],
+        cells=a["cells"],
+        agree_of_all=_pct(a["agree"], a["cells"]),
+        as_m=_pct(a["agree_undefined_as_m"], a["cells"]),
+        **c,
+        by_model=_table(by["model"], "model", display),
+        by_factor=_table(by["factor"], "factor"),
+        by_k=_table(by["rare_class"], "k"),
+        by_row=_table(by["row"], "row", ROWS.get),
+        z_cells=z["cells"],
+        sign=_pct(z["same_sign"], z["cells"]),
+        rho=_num(z["spearman_rho"]),
+        rare_paper=f"{z['rare_paper_positive']} of {z['rare_paper_with_z']}",
+        rare_study=f"{z['rare_study_positive']} of {z['rare_study_with_z']}",
+        claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim")),
+        left_out="\n".join(
+            [
+                f"- {left['control_files']} metrics files of controls (not in the paper)",
+                f"- {left['files_not_in_paper']} files of a model, factor, k or source the paper has no column for",
+                f"- {left['cells_not_in_paper']} classes the paper has no row for",
+                f"- {left['paper_cells_missing']} of the paper's cells the study has no metrics file for",
+            ]
+        ),
+    )
+
+
+def write_comparison(out: Path, summary: dict, cells: pd.DataFrame) -> None:
+    """comparison.json, cells.csv and README.md in `out`, replaced together."""
+    with atomic_dir(out, SIGNATURE) as tmp:
+        write_json(tmp / SIGNATURE, summary)
+        cells.to_csv(tmp / "cells.csv", index=False)
+        (tmp / "README.md").write_text(readme(summary))
