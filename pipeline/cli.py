@@ -192,7 +192,8 @@ def _paper(args: argparse.Namespace) -> None:
     check_out(args.out)
     if not args.metrics.is_dir():
         raise MetricsError(f"--metrics {args.metrics}: no such folder; give a study's metrics folder")
-    summary, cells = compare(load_metrics(args.metrics), load_paper(args.paper), args.verdict, str(args.metrics))
+    tables = load_paper(args.paper)
+    summary, cells = compare(load_metrics(args.metrics), tables, args.verdict, args.classes, str(args.metrics))
     write_comparison(args.out, summary, cells)
     a = summary["agreement"]
     kappa = "–" if a["kappa"] is None else f"{a['kappa']:.2f}"
@@ -387,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--out", type=Path, required=True, help="folder for comparison.json, cells.csv, README.md")
     pa.add_argument(
         "--verdict", default="verdict", help="the class rows' verdict to compare (verdicts.<test>: one test's)"
+    )
+    pa.add_argument(
+        "--classes", default="classes", help="the files' class rows to compare (classes_filtered: the filtered view)"
     )
     pa.set_defaults(func=_paper)
 

@@ -4,8 +4,9 @@ references/haider2025/).
 
 A cell is one (model, factor, rare class k, digit) of Table 4, the digits
 0-9 and its summary row (the paper's "all", our "total"). The study's
-verdict of a cell is read from its metrics file (`verdict` by default, or
-any key or function of a class row: `join`) and turned into the paper's
+verdict of a cell is read from its metrics file (the class rows of
+`classes` and their `verdict` by default; `classes_filtered`, another key
+or a function of the row: `join`) and turned into the paper's
 marks as Table 4 does (`tables.summary_table`, `rarity.run_rows`): learned
 is L, memorized is M, and opposite (a significant move against the skew)
 is M too. An undefined cell has no mark: it is left out of every share and
@@ -71,6 +72,8 @@ def _read(path: Path, columns: list[str]) -> pd.DataFrame:
         raise RgfError(f"{path}: not a readable CSV ({str(err).strip()}); {FIX}") from None
     if list(table.columns) != columns:
         raise RgfError(f"{path}: columns {list(table.columns)}, expected {columns}; {FIX}")
+    if table.empty:
+        raise RgfError(f"{path}: no rows; {FIX}")
     table = table.apply(lambda column: column.str.strip())
     _check(path, table, "rare_class", table["rare_class"].str.fullmatch(r"\d+"), "a class number")
     _check(path, table, "model", table["model"].isin(MODELS), f"one of {', '.join(MODELS)}")
@@ -127,10 +130,16 @@ def load_paper(folder: Path) -> Paper:
 
 
 def _sorted(cells: pd.DataFrame) -> pd.DataFrame:
+    """In the paper's order: k, factor, model, digit 0-9 then total, seeds then their majority."""
     rank = {"model": MODELS, "factor": FACTORS, "digit": (*DIGITS, TOTAL)}
+
+    def key(column: pd.Series) -> pd.Series:
+        if column.name == "seed":
+            return column.map(lambda s: int(s) if s.isdigit() else np.inf)
+        return column.map({v: i for i, v in enumerate(rank[column.name])}) if column.name in rank else column
+
     by = [c for c in ("rare_class", "factor", "model", "digit", "seed") if c in cells]
-    key = {c: {v: i for i, v in enumerate(rank[c])} for c in rank}
-    return cells.sort_values(by, key=lambda s: s.map(key[s.name]) if s.name in key else s).reset_index(drop=True)
+    return cells.sort_values(by, key=key).reset_index(drop=True)
 
 
 def _select(verdict: Selector) -> tuple[Callable[[dict], str], str]:
@@ -149,10 +158,15 @@ def _select(verdict: Selector) -> tuple[Callable[[dict], str], str]:
     return pick, verdict
 
 
-def _study_rows(m: dict, pick: Callable[[dict], str], label: str) -> list[dict]:
+def _study_rows(m: dict, classes: str, pick: Callable[[dict], str], label: str) -> list[dict]:
+    run = f"{m['model']}/{m['factor']}/k{m['rare_class']}-s{m['seed']}"
+    if not isinstance(m.get(classes), dict):
+        raise RgfError(
+            f"{run}: no {classes!r} (written before it existed?); rerun its evaluate stage or compare `classes`"
+        )
     rows = []
-    for key, row in m["classes"].items():
-        name = f"{m['model']}/{m['factor']}/k{m['rare_class']}-s{m['seed']}, class {key}"
+    for key, row in m[classes].items():
+        name = f"{run}, class {key}"
         try:
             verdict = pick(row)
         except KeyError:
@@ -185,12 +199,16 @@ def _majority(group: pd.DataFrame) -> dict:
     }
 
 
-def join(metrics: list[dict], paper: Paper, verdict: Selector = "verdict") -> tuple[pd.DataFrame, dict[str, int]]:
+def join(
+    metrics: list[dict], paper: Paper, verdict: Selector = "verdict", classes: str = "classes"
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Every cell of the study that Table 4 has, beside the paper's verdict and z.
 
-    `metrics`: loaded metrics files (`files.load_metrics`); `verdict`: the class
-    row's key to compare (default the configured `verdict`; `verdicts.<test>`,
-    any later field) or a function of the row returning one of VERDICTS.
+    `metrics`: loaded metrics files (`files.load_metrics`); `classes`: which of
+    a file's maps of class rows to read (`classes`; `classes_filtered`, judged
+    from the samples the filter kept; any later one); `verdict`: the row's key
+    to compare (default the configured `verdict`; `verdicts.<test>`; any later
+    field) or a function of the row returning one of VERDICTS; z is the row's.
     Returns the cells (rare_class, factor, model, digit, row, seed, counted,
     paper, paper_z, paper_bold, study_verdict, study, study_z, agree; `counted`
     marks the one row per cell the statistics use: the seeds' majority, or the
@@ -207,7 +225,7 @@ def join(metrics: list[dict], paper: Paper, verdict: Selector = "verdict") -> tu
         elif m.get("source") == "manifest" or (m["rare_class"], m["factor"], m["model"]) not in columns:
             left_out["files_not_in_paper"] += 1
         else:
-            rows += _study_rows(m, pick, label)
+            rows += _study_rows(m, classes, pick, label)
     if not rows:
         raise RgfError(
             f"no metrics file of a generative model has a cell in the paper's tables (MNIST; models "
@@ -312,12 +330,12 @@ CLAIMS = {
 
 def _shares(marks: pd.DataFrame, column: str, mark: str) -> pd.DataFrame:
     grouped = marks.groupby(column)["mark"]
-    table = pd.DataFrame({"count": grouped.agg(lambda m: int((m == mark).sum())), "cells": grouped.size()})
-    return table.assign(share=table["count"] / table["cells"])
+    table = pd.DataFrame({"marked": grouped.agg(lambda m: int((m == mark).sum())), "cells": grouped.size()})
+    return table.assign(share=table["marked"] / table["cells"])
 
 
 def _numbers(table: pd.DataFrame, mark: str, names: Callable[[str], str] = str) -> str:
-    return ", ".join(f"{names(r.Index)} {r.count}/{r.cells} {mark}" for r in table.itertuples())
+    return ", ".join(f"{names(r.Index)} {r.marked}/{r.cells} {mark}" for r in table.itertuples())
 
 
 def _highest(table: pd.DataFrame, name: str) -> bool | None:
@@ -339,7 +357,7 @@ def claims(marks: pd.DataFrame) -> dict[str, dict]:
     gan = models.reindex(["gan", "gan_sd"])["share"]
     return {
         "a": {
-            "holds": bool((colour["count"] == 0).all()) if len(colour) else None,
+            "holds": bool((colour["marked"] == 0).all()) if len(colour) else None,
             "numbers": _numbers(colour, "L", display),
         },
         "b": {"holds": _highest(models, "ddpm"), "numbers": _numbers(models, "M", display)},
@@ -364,10 +382,11 @@ def study_marks(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare(
-    metrics: list[dict], paper: Paper, verdict: Selector = "verdict", source: str = ""
+    metrics: list[dict], paper: Paper, verdict: Selector = "verdict", classes: str = "classes", source: str = ""
 ) -> tuple[dict, pd.DataFrame]:
-    """The study's metrics (from `source`) against the paper: (summary for comparison.json, the joined cells)."""
-    cells, left_out = join(metrics, paper, verdict)
+    """The study's metrics (from `source`) against the paper, as `join` reads
+    them: (summary for comparison.json, the joined cells)."""
+    cells, left_out = join(metrics, paper, verdict, classes)
     overall = agreement(cells)
     counted = cells[cells["counted"]]
     # the earlier count over every cell (an undefined one as a disagreement), and the paper's own
@@ -379,6 +398,7 @@ def compare(
     summary = {
         "metrics": source,
         "paper": paper.folder,
+        "classes": classes,
         "verdict": _select(verdict)[1],
         "seeds": sorted(set(cells.loc[cells["seed"] != "majority", "seed"]), key=int),
         "left_out": left_out,
@@ -426,116 +446,105 @@ def _table(by: dict[str, dict], name: str, label: Callable[[str], str] = str) ->
             name: label(key),
             "agree": _pct(a["agree"], a["compared"]),
             "kappa": _num(a["kappa"]),
-            "all M scores": _pct(a["paper M / study L"] + a["paper M / study M"], a["compared"]),
-            "undefined": a["undefined"],
+            "all M would score": _pct(a["paper_M_study_L"] + a["paper_M_study_M"], a["compared"]),
+            "undefined": str(a["undefined"]),
         }
         for key, a in by.items()
     ]
     return to_markdown(pd.DataFrame(rows).set_index(name))
 
 
+def _row_label(key: str) -> str:
+    row, k = key.split(" k=")
+    return f"{ROWS[row]}, k = {k}"
+
+
 README = """\
 # The study against the paper, cell by cell
 
-`rgf paper` set the study's verdicts (`{metrics}`, class rows' `{verdict}`; seeds {seeds}) beside the
-paper's Table 4 (Haider, Moroshko, Xue and Tsaftaris 2025; `{paper}`), and its z beside Tables 1-2. A
-cell is one model, factor, rare class k and digit 0-9, or the paper's total row; the study's opposite
-counts as M, as in the paper's Table 4. Undefined cells (too few samples, P_c^u of 0 or 1) have no
-verdict: they count in no share and in no kappa, and are listed apart. Every cell: `cells.csv`; every
-number here: `comparison.json`.
+`rgf paper` set the study's verdicts (`{metrics}`, `{classes}.<class>.{verdict}`, seeds {seeds}) beside
+the paper's Table 4 and its z beside Tables 1-2 (Haider, Moroshko, Xue and Tsaftaris 2025, as
+transcribed in `{paper}`). A cell is one model, factor, rare class k and digit 0-9, or the paper's
+total row. The study's opposite counts as M, as in Table 4; an undefined cell (no or too few samples,
+P_c^u of 0 or 1) has no verdict and counts in no share and no kappa. Every cell: `cells.csv`; every
+number: `comparison.json`.
 
-**{agree}** of the {compared} cells both have agree, Cohen's kappa **{kappa}**; answering M everywhere
-would score {baseline}. {undefined} cells are undefined in the study; over all {cells} cells (an undefined
-one counted as disagreeing) {agree_of_all} agree, and counting an undefined cell as M (the paper's own
-convention for its "–" cells) {as_m}.
+Of the {compared} cells both sides judged, **{agree} agree**, Cohen's kappa **{kappa}**; answering M
+everywhere would score {baseline}. {undefined} more cells are undefined in the study: over all {cells}
+cells, an undefined one counted as disagreeing, {agree_of_all} agree; counting it as M instead (the
+paper's own convention for its "–" cells), {as_m}.
 
 | paper \\ study | L | M |
 | --- | --- | --- |
 | L | {LL} | {LM} |
 | M | {ML} | {MM} |
 
-## By model
-
-{by_model}
-
-## By factor
-
-{by_factor}
-
-## By rare class k
-
-{by_k}
-
-## By row (the rare class's own row, the other digits, the total)
-
-{by_row}
+{tables}
 
 ## z against Tables 1-2
 
-Over the {z_cells} cells where both the paper and the study print a z: same sign in {sign}, Spearman's
-rho {rho}. On the rare class's row the paper's z is positive in {rare_paper} cells, the study's in
-{rare_study}.
+Over the {z_cells} cells where both print a z: the same sign in {sign}, Spearman's rho {rho}. On the
+rare class's own row the paper's z is positive in {rare_paper} cells, the study's in {rare_study}.
 
 ## The paper's claims
 
-Each rule is computed on the digits 0-9, on the paper's own table as on the study's cells.
+Each rule counts the digits 0-9 (as Table 4's counts do), on the paper's own table and on the study's
+judged cells.
 
 {claims}
 
 ## Left out
 
-{left_out}
+- {control_files} metrics files of controls (the paper has none)
+- {files_not_in_paper} files of a model, factor, k or source the paper has no column for
+- {cells_not_in_paper} classes the paper has no row for
+- {paper_cells_missing} of the paper's cells the study has no metrics file for
 """
+SECTIONS = (
+    ("model", "By model", display),
+    ("factor", "By factor", str),
+    ("k", "By rare class k", str),
+    ("row", "By row: the rare class's own, the other digits, the total", _row_label),
+)
+HOLDS = {True: "holds", False: "does not hold", None: "not assessable"}
+REPRODUCED = {True: "reproduced", False: "not reproduced", None: "not assessable"}
 
 
 def readme(summary: dict) -> str:
-    """README.md of a comparison: its tables in Markdown."""
-    a, z, by = summary["agreement"], summary["z"], summary["by"]
-    c = {f"{p}{s}": a["confusion"][p][s] for p in LM for s in LM}
+    """README.md of a comparison: its numbers as Markdown tables."""
+    a, z = summary["agreement"], summary["z"]
+    tables = [f"## {title}\n\n{_table(summary['by'][name], name, label)}" for name, title, label in SECTIONS]
     claims_rows = [
         {
-            "claim": f"({key}) {c['claim']}",
-            "rule": c["rule"],
-            "paper": {True: "holds", False: "does not hold", None: "–"}[c["paper"]["holds"]],
-            "study": {True: "reproduced", False: "not reproduced", None: "not assessable"}[c["study"]["holds"]],
-            "study's numbers": c["study"]["numbers"],
-            "paper's numbers": c["paper"]["numbers"],
+            "claim (rule)": f"({key}) {c['claim']} ({c['rule']})",
+            "paper": f"{HOLDS[c['paper']['holds']]}: {c['paper']['numbers']}",
+            "study": f"**{REPRODUCED[c['study']['holds']]}**: {c['study']['numbers']}",
         }
         for key, c in summary["claims"].items()
     ]
-    left = summary["left_out"]
     return README.format(
         metrics=summary["metrics"] or "metrics",
+        classes=summary["classes"],
         verdict=summary["verdict"],
         seeds=", ".join(summary["seeds"]),
         paper=summary["paper"],
-        agree=_pct(a["agree"], a["compared"]),
         compared=a["compared"],
+        agree=_pct(a["agree"], a["compared"]),
         kappa=_num(a["kappa"]),
         baseline=_pct(a["confusion"]["M"]["L"] + a["confusion"]["M"]["M"], a["compared"]),
         undefined=a["undefined"],
         cells=a["cells"],
         agree_of_all=_pct(a["agree"], a["cells"]),
         as_m=_pct(a["agree_undefined_as_m"], a["cells"]),
-        **c,
-        by_model=_table(by["model"], "model", display),
-        by_factor=_table(by["factor"], "factor"),
-        by_k=_table(by["rare_class"], "k"),
-        by_row=_table(by["row"], "row", ROWS.get),
+        **{f"{p}{s}": a["confusion"][p][s] for p in LM for s in LM},
+        tables="\n\n".join(tables),
         z_cells=z["cells"],
         sign=_pct(z["same_sign"], z["cells"]),
         rho=_num(z["spearman_rho"]),
         rare_paper=f"{z['rare_paper_positive']} of {z['rare_paper_with_z']}",
         rare_study=f"{z['rare_study_positive']} of {z['rare_study_with_z']}",
-        claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim")),
-        left_out="\n".join(
-            [
-                f"- {left['control_files']} metrics files of controls (not in the paper)",
-                f"- {left['files_not_in_paper']} files of a model, factor, k or source the paper has no column for",
-                f"- {left['cells_not_in_paper']} classes the paper has no row for",
-                f"- {left['paper_cells_missing']} of the paper's cells the study has no metrics file for",
-            ]
-        ),
+        claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim (rule)")),
+        **summary["left_out"],
     )
 
 

@@ -18,7 +18,9 @@ from pipeline import registry
 from pipeline.evaluation.figures import loss_rows, probe_figure, probe_rows, run_title
 from pipeline.evaluation.tables import (
     CORRECTED,
+    bias_table,
     by_run,
+    concentration_table,
     counts_table,
     effect_table,
     false_positive_table,
@@ -86,6 +88,8 @@ def build_tables(metrics: list[dict], rare_classes: list[int], min_accuracy: flo
     tables["summary"] = summary_table(metrics)
     tables.update({f"proportions_k{k}": proportions_table(metrics, k) for k in rare_classes})
     tables.update({f"effect_k{k}": effect_table(metrics, k) for k in rare_classes})
+    tables["concentration"] = concentration_table(metrics)
+    tables["oracle_bias"] = bias_table(metrics)
     tables["false_positives"] = false_positive_table(metrics)
     tables["quality"] = quality_table(metrics, min_accuracy)
     return {name: df for name, df in tables.items() if not df.empty}
@@ -117,15 +121,18 @@ def _fp_sentence(fp: pd.DataFrame, settings: list[tuple[str, float, str]]) -> st
     basis = f"over {resamples} redraws of its samples" if resamples else "on its one draw of samples"
     return (
         "The Learner control draws its samples from the balanced set whatever it was trained on, so every M or "
-        f"O on it is a false positive; a calibrated test flags about a fraction alpha = {alpha:g} of its classes. "
+        "O on it is a false positive; its two runs draw from disjoint halves of that set, as two models trained "
+        f"apart share no sample. A calibrated test flags about a fraction alpha = {alpha:g} of its classes. "
         f"Measured {basis}: the configured test (`{test}`) flags {rate(test)}; the pooled two-proportion "
         f"test {rate('two_proportion')}; Fisher's exact test {rate('fisher')}. The paper's one-sample test "
         "treats P_c^u as exact although it is estimated from about as many samples, so it runs above alpha. "
         "The Memorizer rows should be near 100%: they show the test can see memorization at all. The Mixer "
         "draws a fraction `evaluation.mixer_fraction` of its skewed run's samples from the skewed set, a "
-        "known, partial effect: its rate is each test's power there. All three draw from the training sets the "
-        "oracles were trained on, so they check the instrument's wiring and power, not the oracles' "
-        "generalisation."
+        "known, partial effect: its rate is each test's power there. These three draw clean images from the "
+        "training sets the oracles were trained on, so they check the instrument's wiring and power, not the "
+        "oracles' reading of poor samples. The degraded Memorizer and Learner do: their images are blurred and "
+        "noised until their FD reaches `evaluation.degraded_fd`, the generative models' quality, so their "
+        "rates are the true- and false-positive rates at that quality, and what misreads alone do to a verdict."
     )
 
 
@@ -206,7 +213,41 @@ def render_readme(
         "from the same counts. The paper's one-sample test treats P_c^u as exact and flags classes where "
         "nothing changed (see the calibration below); read a verdict the two columns disagree on as weak."
     )
+    if any(m.get("classes_filtered") for m in metrics):
+        out += [
+            "",
+            "**Filtered** counts the same test on the samples `evaluation.sample_filter` keeps: `confident`, "
+            "those the label oracle reads with p >= `evaluation.min_label_confidence`; `on_manifold`, those "
+            "inside the real test images' k-NN balls of the class they are read as (the balls of improved "
+            "precision, drawn per class); `both`. Misread samples (a red 7 read as a 1) dilute class k and can "
+            "flip its verdict; a verdict that holds on the kept samples is about the model, not the oracle. "
+            "The kept counts per run are in the quality table (`kept_u`, `kept_s`). **Concentration** is the "
+            "concentration test (below): its verdict, with the share of f = 1 samples read as class k in the "
+            "balanced run → the skewed run.",
+        ]
     out += ["", to_markdown(tables["summary"])]
+    if "concentration" in tables:
+        out += ["", "## The concentration test", ""]
+        out.append(
+            "Among the samples that carry the factor (f = 1), the share the label oracle reads as the rare "
+            "class k, skewed run against balanced run (pooled two-proportion z-test, alpha as the verdicts). "
+            "The per-class test asks how many of class k's samples carry f, so red samples misread as class k "
+            "dilute it; this one asks how many samples with f are class k, which samples without f cannot "
+            "dilute. A model that ties f to class k raises the share (towards 1 on the skewed data, from "
+            "about 1/10); one that learned f as a concept keeps it. Where it says M and the class-k row says "
+            "L or O, read the class-k row as misread; where it says L and the class-k row M, the shift is in "
+            "which classes the model draws, not in the factor."
+        )
+        out += ["", to_markdown(tables["concentration"])]
+    if "oracle_bias" in tables:
+        out += ["", "## The oracles' bias on each model", ""]
+        out.append(
+            "Per class, P(f = 1) as the oracles read the model's *balanced* samples / as they read the real "
+            "balanced test images (each digit once with and once without the factor). A model trained on "
+            "balanced data should match the data; a gap (marked ! beyond `evaluation.max_oracle_bias`) is the "
+            "oracles misreading this model's samples, which a per-class test would take for memorization."
+        )
+        out += ["", to_markdown(tables["oracle_bias"])]
     per_k = (
         (
             "proportions",
@@ -377,7 +418,10 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
     model (over factors, k and classes; with several seeds, the mean of the
     seeds' counts) and mean |z|, the same counts under the pooled
     two-proportion test with Holm's correction, the share of cells on which
-    the seeds agree, oracle accuracies per factor, the learner control's
+    the seeds agree, the counts of the filtered verdicts, how many
+    comparisons the concentration test calls memorized, how many are past
+    the quality gates (`low_quality`) and how many classes the oracles'
+    bias flags, oracle accuracies per factor, the learner control's
     false-positive rate per test and the seeds."""
     models: dict[str, dict] = {}
     seeds = seeds_of(metrics)
@@ -393,12 +437,26 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
         counts = verdict_counts(m, corrected=True)
         entry[corrected]["learned"] += counts["learned"]
         entry[corrected]["memorized"] += counts["memorized"] + counts["opposite"]
+        if m.get("classes_filtered") is not None:
+            counts = verdict_counts(m, filtered=True)
+            block = entry.setdefault("filtered", {"learned": 0, "memorized": 0})
+            block["learned"] += counts["learned"]
+            block["memorized"] += counts["memorized"] + counts["opposite"]
+        if m.get("concentration"):
+            block = entry.setdefault("concentration", {"memorized": 0, "comparisons": 0})
+            block["memorized"] += m["concentration"]["verdict"] == "memorized"
+            block["comparisons"] += 1
+        entry["low_quality"] = entry.get("low_quality", 0) + bool(m["low_quality"])
+        if m.get("oracle_bias"):
+            entry["oracle_bias_flagged"] = entry.get("oracle_bias_flagged", 0) + sum(
+                b["flagged"] for b in m["oracle_bias"].values()
+            )
         entry["z"] += [abs(r["z"]) for r in rows if r["z"] is not None]
         entry.setdefault("quality", []).extend(m["quality"].values())
         oracles[m["factor"]] = {k: round(v, 4) for k, v in m["oracle_accuracy"].items()}
     agree = _agreement_share(metrics)
     for model, entry in models.items():
-        for counts in (entry, entry[corrected]):
+        for counts in (entry, entry[corrected], *([entry["filtered"]] if "filtered" in entry else [])):
             for key in ("learned", "memorized"):
                 mean = counts[key] / len(seeds_of([m for m in metrics if m["model"] == model]))
                 counts[key] = int(mean) if mean.is_integer() else round(mean, 2)

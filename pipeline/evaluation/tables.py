@@ -302,11 +302,15 @@ def counts_table(metrics: list[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records).set_index(["factor", "model", "trained on"])
 
 
-def verdict_counts(m: dict, corrected: bool = False) -> dict[str, int]:
-    """Classes per verdict; with `corrected`, under CORRECTED recomputed from the counts."""
+def verdict_counts(m: dict, corrected: bool = False, filtered: bool = False) -> dict[str, int]:
+    """Classes per verdict; with `corrected`, under CORRECTED recomputed from
+    the counts; with `filtered`, of the samples the sample filter kept
+    (`classes_filtered`; all zeros for a file without them)."""
     counts = dict.fromkeys(VERDICTS, 0)
     if corrected:
         rows = {k: r.verdict for k, r in _recompute(m, *CORRECTED).items()}
+    elif filtered:
+        rows = {k: r["verdict"] for k, r in (m.get("classes_filtered") or {}).items()}
     else:
         rows = {k: r["verdict"] for k, r in m["classes"].items()}
     for key, verdict in rows.items():
@@ -329,25 +333,55 @@ def _lm(per_seed: list[dict[str, int]], paper_style: bool) -> str:
     return "/".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ((min(n), max(n)) for n in numbers))
 
 
+def _filter_label(metrics: list[dict]) -> str | None:
+    """'filtered: confident' when every file has filtered verdicts, else None."""
+    if not metrics or any(m.get("classes_filtered") is None for m in metrics):
+        return None
+    return "filtered: " + " / ".join(sorted({m["sample_filter"] for m in metrics}))
+
+
+def concentration_cell(files: list[dict]) -> str:
+    """The concentration test of one (model, factor, k): 'M 0.10→0.70' (share of
+    f = 1 samples read as class k, balanced run → skewed run); over seeds the
+    seeds' verdicts ('M 3/3'); '' without the test in the files."""
+    rows = [m["concentration"] for m in files if m.get("concentration")]
+    if not rows:
+        return ""
+    if len(rows) > 1:
+        return agreement([r["verdict"] for r in rows])
+    r = rows[0]
+    if r["verdict"] == "undefined":
+        return UNDEFINED
+    return f"{MARKS[r['verdict']]} {_fmt(r['share_balanced'])}→{_fmt(r['share_skewed'])}"
+
+
 def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame:
     """Table 4: per (factor, k) and model, 'L/M' class counts (opposite
     counted as M; 'L/M/O' without paper_style) under the test the metrics
-    were judged with and, beside it, under the pooled two-proportion test
-    with Holm's correction (CORRECTED), recomputed from the same counts. A
-    last row sums each column. With several seeds every number is the range
-    of the seeds' counts (the Total row: of each seed's sum)."""
+    were judged with; beside it, under the pooled two-proportion test with
+    Holm's correction (CORRECTED), recomputed from the same counts; the same
+    test on the samples the sample filter kept ("filtered"); and the
+    concentration test's verdict with its two shares ("concentration"). A
+    last row sums each count column. With several seeds every number is the
+    range of the seeds' counts (the Total row: of each seed's sum).
+    Comparisons past the quality gates are marked [low quality]."""
     if not metrics:
         return pd.DataFrame()
     models = ordered((m["model"] for m in metrics), MODELS)
     seeds = seeds_of(metrics)
     tests = [_settings_label(metrics), "+".join(CORRECTED)]
+    if filtered := _filter_label(metrics):
+        tests.append(filtered)
     by_key = {
         (m["factor"], m["rare_class"], m["model"], m.get("seed", 0)): [
             verdict_counts(m),
             verdict_counts(m, corrected=True),
-        ]
+            verdict_counts(m, filtered=True),
+        ][: len(tests)]
         for m in metrics
     }
+    files = by_run(metrics)
+    conc = any(m.get("concentration") for m in metrics)
     low = {(m["factor"], m["rare_class"], m["model"]) for m in metrics if m["low_quality"]}
     rows = sorted({(m["factor"], m["rare_class"]) for m in metrics}, key=lambda r: (_ordered_index(r[0]), r[1]))
     totals = {(model, i, s): dict.fromkeys(VERDICTS, 0) for model in models for i in range(len(tests)) for s in seeds}
@@ -365,11 +399,80 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
                         totals[model, i, s][v] += both[i][v]
                 cell = _lm([both[i] for both in per_seed.values()], paper_style)
                 line.append(cell + (LOW_QUALITY if (factor, k, model) in low else ""))
+            if conc:
+                line.append(concentration_cell(files.get((model, factor, k), [])))
         data.append(line)
-    data.append([_lm([totals[model, i, s] for s in seeds], paper_style) for model in models for i in range(len(tests))])
+    total = []
+    for model in models:
+        total += [_lm([totals[model, i, s] for s in seeds], paper_style) for i in range(len(tests))]
+        if conc:
+            marks = [concentration_cell([m]) for m in metrics if m["model"] == model and m.get("concentration")]
+            total.append(f"M {sum(c.startswith('M') for c in marks)}/{len(marks)}")
+    data.append(total)
     index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
-    columns = pd.MultiIndex.from_tuples([(display(m), t) for m in models for t in tests], names=["model", "test"])
+    heads = tests + (["concentration"] if conc else [])
+    columns = pd.MultiIndex.from_tuples([(display(m), t) for m in models for t in heads], names=["model", "test"])
     return pd.DataFrame(data, index=index, columns=columns)
+
+
+def bias_table(metrics: list[dict]) -> pd.DataFrame:
+    """The oracles' bias on each model: per (model, factor) and class, the
+    share of f = 1 they read on the model's balanced samples against their
+    reading of the real balanced test images ('0.77/0.53'), with '!' where
+    the gap exceeds evaluation.max_oracle_bias. One row per balanced run (its
+    k = 1 and k = 2 files read the same samples; the first is shown)."""
+    records = {}
+    order = {m: i for i, m in enumerate(ordered((m["model"] for m in metrics), MODELS))}
+    for m in sorted(metrics, key=lambda m: (order[m["model"]], _ordered_index(m["factor"]), m.get("seed", 0))):
+        bias = m.get("oracle_bias")
+        key = (display(m["model"]), m["factor"], m.get("seed", 0))
+        if not bias or key in records:
+            continue
+        record = {}
+        for c, b in sorted(bias.items(), key=lambda t: int(t[0])):
+            cell = f"{_fmt(b['p_model'])}/{_fmt(b['p_data'])}"
+            record[_row_label(c, m.get("class_names"))] = cell + (" !" if b["flagged"] else "")
+        record["flagged"] = sum(b["flagged"] for b in bias.values())
+        records[key] = record
+    if not records:
+        return pd.DataFrame()
+    df = pd.DataFrame.from_dict(records, orient="index")
+    df.index = pd.MultiIndex.from_tuples(df.index, names=["model", "factor", "seed"])
+    return df
+
+
+def concentration_table(metrics: list[dict]) -> pd.DataFrame:
+    """The concentration test per (model, factor, k, seed), on all samples and
+    on the filtered ones: samples with f = 1 (n) and the share read as class k
+    in each run, z, p and the verdict; beside it the per-class test's verdict
+    on class k, so where the two disagree is visible."""
+    records = []
+    order = {m: i for i, m in enumerate(ordered((m["model"] for m in metrics), MODELS))}
+    key = lambda m: (order[m["model"]], _ordered_index(m["factor"]), m["rare_class"], m.get("seed", 0))  # noqa: E731
+    for m in sorted(metrics, key=key):
+        c = m.get("concentration")
+        if not c:
+            continue
+        f = m.get("concentration_filtered") or {}
+        records.append(
+            {
+                "model": display(m["model"]),
+                "factor": m["factor"],
+                "k": m["rare_class"],
+                "seed": m.get("seed", 0),
+                "n_b": c["n_b"],
+                "share_balanced": c["share_balanced"],
+                "n_s": c["n_s"],
+                "share_skewed": c["share_skewed"],
+                "z": c["z"],
+                "verdict": c["verdict"],
+                "verdict_filtered": f.get("verdict"),
+                "class_k_verdict": m["classes"][str(m["rare_class"])]["verdict"],
+            }
+        )
+    if not records:
+        return pd.DataFrame()
+    return pd.DataFrame.from_records(records).set_index(["model", "factor", "k", "seed"])
 
 
 def _settings_label(metrics: list[dict]) -> str:
@@ -493,6 +596,8 @@ def _quality_columns(m: dict) -> dict:
             out[f"{key}_{tag}"] = q[run][key] if run in q else None
     out["fd_real"] = q["skewed"]["baseline"]["fd"] if "skewed" in q else None
     out["dropped"] = sum(m["dropped"].values())
+    kept = m.get("kept") or {}
+    out["kept_u"], out["kept_s"] = kept.get("balanced"), kept.get("skewed")
     out["low_quality"] = bool(m["low_quality"])
     return out
 
