@@ -332,7 +332,9 @@ class MetricsFile(_File):
     # per class: the balanced run's P(f=1) against the oracles' reading of real data
     oracle_bias: dict[str, OracleBias] | None = None
     max_oracle_bias: float | None = None
-    degradation: Degradation | None = None  # a degraded control's blur strength and the FD it reached
+    degradation: Degradation | None = None
+    # a control's calibration counted on the samples the sample filter keeps
+    calibration_filtered: dict[str, dict[Literal["flagged", "defined"], int]] | None = None  # a degraded control's blur strength and the FD it reached
 
     @field_validator("classes")
     @classmethod

@@ -113,7 +113,7 @@ def calibration():
     pools = {"balanced": _pool(4000, lambda c, i: (i // 10) % 2), "skewed_k1": _pool(4000, lambda c, i: int(c == 1))}
     ev = params("smoke", "evaluation.control_resamples=100", "evaluation.num_samples=500").evaluation
     return {
-        model: calibrate(model, 1, pools, ev, np.random.default_rng(0), -1, 10)
+        model: calibrate(model, 1, pools, ev, np.random.default_rng(0), -1, 10)[0]
         for model in ("data-learner", "data-memorizer", "data-mixer")
     }
 

@@ -125,17 +125,17 @@ def test_the_oracles_bias_on_a_model_is_its_balanced_share_against_the_real_data
 
 def _featurize(images):
     """A fixed feature map: 4 x 4 average pools of the grey image, 16-d."""
-    grey = images.astype(np.float64).mean(axis=3)
+    grey = images.astype(np.float64).mean(axis=3) / 255
     n, h, w = grey.shape
     return grey.reshape(n, 4, h // 4, 4, w // 4).mean(axis=(2, 4)).reshape(n, 16)
 
 
-@pytest.mark.parametrize("target", [40.0, 400.0])
+@pytest.mark.parametrize("target", [0.1, 0.5])
 def test_the_degraded_control_lands_within_two_percent_of_its_target_fd(target):
     rng = np.random.default_rng(0)
     images = np.zeros((300, 16, 16, 3), np.uint8)
-    for i, image in enumerate(images):  # bars of random position: blur spreads them
-        image[:, rng.integers(2, 14) : rng.integers(2, 14) + 2] = 255
+    for image, column in zip(images, rng.integers(2, 12, size=len(images)), strict=True):
+        image[:, column : column + 3] = 255  # a bar at a random place: degrading moves and spreads it
     real = _featurize(images)
     strength, fd = match_fd(images, target, real, _featurize, seed=0)
     assert 0 < strength < 4
@@ -150,12 +150,18 @@ def test_an_unreachable_target_takes_the_strongest_degradation():
     assert strength == 2.0 and fd < 1e9
 
 
-def test_degrade_blurs_and_noises_and_zero_leaves_images_alone():
-    images = np.zeros((2, 9, 9, 3), np.uint8)
-    images[:, 4, 4] = 255
+def test_degrade_warps_blurs_and_noises_and_zero_leaves_images_alone():
+    images = np.zeros((64, 28, 28, 3), np.uint8)
+    images[:, 8:20, 12:16] = 255  # a vertical stroke
     assert degrade(images, 0.0, np.random.default_rng(0)) is images
     soft = degrade(images, 1.0, np.random.default_rng(0))
-    assert soft.dtype == np.uint8 and soft[:, 4, 4].max() < 255 and soft[:, 4, 5].min() > 0
+    assert soft.dtype == np.uint8 and soft.shape == images.shape
+    assert (soft[:, 8:20, 12:16] < 255).mean() > 0.5  # blurred (and moved) strokes
+    assert (soft[:, :4, :4] > 0).mean() > 0.2  # speckle far from the stroke
+    warped = [not np.array_equal(soft[0, ..., 0] > 128, x[..., 0] > 128) for x in soft[1:]]
+    assert all(warped)  # every image distorted its own way
+    stronger = degrade(images, 2.0, np.random.default_rng(0))
+    assert np.abs(stronger.astype(int) - images).mean() > np.abs(soft.astype(int) - images).mean()
     with pytest.raises(ValueError, match="strength"):
         degrade(images, -1.0, np.random.default_rng(0))
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipeline.evaluation.stats import compare
+from pipeline.files import read_reads
 from pipeline.io import load_checkpoint
 from pipeline.names import FACTORS
 from pipeline.registry import MODELS
@@ -48,6 +49,12 @@ def test_smoke_profile_runs_every_stage(smoke):
         for model in MODELS:
             metrics = _metrics(root, model, factor, 1)
             assert set(metrics["classes"]) == {str(c) for c in range(10)} | {"total"}
+            assert set(metrics["classes_filtered"]) == set(metrics["classes"]) and metrics["concentration"]
+            reads = read_reads(root / "reads" / model / factor / "k1-s0.npz")
+            assert len(reads["skewed"]["label"]) == 200 and reads["skewed"]["kept"].sum() == metrics["kept"]["skewed"]
+            if model.startswith("degraded-"):
+                degradation = metrics["degradation"]
+                assert abs(degradation["fd"] - degradation["target_fd"]) <= 0.05 * degradation["target_fd"]
             for dataset in params["datasets"]:
                 run = f"{model}-{factor}-{dataset}-s0"
                 assert np.load(root / "data" / "samples" / run / "images.npy").shape == (200, 28, 28, 3)

@@ -222,35 +222,41 @@ def calibrate(
     rng: np.random.Generator,
     total_direction: int,
     num_classes: int,
-) -> dict[str, dict[str, int]]:
+    keep: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """Each test's flagged / defined classes over `ev.control_resamples`
     fresh draws of a control's samples (both runs), from the oracles' reading
     of every image the control draws from (`pools`: dataset -> Read). What is
     "flagged" is the control's `hit` (pipeline/registry.py): for the learner
     any significant verdict (a false positive), for the memorizer and the
-    mixer a memorized one (a true positive)."""
+    mixer a memorized one (a true positive). The second tally counts the same
+    draws after the sample filter (`keep`: dataset -> the images it keeps;
+    without it, every image the factor oracle reads surely enough)."""
     control = registry.control(model)
-    tally = {test: {"flagged": 0, "defined": 0} for test in TESTS}
+    tallies = [{test: {"flagged": 0, "defined": 0} for test in TESTS} for _ in range(2)]
     sizes = {name: len(read.labels) for name, read in pools.items()}
     for _ in range(ev.control_resamples):
-        counts = []
+        counts: list[list[np.ndarray]] = [[], []]
         for dataset in (BALANCED, skewed_name(rare_class)):
             idx = draw_indices(sizes, sources(model, dataset, ev.mixer_fraction), ev.num_samples, rng, dataset)
             labels = np.concatenate([pools[name].labels[i] for name, i in idx.items()])
             factor = np.concatenate([pools[name].factor[i] for name, i in idx.items()])
             conf = np.concatenate([pools[name].factor_confidence[i] for name, i in idx.items()])
-            keep = conf >= ev.min_factor_confidence
-            counts.append(counts_from_labels(labels[keep], factor[keep], num_classes))
-        results = compare(
-            *counts, rare_class, ev.test, ev.alpha, ev.correction, num_classes, total_direction, ev.min_count
-        )
-        for key, row in results.items():
-            if key == "total" or row.reason is not None:
-                continue
-            for test, verdict in row.verdicts.items():
-                tally[test]["defined"] += 1
-                tally[test]["flagged"] += int(control.flags(verdict))
-    return tally
+            sure = conf >= ev.min_factor_confidence
+            kept_ = sure if keep is None else np.concatenate([keep[name][i] for name, i in idx.items()])
+            counts[0].append(counts_from_labels(labels[sure], factor[sure], num_classes))
+            counts[1].append(counts_from_labels(labels[kept_], factor[kept_], num_classes))
+        for tally, both in zip(tallies, counts, strict=True):
+            results = compare(
+                *both, rare_class, ev.test, ev.alpha, ev.correction, num_classes, total_direction, ev.min_count
+            )
+            for key, row in results.items():
+                if key == "total" or row.reason is not None:
+                    continue
+                for test, verdict in row.verdicts.items():
+                    tally[test]["defined"] += 1
+                    tally[test]["flagged"] += int(control.flags(verdict))
+    return tallies[0], tallies[1]
 
 
 def match_fd(
@@ -304,7 +310,7 @@ def evaluate_run(
     from (`pools`), also its calibration. A degraded control's samples and
     pools are first degraded to `ev.degraded_fd` (`match_fd`)."""
     label_oracle, factor_oracle, accuracy = oracles
-    calibration, degradation = {}, None
+    calibration, calibration_filtered, degradation = {}, {}, None
     skewed_name_k = skewed_name(rare_class)
     if registry.is_control(model) and registry.control(model).degraded:
         real_features = features(label_oracle, real.images, device)
@@ -322,9 +328,13 @@ def evaluate_run(
         degradation = {"target_fd": ev.degraded_fd, "strength": strength, "fd": fd}
     if registry.is_control(model) and pools is not None and ev.control_resamples > 0:
         reads = {name: read_samples(label_oracle, factor_oracle, ds.images, device) for name, ds in pools.items()}
+        real_read = read_samples(label_oracle, factor_oracle, real.images, device)
+        keep = {name: kept(r, on_manifold(real_read, r), ev) for name, r in reads.items()}
         rng = rng_for(seed, "calibrate", model, factor, rare_class)
         direction = data_manifest.skew_direction(skewed_name_k)
-        calibration = calibrate(model, rare_class, reads, ev, rng, direction, data_manifest.num_classes)
+        calibration, calibration_filtered = calibrate(
+            model, rare_class, reads, ev, rng, direction, data_manifest.num_classes, keep
+        )
     skewed = samples[skewed_name_k]
     metrics, sample_reads = judge(
         label_oracle,
@@ -354,6 +364,7 @@ def evaluate_run(
         num_samples=len(skewed),
         oracle_accuracy=accuracy,
         calibration=calibration,
+        calibration_filtered=calibration_filtered or None,
         control_resamples=ev.control_resamples if calibration else 0,
         degradation=degradation,
         **metrics,

@@ -519,9 +519,11 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
     construction, so flagged/defined is the test's false-positive rate.
     data-memorizer: flagged counts memorized classes, the true-positive rate.
     data-mixer: memorized classes at a known, partial effect: the test's power.
-    Counted over the `control_resamples` redraws the evaluate stage made of
-    each control's samples, or, for files without them, recomputed from the
-    one draw's stored counts (`resamples` 0).
+    The degraded memorizer and learner: the same rates at the generative
+    models' FD (evaluation.degraded_fd). Counted over the `control_resamples`
+    redraws the evaluate stage made of each control's samples, or, for files
+    without them, recomputed from the one draw's stored counts (`resamples`
+    0); `rate_filtered` counts the same redraws after the sample filter.
     """
     records = []
     for control, measure in ((c, registry.control(c).measure) for c in registry.CONTROLS):
@@ -536,6 +538,16 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
             else:
                 flagged, defined = _flags(control, [_recompute(m, test) for m in files])
             ci = wilson(flagged, defined) or (float("nan"), float("nan"))
+            filtered = {}
+            if resampled and all(m.get("calibration_filtered") for m in files):
+                f_flagged = sum(m["calibration_filtered"][test]["flagged"] for m in files)
+                f_defined = sum(m["calibration_filtered"][test]["defined"] for m in files)
+                f_ci = wilson(f_flagged, f_defined) or (float("nan"), float("nan"))
+                filtered = {
+                    "rate_filtered": f_flagged / f_defined if f_defined else float("nan"),
+                    "ci_low_filtered": f_ci[0],
+                    "ci_high_filtered": f_ci[1],
+                }
             records.append(
                 {
                     "control": display(control),
@@ -548,6 +560,7 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
                     "rate": flagged / defined if defined else float("nan"),
                     "ci_low": ci[0],
                     "ci_high": ci[1],
+                    **filtered,
                 }
             )
     if not records:
