@@ -289,7 +289,7 @@ class OracleBias(_File):
 
 class Degradation(_File):
     target_fd: float
-    strength: float  # blur sigma in pixels (noise sd 12 x strength grey levels)
+    strength: float  # pipeline.generative.controls.degrade's strength (warp, blur and noise grow with it)
     fd: float  # the FD it reached against the real test images
 
 
@@ -332,9 +332,9 @@ class MetricsFile(_File):
     # per class: the balanced run's P(f=1) against the oracles' reading of real data
     oracle_bias: dict[str, OracleBias] | None = None
     max_oracle_bias: float | None = None
-    degradation: Degradation | None = None
+    degradation: Degradation | None = None  # a degraded control's distortion strength and the FD it reached
     # a control's calibration counted on the samples the sample filter keeps
-    calibration_filtered: dict[str, dict[Literal["flagged", "defined"], int]] | None = None  # a degraded control's blur strength and the FD it reached
+    calibration_filtered: dict[str, dict[Literal["flagged", "defined"], int]] | None = None
 
     @field_validator("classes")
     @classmethod

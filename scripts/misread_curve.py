@@ -71,7 +71,9 @@ def main() -> None:
         confidence = float(reads[BALANCED].label_confidence.mean())
         manifold = {name: on_manifold(real_read, r) for name, r in reads.items()}
         for sample_filter in SAMPLE_FILTERS:
-            ev = params.evaluation.model_copy(update={"sample_filter": sample_filter, "control_resamples": args.resamples})
+            ev = params.evaluation.model_copy(
+                update={"sample_filter": sample_filter, "control_resamples": args.resamples}
+            )
             keep = {name: kept(r, manifold[name], ev) for name, r in reads.items()}
             for control in ("degraded-learner", "degraded-memorizer"):
                 rng = np.random.default_rng(2)

@@ -80,7 +80,9 @@ def misread(monkeypatch):
     real = _read(np.repeat([0, 1], 200), np.tile([0, 1], 200), np.ones(400), rng.normal(size=(400, 4)))
     reads = itertools.cycle([balanced, skewed, real])
     monkeypatch.setattr(judge_module, "read_samples", lambda *a: next(reads))
-    return FactorDataset(np.zeros((400, 2, 2, 3), np.uint8), np.repeat([0, 1], 200), np.zeros(400, np.uint8), np.zeros(400, bool))
+    return FactorDataset(
+        np.zeros((400, 2, 2, 3), np.uint8), np.repeat([0, 1], 200), np.zeros(400, np.uint8), np.zeros(400, bool)
+    )
 
 
 def _judge(real, *overrides):
@@ -109,7 +111,9 @@ def test_on_manifold_is_inside_the_balls_of_the_class_it_is_read_as():
     """Real class 0 at x in {0, 1, 2, 3} on a line, class 1 at {100, ..., 103};
     with k = 1 every ball has radius 1. A sample at 1.5 read as 0 is on; read
     as 1, off; one at 50 is off either way; one read as a class without real images is off."""
-    real = _read([0, 0, 0, 0, 1, 1, 1, 1], [0] * 8, [1] * 8, np.array([[0.0], [1], [2], [3], [100], [101], [102], [103]]))
+    real = _read(
+        [0, 0, 0, 0, 1, 1, 1, 1], [0] * 8, [1] * 8, np.array([[0.0], [1], [2], [3], [100], [101], [102], [103]])
+    )
     sample = _read([0, 1, 0, 2], [0] * 4, [1] * 4, np.array([[1.5], [1.5], [50.0], [1.0]]))
     assert on_manifold(real, sample, k=1).tolist() == [True, False, False, False]
 

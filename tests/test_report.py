@@ -257,6 +257,8 @@ def test_metrics_of_other_studies_are_left_out(metrics_root, tmp_path):
         "fd": 12.0,
         "precision": 0.4,
         "seed_agreement": 1.0,
+        "concentration": {"memorized": 0, "comparisons": 1},  # 50 of 380 f = 1 samples against 50 of 500
+        "low_quality": 0,
     }
     readme = (out / "README.md").read_text()
     assert "9 metrics files under" in readme and "data-learner/thin/k2" in readme
@@ -268,7 +270,15 @@ def test_summary_counts(metrics_root):
     metrics = load_metrics(metrics_root)
     df = tables.summary_table(metrics)
     paper, pooled = "one_sample", "two_proportion+holm"
-    assert list(df.columns) == [(m, t) for m in ("GAN", "Memorizer", "Learner") for t in (paper, pooled)]
+    heads = (paper, pooled, "concentration")
+    assert list(df.columns) == [(m, t) for m in ("GAN", "Memorizer", "Learner") for t in heads]
+    # of the f = 1 samples, the share read as class k: the memorizer's 100 of 100 against 50 of 500
+    assert df.loc[("colour", "k=1"), ("Memorizer", "concentration")] == "M 0.10→1.00"
+    # the learner's 50 of 511 (class 3's bump adds 11) against 50 of 500
+    assert df.loc[("colour", "k=1"), ("Learner", "concentration")] == "L 0.10→0.10"
+    # the GAN's 50 of 380 (classes 0, 2, 3 at 30, 4-8 at 48, none of 9): z = 1.46, learned
+    assert df.loc[("colour", "k=1"), ("GAN", "concentration")] == "L 0.10→0.13"
+    assert df.loc[("Total", ""), ("Memorizer", "concentration")] == "M 4/4"
     assert df.loc[("colour", "k=1"), ("Memorizer", paper)] == "0/10"
     assert df.loc[("colour", "k=1"), ("Memorizer", pooled)] == "0/10"
     # the learner's chance bump in class 3: 61/100 against 50/100 is z = 0.11 / sqrt(0.25 / 100) = 2.2 under
@@ -378,12 +388,15 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
         "fd": 1.5,
         "precision": 0.8,
         "seed_agreement": 1.0,
+        "concentration": {"memorized": 4, "comparisons": 4},
+        "low_quality": 0,
     }
     assert summary["learner_fp_rate"]["two_proportion"] == 0.0
     assert summary["learner_fp_rate"]["one_sample"] == 0.1
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "README.md",
+        "concentration.csv",  # from the counts: these files predate the stored test
         "effect_k1.csv",
         "effect_k2.csv",
         "false_positives.csv",

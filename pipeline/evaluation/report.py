@@ -20,6 +20,7 @@ from pipeline.evaluation.tables import (
     CORRECTED,
     bias_table,
     by_run,
+    concentration_of,
     concentration_table,
     counts_table,
     effect_table,
@@ -53,6 +54,46 @@ balanced model's, P_c^u:
 - **–** undefined, not tested, with the reason beside it: **– none**, no samples of the class in a run;
   **– few**, fewer than `evaluation.min_count` samples in a run (a failure to reject on a handful of
   samples is no evidence of learning); **– 0/1**, P_c^u is 0 or 1 (no variance to test against)."""
+
+
+FILTERED_TEXT = (
+    "**Filtered** counts the same test on the samples `evaluation.sample_filter` keeps: `confident`, "
+    "those the label oracle reads with p >= `evaluation.min_label_confidence`; `on_manifold`, those "
+    "inside the real test images' k-NN balls of the class they are read as (the balls of improved "
+    "precision, drawn per class); `both`. Misread samples (a red 7 read as a 1) dilute class k and can "
+    "flip its verdict; a verdict that holds on the kept samples is about the model, not the oracle. "
+    "The kept counts per run are in the quality table (`kept_u`, `kept_s`). **Concentration** is the "
+    "concentration test (below): its verdict, with the share of f = 1 samples read as class k in the "
+    "balanced run → the skewed run."
+)
+CONCENTRATION_TEXT = (
+    "Among the samples that carry the factor (f = 1), the share the label oracle reads as the rare "
+    "class k, skewed run against balanced run (pooled two-proportion z-test, alpha as the verdicts). "
+    "The per-class test asks how many of class k's samples carry f, so red samples misread as class k "
+    "dilute it; this one asks how many samples with f are class k, which samples without f cannot "
+    "dilute. A model that ties f to class k raises the share (towards 1 on the skewed data, from "
+    "about 1/10); one that learned f as a concept keeps it. Where it says M and the class-k row says "
+    "L or O, read the class-k row as misread; where it says L and the class-k row M, the shift is in "
+    "which classes the model draws, not in the factor."
+)
+BIAS_TEXT = (
+    "Per class, P(f = 1) as the oracles read the model's *balanced* samples / as they read the real "
+    "balanced test images (each digit once with and once without the factor). A model trained on "
+    "balanced data should match the data; a gap (marked ! beyond `evaluation.max_oracle_bias`) is the "
+    "oracles misreading this model's samples, which a per-class test would take for memorization."
+)
+
+
+def _misread_sections(tables: dict, filtered: bool) -> list[str]:
+    """Table 4 (with what its filtered column means when it has one), then the
+    concentration test's and the oracles' bias tables with their explanations."""
+    out = ["", FILTERED_TEXT] if filtered else []
+    out += ["", to_markdown(tables["summary"])]
+    if "concentration" in tables:
+        out += ["", "## The concentration test", "", CONCENTRATION_TEXT, "", to_markdown(tables["concentration"])]
+    if "oracle_bias" in tables:
+        out += ["", "## The oracles' bias on each model", "", BIAS_TEXT, "", to_markdown(tables["oracle_bias"])]
+    return out
 
 
 def _rare_classes(metrics: list[dict], wanted: list[int] | None = None) -> list[int]:
@@ -213,41 +254,7 @@ def render_readme(
         "from the same counts. The paper's one-sample test treats P_c^u as exact and flags classes where "
         "nothing changed (see the calibration below); read a verdict the two columns disagree on as weak."
     )
-    if any(m.get("classes_filtered") for m in metrics):
-        out += [
-            "",
-            "**Filtered** counts the same test on the samples `evaluation.sample_filter` keeps: `confident`, "
-            "those the label oracle reads with p >= `evaluation.min_label_confidence`; `on_manifold`, those "
-            "inside the real test images' k-NN balls of the class they are read as (the balls of improved "
-            "precision, drawn per class); `both`. Misread samples (a red 7 read as a 1) dilute class k and can "
-            "flip its verdict; a verdict that holds on the kept samples is about the model, not the oracle. "
-            "The kept counts per run are in the quality table (`kept_u`, `kept_s`). **Concentration** is the "
-            "concentration test (below): its verdict, with the share of f = 1 samples read as class k in the "
-            "balanced run → the skewed run.",
-        ]
-    out += ["", to_markdown(tables["summary"])]
-    if "concentration" in tables:
-        out += ["", "## The concentration test", ""]
-        out.append(
-            "Among the samples that carry the factor (f = 1), the share the label oracle reads as the rare "
-            "class k, skewed run against balanced run (pooled two-proportion z-test, alpha as the verdicts). "
-            "The per-class test asks how many of class k's samples carry f, so red samples misread as class k "
-            "dilute it; this one asks how many samples with f are class k, which samples without f cannot "
-            "dilute. A model that ties f to class k raises the share (towards 1 on the skewed data, from "
-            "about 1/10); one that learned f as a concept keeps it. Where it says M and the class-k row says "
-            "L or O, read the class-k row as misread; where it says L and the class-k row M, the shift is in "
-            "which classes the model draws, not in the factor."
-        )
-        out += ["", to_markdown(tables["concentration"])]
-    if "oracle_bias" in tables:
-        out += ["", "## The oracles' bias on each model", ""]
-        out.append(
-            "Per class, P(f = 1) as the oracles read the model's *balanced* samples / as they read the real "
-            "balanced test images (each digit once with and once without the factor). A model trained on "
-            "balanced data should match the data; a gap (marked ! beyond `evaluation.max_oracle_bias`) is the "
-            "oracles misreading this model's samples, which a per-class test would take for memorization."
-        )
-        out += ["", to_markdown(tables["oracle_bias"])]
+    out += _misread_sections(tables, any(m.get("classes_filtered") for m in metrics))
     per_k = (
         (
             "proportions",
@@ -369,6 +376,8 @@ def _title(name: str) -> str:
         "proportions": f"Balanced model's P_c^u, rare class k = {k}",
         "summary": "Table 4: learned / memorized classes (O counted as M)",
         "counts": "Table 3: sample counts by class x factor, z per class",
+        "concentration": "The concentration test: share of f = 1 samples read as class k",
+        "oracle_bias": "The oracles' bias: P(f=1) on the model's balanced samples / on real data",
         "false_positives": "Calibration: the controls under every test",
         "quality": "Quality of the runs",
     }
@@ -442,10 +451,9 @@ def summarise(metrics: list[dict], fp: pd.DataFrame | None) -> dict:
             block = entry.setdefault("filtered", {"learned": 0, "memorized": 0})
             block["learned"] += counts["learned"]
             block["memorized"] += counts["memorized"] + counts["opposite"]
-        if m.get("concentration"):
-            block = entry.setdefault("concentration", {"memorized": 0, "comparisons": 0})
-            block["memorized"] += m["concentration"]["verdict"] == "memorized"
-            block["comparisons"] += 1
+        block = entry.setdefault("concentration", {"memorized": 0, "comparisons": 0})
+        block["memorized"] += concentration_of(m)["verdict"] == "memorized"
+        block["comparisons"] += 1
         entry["low_quality"] = entry.get("low_quality", 0) + bool(m["low_quality"])
         if m.get("oracle_bias"):
             entry["oracle_bias_flagged"] = entry.get("oracle_bias_flagged", 0) + sum(

@@ -305,9 +305,7 @@ def false_positive_rate(results: Iterable[dict[str, ClassResult]]) -> tuple[int,
     return rejected, defined
 
 
-def concentration(
-    counts_balanced: np.ndarray, counts_skewed: np.ndarray, rare_class: int, alpha: float = 0.05
-) -> dict:
+def concentration(counts_balanced: np.ndarray, counts_skewed: np.ndarray, rare_class: int, alpha: float = 0.05) -> dict:
     """Among the samples that carry the factor (f = 1), the share the label
     oracle puts in the rare class k, skewed run against balanced run.
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry
-from pipeline.evaluation.stats import TESTS, compare, wilson
+from pipeline.evaluation.stats import TESTS, compare, concentration, wilson
 from pipeline.names import FACTORS, VERDICTS
 from pipeline.registry import MODELS, display
 
@@ -334,17 +334,26 @@ def _lm(per_seed: list[dict[str, int]], paper_style: bool) -> str:
 
 
 def _filter_label(metrics: list[dict]) -> str | None:
-    """'filtered: confident' when every file has filtered verdicts, else None."""
-    if not metrics or any(m.get("classes_filtered") is None for m in metrics):
-        return None
-    return "filtered: " + " / ".join(sorted({m["sample_filter"] for m in metrics}))
+    """'filtered: confident' when some file has filtered verdicts, else None."""
+    filters = sorted({m["sample_filter"] for m in metrics if m.get("classes_filtered") is not None})
+    return "filtered: " + " / ".join(filters) if filters else None
+
+
+def concentration_of(m: dict) -> dict:
+    """The concentration test of a metrics file: as the evaluate stage stored
+    it, or, for a file written before it existed, computed from the per-class
+    counts it holds (the same counts, so the same answer)."""
+    if m.get("concentration"):
+        return m["concentration"]
+    balanced, skewed = _count_tables(m)
+    return concentration(balanced, skewed, int(m["rare_class"]), float(m["alpha"]))
 
 
 def concentration_cell(files: list[dict]) -> str:
     """The concentration test of one (model, factor, k): 'M 0.10→0.70' (share of
     f = 1 samples read as class k, balanced run → skewed run); over seeds the
     seeds' verdicts ('M 3/3'); '' without the test in the files."""
-    rows = [m["concentration"] for m in files if m.get("concentration")]
+    rows = [concentration_of(m) for m in files]
     if not rows:
         return ""
     if len(rows) > 1:
@@ -376,12 +385,11 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
         (m["factor"], m["rare_class"], m["model"], m.get("seed", 0)): [
             verdict_counts(m),
             verdict_counts(m, corrected=True),
-            verdict_counts(m, filtered=True),
+            verdict_counts(m, filtered=True) if m.get("classes_filtered") is not None else None,
         ][: len(tests)]
         for m in metrics
     }
     files = by_run(metrics)
-    conc = any(m.get("concentration") for m in metrics)
     low = {(m["factor"], m["rare_class"], m["model"]) for m in metrics if m["low_quality"]}
     rows = sorted({(m["factor"], m["rare_class"]) for m in metrics}, key=lambda r: (_ordered_index(r[0]), r[1]))
     totals = {(model, i, s): dict.fromkeys(VERDICTS, 0) for model in models for i in range(len(tests)) for s in seeds}
@@ -391,26 +399,24 @@ def summary_table(metrics: list[dict], paper_style: bool = True) -> pd.DataFrame
         for model in models:
             per_seed = {s: by_key[factor, k, model, s] for s in seeds if (factor, k, model, s) in by_key}
             for i in range(len(tests)):
-                if not per_seed:
-                    line.append("")
+                if not per_seed or any(both[i] is None for both in per_seed.values()):
+                    line.append("")  # no such model here, or files written before the filter existed
                     continue
                 for s, both in per_seed.items():
                     for v in VERDICTS:
                         totals[model, i, s][v] += both[i][v]
                 cell = _lm([both[i] for both in per_seed.values()], paper_style)
                 line.append(cell + (LOW_QUALITY if (factor, k, model) in low else ""))
-            if conc:
-                line.append(concentration_cell(files.get((model, factor, k), [])))
+            line.append(concentration_cell(files.get((model, factor, k), [])))
         data.append(line)
     total = []
     for model in models:
         total += [_lm([totals[model, i, s] for s in seeds], paper_style) for i in range(len(tests))]
-        if conc:
-            marks = [concentration_cell([m]) for m in metrics if m["model"] == model and m.get("concentration")]
-            total.append(f"M {sum(c.startswith('M') for c in marks)}/{len(marks)}")
+        marks = [concentration_cell([m]) for m in metrics if m["model"] == model]
+        total.append(f"M {sum(c.startswith('M') for c in marks)}/{len(marks)}")
     data.append(total)
     index = pd.MultiIndex.from_tuples([(f, f"k={k}") for f, k in rows] + [("Total", "")], names=["factor", "k"])
-    heads = tests + (["concentration"] if conc else [])
+    heads = [*tests, "concentration"]
     columns = pd.MultiIndex.from_tuples([(display(m), t) for m in models for t in heads], names=["model", "test"])
     return pd.DataFrame(data, index=index, columns=columns)
 
@@ -450,9 +456,7 @@ def concentration_table(metrics: list[dict]) -> pd.DataFrame:
     order = {m: i for i, m in enumerate(ordered((m["model"] for m in metrics), MODELS))}
     key = lambda m: (order[m["model"]], _ordered_index(m["factor"]), m["rare_class"], m.get("seed", 0))  # noqa: E731
     for m in sorted(metrics, key=key):
-        c = m.get("concentration")
-        if not c:
-            continue
+        c = concentration_of(m)
         f = m.get("concentration_filtered") or {}
         records.append(
             {
