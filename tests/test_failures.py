@@ -310,7 +310,7 @@ OUTPUTS = {
         "data/samples/vae-colour-balanced-s0",
         "plots/samples/vae-colour-balanced-s0.png",
     ),
-    "evaluate@vae-colour-1-0": ("metrics/vae/colour/k1-s0.json",),
+    "evaluate@vae-colour-1-0": ("metrics/vae/colour/k1-s0.json", "reads/vae/colour/k1-s0.npz"),
     "report": ("reports/tables", "reports/plots", "reports/summary.json"),
 }
 
@@ -323,7 +323,7 @@ def _exp_run(root, env, *overrides, check=True):
 def _results(root: Path) -> dict[str, str]:
     """sha256 of every file a user reads the study's results from."""
     out = {}
-    for folder in ("metrics", "plots", "reports", "models", "data/samples"):
+    for folder in ("metrics", "reads", "plots", "reports", "models", "data/samples"):
         out.update({f"{folder}/{k}": v for k, v in _digest(root / folder).items() if not k.endswith(".gitignore")})
     return {k: v for k, v in out.items() if not k.startswith("models/resume/")}
 

@@ -119,16 +119,20 @@ def calibration():
 
 
 def test_the_learner_measures_each_tests_false_positive_rate(calibration):
-    learner = calibration["data-learner"]
+    learner = {test: t for test, t in calibration["data-learner"].items() if test != "concentration"}
     assert all(t["defined"] == 1000 for t in learner.values())  # 100 redraws x 10 classes, all defined
     rate = {test: t["flagged"] / t["defined"] for test, t in learner.items()}
+    concentration = calibration["data-learner"]["concentration"]
+    assert concentration["defined"] == 100 and concentration["flagged"] <= 12  # one comparison a redraw; alpha 0.05
     # the pooled test holds alpha = 0.05; the one-sample test treats P_c^u as exact and runs well above it
     assert 0.02 <= rate["two_proportion"] <= 0.09 and rate["fisher"] <= rate["two_proportion"]
     assert rate["one_sample"] >= 0.12
 
 
 def test_the_memorizer_is_always_caught_and_the_mixer_sometimes(calibration):
-    assert all(t["flagged"] == t["defined"] == 1000 for t in calibration["data-memorizer"].values())
+    memorizer = calibration["data-memorizer"]
+    assert all(t["flagged"] == t["defined"] == 1000 for test, t in memorizer.items() if test != "concentration")
+    assert memorizer["concentration"] == {"flagged": 100, "defined": 100}
     mixer = {test: t["flagged"] / t["defined"] for test, t in calibration["data-mixer"].items()}
     # a 20% mix moves P(f=1) by 0.1 at about 50 samples per class: detected, but not always
     assert 0.1 < mixer["two_proportion"] < 0.9 and mixer["one_sample"] > mixer["two_proportion"]

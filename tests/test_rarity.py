@@ -44,6 +44,12 @@ def test_run_rows_count_each_comparison(sweep):
     # 30% against 50% at n = 100: z = -0.2 / sqrt(0.25 / 100) = -4 (one-sample) in the moved classes, 0 elsewhere
     assert runs.loc[("gan", 0.0, 1), "mean_abs_z"] == pytest.approx(8 * 4 / 10)
     assert runs.loc[("gan", 0.5, 1), "mean_abs_z"] == pytest.approx(4 / 10)
+    # of the f = 1 samples, the share in class 1: 50 of 500 in the balanced run; 50 of 50 + 8 x 30 + 50 = 340
+    # when 8 classes lost the factor, a rise from 0.10 to 0.147, z = 2.06 (p 0.04): memorized
+    assert runs.loc[("gan", 0.0, 1), "concentration_balanced"] == 0.1
+    assert runs.loc[("gan", 0.0, 1), "concentration_skewed"] == pytest.approx(50 / 340)
+    assert runs.loc[("gan", 0.0, 1), "concentration_memorized"] == 1
+    assert runs.loc[("gan", 0.5, 0), "concentration_memorized"] == 0
 
 
 def test_curve_table_means_and_ranges_over_seeds(sweep):

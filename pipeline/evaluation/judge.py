@@ -29,6 +29,7 @@ CONFIDENT = 0.9  # a sample the label oracle reads with p above this is "confide
 SAMPLE_FILTERS = ("none", "confident", "on_manifold", "both")
 MANIFOLD_K = 3  # the k of the k-NN balls a sample must fall in (as precision's, Kynkaenniemi et al. 2019)
 RUNS = ("balanced", "skewed")
+CONCENTRATION = "concentration"  # the concentration test's row of a control's calibration
 
 
 @dataclass(frozen=True)
@@ -229,11 +230,12 @@ def calibrate(
     of every image the control draws from (`pools`: dataset -> Read). What is
     "flagged" is the control's `hit` (pipeline/registry.py): for the learner
     any significant verdict (a false positive), for the memorizer and the
-    mixer a memorized one (a true positive). The second tally counts the same
+    mixer a memorized one (a true positive); besides the per-class tests,
+    the concentration test (`CONCENTRATION`: one comparison a draw). The second tally counts the same
     draws after the sample filter (`keep`: dataset -> the images it keeps;
     without it, every image the factor oracle reads surely enough)."""
     control = registry.control(model)
-    tallies = [{test: {"flagged": 0, "defined": 0} for test in TESTS} for _ in range(2)]
+    tallies = [{test: {"flagged": 0, "defined": 0} for test in (*TESTS, CONCENTRATION)} for _ in range(2)]
     sizes = {name: len(read.labels) for name, read in pools.items()}
     for _ in range(ev.control_resamples):
         counts: list[list[np.ndarray]] = [[], []]
@@ -256,6 +258,10 @@ def calibrate(
                 for test, verdict in row.verdicts.items():
                     tally[test]["defined"] += 1
                     tally[test]["flagged"] += int(control.flags(verdict))
+            conc = concentration(*both, rare_class, ev.alpha)["verdict"]
+            if conc != "undefined":
+                tally[CONCENTRATION]["defined"] += 1
+                tally[CONCENTRATION]["flagged"] += int(control.flags(conc))
     return tallies[0], tallies[1]
 
 

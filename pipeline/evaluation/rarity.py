@@ -23,12 +23,31 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry
-from pipeline.evaluation.tables import CORRECTED, false_positive_table, ordered, to_markdown, verdict_counts
+from pipeline.evaluation.tables import (
+    CORRECTED,
+    concentration_of,
+    false_positive_table,
+    ordered,
+    to_markdown,
+    verdict_counts,
+)
 from pipeline.io import atomic_dir
 from pipeline.registry import MODELS, display
 
 NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
-COUNTS = ("memorized", "memorized_corrected", "learned", "tested", "mean_abs_z", "p_balanced_others", "p_skewed_others")
+COUNTS = (
+    "memorized",
+    "memorized_corrected",
+    "learned",
+    "tested",
+    "mean_abs_z",
+    "p_balanced_others",
+    "p_skewed_others",
+    # the concentration test (pipeline/evaluation/stats.py): of the f = 1 samples, the share read as class k
+    "concentration_balanced",
+    "concentration_skewed",
+    "concentration_memorized",
+)
 
 
 def others_rate(metrics: dict, which: str) -> float | None:
@@ -51,6 +70,7 @@ def run_rows(metrics: list[dict]) -> pd.DataFrame:
         counts = verdict_counts(m)
         corrected = verdict_counts(m, corrected=True)
         z = [abs(r["z"]) for c, r in m["classes"].items() if c != "total" and r["z"] is not None]
+        conc = concentration_of(m)
         rows.append(
             {
                 "factor": m["factor"],
@@ -66,6 +86,9 @@ def run_rows(metrics: list[dict]) -> pd.DataFrame:
                 "mean_abs_z": float(np.mean(z)) if z else None,
                 "p_balanced_others": others_rate(m, "b"),
                 "p_skewed_others": others_rate(m, "s"),
+                "concentration_balanced": conc["share_balanced"],
+                "concentration_skewed": conc["share_skewed"],
+                "concentration_memorized": int(conc["verdict"] == "memorized"),
             }
         )
     columns = ["factor", "rare_class", "model", "rare_fraction", "seed", "test", *COUNTS]

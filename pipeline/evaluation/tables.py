@@ -516,6 +516,42 @@ def _flags(control: str, results: list[dict]) -> tuple[int, int]:
     return sum(registry.control(control).flags(r.verdict) for r in rows), len(rows)
 
 
+CONCENTRATION_ROW = "concentration"  # the concentration test's row in the calibration table
+
+
+def _rate(flagged: int, defined: int, suffix: str = "") -> dict:
+    ci = wilson(flagged, defined) or (float("nan"), float("nan"))
+    return {
+        f"rate{suffix}": flagged / defined if defined else float("nan"),
+        f"ci_low{suffix}": ci[0],
+        f"ci_high{suffix}": ci[1],
+    }
+
+
+def _calibration_counts(control: str, files: list[dict], test: str) -> tuple[int, int, dict] | None:
+    """(flagged, defined, filtered rate columns) of one control under `test`:
+    summed over the files' redraws, or recomputed from each file's one draw
+    when some file has none; None when no file measured `test` (the
+    concentration row of files written before it existed)."""
+    if all(m["calibration"] for m in files):
+        have = [m for m in files if test in m["calibration"]]
+        if not have:
+            return None
+        flagged = sum(m["calibration"][test]["flagged"] for m in have)
+        defined = sum(m["calibration"][test]["defined"] for m in have)
+        filtered = {}
+        if all(test in (m.get("calibration_filtered") or {}) for m in have):
+            f_flagged = sum(m["calibration_filtered"][test]["flagged"] for m in have)
+            f_defined = sum(m["calibration_filtered"][test]["defined"] for m in have)
+            filtered = _rate(f_flagged, f_defined, "_filtered")
+        return flagged, defined, filtered
+    if test == CONCENTRATION_ROW:
+        verdicts = [concentration_of(m)["verdict"] for m in files]
+        defined_ = [v for v in verdicts if v != "undefined"]
+        return sum(registry.control(control).flags(v) for v in defined_), len(defined_), {}
+    return (*_flags(control, [_recompute(m, test) for m in files]), {})
+
+
 def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
     """Calibration on the controls under every test, with Wilson 95% intervals.
 
@@ -527,7 +563,8 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
     models' FD (evaluation.degraded_fd). Counted over the `control_resamples`
     redraws the evaluate stage made of each control's samples, or, for files
     without them, recomputed from the one draw's stored counts (`resamples`
-    0); `rate_filtered` counts the same redraws after the sample filter.
+    0); `rate_filtered` counts the same redraws after the sample filter. The
+    `concentration` row: the concentration test, one comparison a redraw.
     """
     records = []
     for control, measure in ((c, registry.control(c).measure) for c in registry.CONTROLS):
@@ -535,23 +572,11 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
         if not files:
             continue
         resampled = all(m["calibration"] for m in files)
-        for test in TESTS:
-            if resampled:
-                flagged = sum(m["calibration"][test]["flagged"] for m in files)
-                defined = sum(m["calibration"][test]["defined"] for m in files)
-            else:
-                flagged, defined = _flags(control, [_recompute(m, test) for m in files])
-            ci = wilson(flagged, defined) or (float("nan"), float("nan"))
-            filtered = {}
-            if resampled and all(m.get("calibration_filtered") for m in files):
-                f_flagged = sum(m["calibration_filtered"][test]["flagged"] for m in files)
-                f_defined = sum(m["calibration_filtered"][test]["defined"] for m in files)
-                f_ci = wilson(f_flagged, f_defined) or (float("nan"), float("nan"))
-                filtered = {
-                    "rate_filtered": f_flagged / f_defined if f_defined else float("nan"),
-                    "ci_low_filtered": f_ci[0],
-                    "ci_high_filtered": f_ci[1],
-                }
+        for test in (*TESTS, CONCENTRATION_ROW):
+            counted = _calibration_counts(control, files, test)
+            if counted is None:
+                continue
+            flagged, defined, filtered = counted
             records.append(
                 {
                     "control": display(control),
@@ -561,9 +586,7 @@ def false_positive_table(metrics: list[dict]) -> pd.DataFrame:
                     "resamples": min(m["control_resamples"] for m in files) if resampled else 0,
                     "defined": defined,
                     "flagged": flagged,
-                    "rate": flagged / defined if defined else float("nan"),
-                    "ci_low": ci[0],
-                    "ci_high": ci[1],
+                    **_rate(flagged, defined),
                     **filtered,
                 }
             )
