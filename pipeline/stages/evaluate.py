@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     verdicts = [r.verdict for c, r in metrics.classes.items() if c != "total"]
     counts = f"{verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
     print(f"{stage}: {counts}")
+    if (d := metrics.degradation) is not None and abs(d.fd - d.target_fd) > 0.05 * d.target_fd:
+        print(f"{stage}: degraded to FD {d.fd:.1f}, not evaluation.degraded_fd {d.target_fd:g} (strength {d.strength:g})")
 
 
 if __name__ == "__main__":
