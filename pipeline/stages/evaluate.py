@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     counts = f"{verdicts.count('learned')} learned, {verdicts.count('memorized')} memorized"
     print(f"{stage}: {counts}")
     if (d := metrics.degradation) is not None and abs(d.fd - d.target_fd) > 0.05 * d.target_fd:
-        print(f"{stage}: degraded to FD {d.fd:.1f}, not evaluation.degraded_fd {d.target_fd:g} (strength {d.strength:g})")
+        print(
+            f"{stage}: degraded to FD {d.fd:.1f}, not evaluation.degraded_fd {d.target_fd:g} (strength {d.strength:g})"
+        )
 
 
 if __name__ == "__main__":
