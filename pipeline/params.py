@@ -180,7 +180,7 @@ class EvaluationParams(_Section):
     min_label_confidence: Annotated[float, Field(ge=0.0, le=1.0)]  # "confident": label oracle's p >= this
     # a class whose balanced-run P(f=1) differs from the oracles' reading of real data by more is flagged
     max_oracle_bias: Annotated[float, Field(gt=0.0, le=1.0)]
-    # the degraded controls' images are blurred and noised until their FD reaches this
+    # the degraded controls' images are warped, blurred and noised until their FD reaches this
     degraded_fd: Annotated[float, Field(gt=0.0)]
 
 

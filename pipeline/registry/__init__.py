@@ -79,7 +79,7 @@ class Control:
     measure: str  # what its rate of hits measures, in the calibration table
     rank: int = 100
     source: str = ""
-    # its images blurred and noised by the evaluate stage until their FD
+    # its images warped, blurred and noised by the evaluate stage until their FD
     # reaches evaluation.degraded_fd: its verdicts then measure misreading
     degraded: bool = False
     kind: ClassVar[str] = "control"
