@@ -159,6 +159,7 @@ def judge(
     num_classes: int = 10,
     real: FactorDataset | None = None,
     rngs: dict[str, np.random.Generator] | None = None,
+    real_read: Read | None = None,
 ) -> tuple[dict, dict]:
     """Metrics of one (model, factor, k) and the per-sample reads behind them.
 
@@ -174,7 +175,8 @@ def judge(
     `ev.min_factor_confidence` (mixed ink, say) are dropped before counting."""
     reads = {"balanced": read_samples(label_oracle, factor_oracle, balanced, device)}
     reads["skewed"] = read_samples(label_oracle, factor_oracle, skewed, device)
-    real_read = read_samples(label_oracle, factor_oracle, real.images, device) if real is not None else None
+    if real is not None and real_read is None:
+        real_read = read_samples(label_oracle, factor_oracle, real.images, device)
     manifold = {run: None if real_read is None else on_manifold(real_read, r) for run, r in reads.items()}
     counts, filtered, dropped, keep = {}, {}, {}, {}
     for run, r in reads.items():
@@ -318,12 +320,13 @@ def evaluate_run(
     label_oracle, factor_oracle, accuracy = oracles
     calibration, calibration_filtered, degradation = {}, {}, None
     skewed_name_k = skewed_name(rare_class)
+    # the oracles' reading of the real test images, once: degradation, calibration and judge all use it
+    real_read = read_samples(label_oracle, factor_oracle, real.images, device) if registry.is_control(model) else None
     if registry.is_control(model) and registry.control(model).degraded:
-        real_features = features(label_oracle, real.images, device)
         strength, fd = match_fd(
             samples[BALANCED],
             ev.degraded_fd,
-            real_features,
+            real_read.features,
             lambda x: features(label_oracle, x, device),
             seed,
         )
@@ -334,7 +337,6 @@ def evaluate_run(
         degradation = {"target_fd": ev.degraded_fd, "strength": strength, "fd": fd}
     if registry.is_control(model) and pools is not None and ev.control_resamples > 0:
         reads = {name: read_samples(label_oracle, factor_oracle, ds.images, device) for name, ds in pools.items()}
-        real_read = read_samples(label_oracle, factor_oracle, real.images, device)
         keep = {name: kept(r, on_manifold(real_read, r), ev) for name, r in reads.items()}
         rng = rng_for(seed, "calibrate", model, factor, rare_class)
         direction = data_manifest.skew_direction(skewed_name_k)
@@ -357,6 +359,7 @@ def evaluate_run(
             "balanced": rng_for(seed, "quality", model, factor, BALANCED),
             "skewed": rng_for(seed, "quality", model, factor, skewed_name_k),
         },
+        real_read=real_read,
     )
     file = MetricsFile(
         model=model,
