@@ -26,9 +26,10 @@ import numpy as np
 from pipeline.data.mnist import MIRRORS, download_mnist
 from pipeline.errors import MetricsError, RgfError
 from pipeline.factors import perturb
-from pipeline.io import rng_for
+from pipeline.io import atomic_file, check_output, check_outputs, rng_for
 from pipeline.names import MORPHOLOGICAL
 from pipeline.params import MAX_SEED, load_params
+from pipeline.paths import METRICS_GLOB, RARITY
 from pipeline.registry import CONTROLS, display
 from pipeline.stages import console, run
 
@@ -124,6 +125,7 @@ def _save_replacing(array: np.ndarray, tmp: Path, out: Path) -> None:
 
 
 def _perturb(args: argparse.Namespace) -> None:
+    check_output(args.output, [args.input, args.params], name="--output")
     _check_output(args.output)
     params = load_params(args.params).perturb
     _check_grey_digits(args.input)  # every check before any work
@@ -140,6 +142,9 @@ def _perturb(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
+    check_output(args.dest, name="--dest")
+    if args.dest.exists() and not args.dest.is_dir():
+        raise RgfError(f"--dest {args.dest}: a file; give a folder for the four .gz files")
     path = download_mnist(args.dest, mirrors=args.mirror or MIRRORS)
     console.print(f"MNIST files verified in {path}")
 
@@ -154,23 +159,35 @@ def _report(args: argparse.Namespace) -> None:
 
     if not args.metrics.is_dir():
         raise MetricsError(f"--metrics {args.metrics}: no such folder; run the evaluate stages first (dvc repro)")
+    if not any(args.metrics.glob(METRICS_GLOB)):
+        raise MetricsError(
+            f"--metrics {args.metrics}: no metrics files (<model>/<factor>/k<k>-s<seed>.json); "
+            "give a study's metrics folder, or run the evaluate stages first (dvc repro)"
+        )
     # the default params.yaml is optional; a --params given must exist
     path = args.params or Path("params.yaml")
     print_report(args.metrics, params=load_params(path) if args.params or path.exists() else None)
 
 
 def _rarity(args: argparse.Namespace) -> None:
-    from pipeline.evaluation.experiments import collect
+    from pipeline.evaluation.experiments import check_design, collect
     from pipeline.evaluation.rarity import write_curve
 
     reference = load_params(args.params)
+    check_outputs({args.out: RARITY})
+    check_design(args.out, reference)
+    if (args.out / "curve.csv").exists() and not (args.out / "params.yaml").exists() and not args.replace:
+        raise RgfError(
+            f"--out {args.out}: holds a curve that does not say its design (no params.yaml); "
+            "give --replace to replace it, or another --out"
+        )
     metrics, used, notes = collect(args.repo, reference)
     if not metrics:
         raise MetricsError(
             f"{args.repo}: no DVC experiment of this study's design has metrics; queue the sweep first "
             "(`dvc exp run --queue -S skew.rare_fraction=<r>`, `dvc queue start`; README: the rarity curve)"
         )
-    table, null = write_curve(metrics, args.out, used, notes)
+    table, null = write_curve(metrics, args.out, used, notes, reference)
     fractions = ", ".join(f"{r:g}" for r in sorted(table["rare_fraction"].unique()))
     console.print(f"{len(metrics)} comparisons from {used} experiments (r = {fractions}) -> {args.out}")
     for note in notes:
@@ -218,6 +235,7 @@ def _export_data(args: argparse.Namespace) -> None:
 def _import_samples(args: argparse.Namespace) -> None:
     from pipeline.generative import imported
 
+    check_output(args.into, [args.source, args.params], name="--into")
     params = load_params(args.params)
     imported.check_name(args.model)
     if args.factor not in params.factors:
@@ -290,9 +308,13 @@ def _assemble(args: argparse.Namespace) -> None:
 def _compcars_manifest(args: argparse.Namespace) -> None:
     from pipeline.data.compcars import compcars_manifest
 
-    table = compcars_manifest(args.sv_data, args.makes, args.colours, not args.all_images, args.seed)
     out = args.out or args.sv_data / "manifest.csv"
-    table.to_csv(out, index=False)
+    check_outputs(files=[out])
+    if not out.parent.is_dir():
+        raise RgfError(f"--out {out}: no folder {out.parent}; create it first")
+    table = compcars_manifest(args.sv_data, args.makes, args.colours, not args.all_images, args.seed)
+    with atomic_file(out) as tmp:
+        table.to_csv(tmp, index=False)
     counts = table.groupby(["make", "colour"]).size().to_dict()
     console.print(f"{len(table)} images -> {out}: " + ", ".join(f"{m} {c} {n}" for (m, c), n in counts.items()))
 
@@ -300,6 +322,8 @@ def _compcars_manifest(args: argparse.Namespace) -> None:
 def _standin_cars(args: argparse.Namespace) -> None:
     from pipeline.data.standin import write_standin
 
+    if args.per_cell < 1:
+        raise RgfError(f"--per-cell {args.per_cell}: must be at least 1 (images per make x colour)")
     manifest = write_standin(args.folder, args.per_cell, args.seed)
     console.print(f"stand-in cars ({args.per_cell} per make x colour) -> {manifest}")
 
@@ -375,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--repo", type=Path, default=Path("."), help="the study's DVC repository")
     ra.add_argument("--params", type=Path, default=Path("params.yaml"), help="the design experiments must share")
     ra.add_argument("--out", type=Path, default=Path("reports/rarity"), help="folder for curve.png, curve.csv, ...")
+    ra.add_argument("--replace", action="store_true", help="replace a curve written before curves recorded params.yaml")
     ra.set_defaults(func=_rarity)
 
     pa = _command(

@@ -58,6 +58,10 @@ def read(schema: type[F], path: Path, fix: str, error: type[RgfError] = DataErro
         return schema.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         raise error(f"{path}: missing; {fix}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: a folder, not a {schema.__name__} file; {fix}") from None
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err.strerror or err}); {fix}") from None
     except ValidationError as err:
         raise error(f"{path}: not a valid {schema.__name__} ({_describe(err)}); {fix}") from None
 
@@ -179,8 +183,11 @@ def write_samples(folder: Path, images: np.ndarray, meta: SampleMeta) -> None:
     meta.write(folder / "meta.json")
 
 
-def read_samples(folder: Path, model: str, factor: str, dataset: str, seed: int) -> np.ndarray:
-    """Samples written by the sample stage, refusing those of another run."""
+def read_samples(
+    folder: Path, model: str, factor: str, dataset: str, seed: int, image_size: int | None = None
+) -> np.ndarray:
+    """Samples written by the sample stage, refusing those of another run,
+    fewer or more than meta.json says, or (given it) of another image size."""
     fix = f"run `dvc repro {sample_stage(model, factor, dataset, seed)}`"
     meta = read(SampleMeta, folder / "meta.json", fix)
     try:
@@ -193,6 +200,13 @@ def read_samples(folder: Path, model: str, factor: str, dataset: str, seed: int)
         raise DataError(f"{folder}: samples of {found}, expected {expected}; point --samples at the right run")
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise DataError(f"{folder}/images.npy: expected (M, H, W, 3) uint8, got {images.shape} {images.dtype}")
+    if len(images) != meta.num_samples:
+        raise DataError(f"{folder}/images.npy: {len(images)} samples, meta.json says {meta.num_samples}; {fix}")
+    if image_size is not None and images.shape[1:3] != (image_size, image_size):
+        raise DataError(
+            f"{folder}/images.npy: {images.shape[1]}x{images.shape[2]} images, "
+            f"the study's are {image_size}x{image_size}; {fix}"
+        )
     return images
 
 

@@ -4,9 +4,11 @@ JSON, atomic writes, self-describing checkpoints and the device.
 An output is written to a scratch path beside it and replaces the old one
 only when complete, so a failure (a bug, a full disk, Ctrl-C, kill -9) leaves
 the last good output readable; a full disk is one line naming the path. A
-folder is replaced only if it is empty or holds the file that marks it as
-this output (its `signature`), so a mistyped `--out data` is refused rather
-than wiped.
+command's outputs are replaced together, under a lock, after every check has
+passed twice (before the work and before the swap). A folder is replaced
+only if it is empty or marked as this very output (its MARKER file), so a
+mistyped `--out data` is refused rather than wiped; no output may be, hold or
+lie in the project's root, its .git, .dvc or code, or the command's inputs.
 
 Checkpoints hold weights plus the params that produced them, the epoch and
 the code version, are written atomically and loaded with `weights_only=True`;
@@ -17,14 +19,19 @@ torch is imported only where a checkpoint or a device is asked for.
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import json
 import os
+import re
+import secrets
 import shutil
 import subprocess
+import tempfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,69 +70,310 @@ def cannot_write(path: Path, err: OSError) -> RgfError:
     )
 
 
-def _scratch(path: Path, tag: str = "partial") -> Path:
-    return path.with_name(f"{path.name}.{tag}")
+# the file that marks a folder as an output of rgf, holding which output it is
+MARKER = ".rgf-output"
+# what a project's root holds that no output may be, hold or lie inside
+PROTECTED = (".git", ".dvc", "pipeline", "tests", "scripts", "conf", "hydra_plugins", "references")
 
 
-@contextmanager
-def atomic_dir(out: Path, signature: str | None = None) -> Iterator[Path]:
-    """Yield a scratch folder that replaces `out` only if the block succeeds.
+@dataclass(frozen=True)
+class Owned:
+    """An output folder: which output it is (written to its MARKER file) and,
+    for folders written before markers existed, the names that all together
+    mark it as this output."""
 
-    With `signature` (a file every version of this output holds), an existing
-    `out` that is not empty and lacks it is refused: it holds things this
-    output did not write."""
+    kind: str
+    legacy: tuple[str, ...] = ()
+
+
+def project_root(start: Path) -> Path | None:
+    """The nearest folder at or above `start` that holds .git, .dvc or dvc.yaml."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists() or (folder / ".dvc").is_dir() or (folder / "dvc.yaml").is_file():
+            return folder
+    return None
+
+
+def _nearest_existing(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return folder
+    return path
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output(out: Path, inputs: Sequence[Path] = (), name: str = "--out") -> None:
+    """Refuse, before any work, an output path that is, holds or lies inside
+    the project's root, its .git, .dvc or code, or one of the command's own
+    inputs."""
+    target = Path(out).resolve()
+    roots = {r for r in (project_root(Path.cwd()), project_root(_nearest_existing(target))) if r is not None}
+    for root in roots:
+        if _within(root, target):
+            raise RgfError(f"{name} {out}: is or holds the project's root {root}; give a folder of its own inside it")
+        for part in PROTECTED:
+            if (root / part).exists() and _within(target, (root / part).resolve()):
+                raise RgfError(f"{name} {out}: lies in the project's {part}/; give a folder outside it")
+    for given in inputs:
+        source = Path(given).resolve()
+        if _within(target, source) or _within(source, target):
+            raise RgfError(f"{name} {out}: is, holds or lies inside the input {given}; give another output path")
+
+
+def owner(folder: Path) -> str | None:
+    """The output a folder's marker names, None without one."""
+    try:
+        return (folder / MARKER).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def check_owned(out: Path, owned: Owned) -> None:
+    """An output folder may be replaced only when it is missing, empty or this
+    output's own (its marker, or all of its legacy names)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RgfError(f"{out}: a file, not an output folder; give the output folder's path")
-    tmp = _scratch(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-        yield tmp
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if err.errno in WRITE_ERRORS:
-            raise cannot_write(out, err) from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if signature is not None and out.is_dir() and any(out.iterdir()) and not (out / signature).exists():
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    mark = owner(out)
+    if mark == owned.kind:
+        return
+    if mark is not None:
         raise RgfError(
-            f"{out}: holds files this output did not write (no {signature}); refusing to replace it: "
-            "give an empty or new folder, or the output's own path (see dvc.yaml)"
+            f"{out}: holds rgf's {mark} output, not its {owned.kind}; refusing to replace it: give its own path"
         )
-    old = _scratch(out, "old.partial")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    if owned.legacy and all((out / name).exists() for name in owned.legacy):
+        return
+    raise RgfError(
+        f"{out}: holds files this output ({owned.kind}) did not write; refusing to replace it: "
+        "give an empty or new folder, or the output's own path (see dvc.yaml)"
+    )
+
+
+def check_outputs(
+    folders: Mapping[Path, Owned] | None = None, files: Sequence[Path] = (), inputs: Sequence[Path] = ()
+) -> None:
+    """Every check of `replacing`, to run before any work."""
+    for path, owned in (folders or {}).items():
+        check_output(path, inputs)
+        check_owned(_target(path), owned)
+        check_writable(path)
+    for path in files:
+        check_output(path, inputs)
+        if _target(path).is_dir():
+            raise RgfError(f"{path}: a folder, not a file; give the output file's path")
+        check_writable(path)
+
+
+def check_writable(out: Path) -> None:
+    """The output's folder (or the nearest one that exists) takes a new file:
+    a scratch file is made and removed there (permissions alone do not say,
+    for root or a read-only mount)."""
+    folder = _nearest_existing(_target(Path(out)).parent.resolve())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rgf-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RgfError(
+            f"{out}: cannot write in {folder} ({err.strerror or err}); give a folder you can write"
+        ) from None
+
+
+def _target(path: Path) -> Path:
+    """The path to replace: a symbolic link's target (the link stays)."""
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
+
+
+def _scratch_name(path: Path, tag: str, suffix: bool = False) -> Path:
+    """A fresh name beside `path` no other process uses."""
+    token = f"{os.getpid()}-{secrets.token_hex(3)}"
+    if suffix:
+        return path.with_name(f".{path.stem}.{tag}-{token}{path.suffix}")
+    return path.with_name(f".{path.name}.{tag}-{token}")
+
+
+def _keep_copy(path: Path, old: Path) -> None:
+    try:
+        os.link(path, old)
+    except OSError:  # a file system without hard links
+        shutil.copy2(path, old)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tidy(target: Path) -> None:
+    """Scratch left beside `target` by a process that died (kill -9): its
+    half-written output goes; an old version it had moved aside while
+    swapping comes back if `target` is missing."""
+    name, stem, suffix = (re.escape(x) for x in (target.name, target.stem, target.suffix))
+    scratch = re.compile(rf"\.(?:{name}|{stem})\.(partial|old)-(\d+)-[0-9a-f]{{6}}(?:{suffix})?")
+    for leftover in target.parent.iterdir():
+        found = scratch.fullmatch(leftover.name)
+        if found is None or _alive(int(found.group(2))):
+            continue
+        if found.group(1) == "old" and not target.exists():
+            leftover.rename(target)
+        else:
+            _remove(leftover)
+
+
+@contextmanager
+def _locked(folders: Sequence[Path]) -> Iterator[None]:
+    """Exclusive locks on `folders` (the outputs' parents), so that two
+    commands replacing the same outputs take turns rather than collide."""
+    with ExitStack() as stack:
+        for folder in sorted({Path(f).resolve() for f in folders}):
+            fd = os.open(folder, os.O_RDONLY)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing(
+    folders: Mapping[Path, Owned] | None = None, files: Sequence[Path] = (), keep_suffix: Sequence[bool] = ()
+) -> Iterator[tuple[Path, ...]]:
+    """Scratch paths for output folders (each marked as its Owned.kind) and
+    files, in that order, that replace the outputs together only if the block
+    succeeds: every check runs before the block and again, under a lock,
+    before the first output is touched; a failure while swapping puts back
+    what was swapped. A symbolic link to a folder keeps pointing at it (the
+    folder it names is replaced)."""
+    folders = dict(folders or {})
+    check_outputs(folders, files)
+    targets = [_target(p) for p in [*folders, *files]]
+    suffixes = list(keep_suffix) + [False] * len(files)
+    scratch: list[Path] = []
+    try:
+        for target in targets:
+            if target.parent.is_dir():
+                _tidy(target)
+        for path, owned in folders.items():
+            target = _target(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _scratch_name(target, "partial")
+            tmp.mkdir()
+            scratch.append(tmp)
+            (tmp / MARKER).write_text(owned.kind + "\n")
+        for path, suffix in zip(files, suffixes, strict=False):
+            target = _target(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            scratch.append(_scratch_name(target, "partial", suffix))
+        yield tuple(scratch)
+        with _locked([t.parent for t in targets]):
+            check_outputs(folders, files)
+            _swap(list(zip(scratch, targets, strict=True)))
+    except OSError as err:
+        if err.errno in WRITE_ERRORS:
+            raise cannot_write(targets[0] if len(targets) == 1 else targets[0].parent, err) from None
+        raise
+    finally:
+        for tmp in scratch:
+            _remove(tmp)
+
+
+def _put(tmp: Path, target: Path) -> Path | None:
+    """Rename `tmp` onto `target`; the old version, if any, waits under a
+    scratch name (a folder renamed aside, a file hard-linked so that it is
+    replaced in one step). Returns where the old version waits."""
+    if not tmp.exists():
+        raise RgfError(f"{target}: the output was never written; the previous version is unchanged")
+    old = _scratch_name(target, "old") if target.exists() else None
+    if old is not None and target.is_dir():
+        target.rename(old)
+        tmp.rename(target)
+        return old
+    if old is not None:
+        _keep_copy(target, old)
+    os.replace(tmp, target)
+    return old
+
+
+def _put_back(target: Path, old: Path | None) -> None:
+    if old is None or old.is_dir():
+        _remove(target)
+    if old is not None:
+        os.replace(old, target) if not old.is_dir() else old.rename(target)
+
+
+def _swap(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each scratch onto its target, all or none."""
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, target in pairs:
+            done.append((target, _put(tmp, target)))
+    except BaseException:
+        for target, old in reversed(done):
+            _put_back(target, old)
+        raise
+    for _, old in done:
+        if old is not None:
+            _remove(old)
+
+
+@contextmanager
+def atomic_dir(out: Path, owned: Owned | str) -> Iterator[Path]:
+    """`replacing` for one output folder."""
+    with replacing({Path(out): owned if isinstance(owned, Owned) else Owned(owned)}) as (tmp,):
+        yield tmp
+
+
+@contextmanager
+def atomic_entries(out: Path, owned: Owned) -> Iterator[Path]:
+    """Yield a scratch folder; when the block succeeds, each entry written in
+    it replaces the entry of that name in `out` (together, under a lock) and
+    whatever else `out` holds stays: a collector's folder may hold a reading
+    someone wrote beside its results. `out` must be new, empty or `owned`'s."""
+    check_outputs({Path(out): owned})
+    target = _target(Path(out))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _scratch_name(target, "partial")
+    try:
+        tmp.mkdir()
+        (tmp / MARKER).write_text(owned.kind + "\n")
+        yield tmp
+        with _locked([target.parent]):
+            check_owned(target, owned)
+            if not target.exists():
+                tmp.rename(target)
+            else:
+                _swap([(entry, target / entry.name) for entry in sorted(tmp.iterdir())])
+    except OSError as err:
+        if err.errno in WRITE_ERRORS:
+            raise cannot_write(target, err) from None
+        raise
+    finally:
+        _remove(tmp)
 
 
 @contextmanager
 def atomic_file(path: Path, keep_suffix: bool = False) -> Iterator[Path]:
-    """Yield a scratch path that replaces the file `path` only if the block
-    succeeds. `keep_suffix` ends the scratch name in path's suffix (for
-    writers that choose the format by it)."""
-    path = Path(path)
-    if path.is_dir():
-        raise RgfError(f"{path}: a folder, not a file; give the output file's path")
-    tmp = path.with_name(f"{path.stem}.partial{path.suffix}") if keep_suffix else _scratch(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.unlink(missing_ok=True)
+    """`replacing` for one output file. `keep_suffix` ends the scratch name in
+    path's suffix (for writers that choose the format by it)."""
+    with replacing(files=[Path(path)], keep_suffix=[keep_suffix]) as (tmp,):
         yield tmp
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        if err.errno in WRITE_ERRORS:
-            raise cannot_write(path, err) from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def code_version() -> str:

@@ -87,7 +87,8 @@ class DataParams(_Section):
 
 class SkewParams(_Section):
     rare_classes: list[ClassIndex]
-    rare_fraction: Fraction  # 0 = extreme rarity (the paper)
+    # 0 = extreme rarity (the paper), 0.5 = no skew; above 0.5 the factor would be common, not rare
+    rare_fraction: Annotated[float, Field(ge=0.0, le=0.5)]
 
     @field_validator("rare_classes")
     @classmethod
@@ -189,7 +190,7 @@ class _Study(_Section):
     define (`Family.schema`, e.g. pipeline/registry/vae.py): `Params` below
     adds one required section per family, named after it."""
 
-    profile: str
+    profile: str  # one of conf/profile/*.yaml
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)]  # data, splits, oracles
     # one replicate of every generative run (and control draw) per seed: the
     # train / sample / evaluate matrix of dvc.yaml; the report aggregates them
@@ -321,6 +322,18 @@ Params = create_model(
 )
 
 
+PROFILES = Path(__file__).resolve().parents[1] / "conf" / "profile"
+
+
+def _check_profile(params: Params, source: str) -> None:
+    """The profile params.yaml names is one conf/ composes (where conf/ is at hand)."""
+    known = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+    if known and params.profile not in known:
+        raise ParamsError(
+            f"{source}: profile = {params.profile!r}: no conf/profile/{params.profile}.yaml; one of {known}"
+        )
+
+
 def _describe(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
@@ -341,9 +354,11 @@ def parse_params(raw: dict, source: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as err:
         raise ParamsError(_describe(err, source)) from None
+    _check_profile(params, source)
+    return params
 
 
 class _Yaml12Floats(yaml.SafeLoader):
@@ -351,6 +366,21 @@ class _Yaml12Floats(yaml.SafeLoader):
     params.yaml, as a string, which strict float keys would refuse."""
 
 
+def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping, refusing a key written twice (YAML would keep the last one,
+    DVC refuses the file: the two must agree)."""
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} written twice (DVC refuses the file; keep one)", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Yaml12Floats.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
 _Yaml12Floats.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
 )
@@ -363,6 +393,15 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.load(path.read_text(), Loader=_Yaml12Floats)  # a SafeLoader
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found (run from the repository root)") from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: a folder; give the params file (params.yaml)") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {err.start}); give the params file (params.yaml)") from None
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except yaml.MarkedYAMLError as err:
+        where = f"line {err.problem_mark.line + 1}" if err.problem_mark else "somewhere"
+        raise ParamsError(f"{path}: not valid YAML at {where}: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     return parse_params(raw, str(path))

@@ -11,13 +11,35 @@ against its skewed_k<k> run, and its verdicts live in one metrics file:
 
 dvc.yaml spells the same paths (its matrix cannot call Python); a test
 keeps the two in step.
+
+Each output folder carries a marker naming which output it is (OWNED), so a
+command replaces only a folder it wrote: the source stage never replaces
+prepared data, a report never replaces a study someone assembled.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.io import Owned
+
 METRICS_GLOB = "*/*/k*-s*.json"  # under the metrics folder; metrics/oracles/ is skipped by its depth
+
+# which output a folder is, and (for folders written before markers) the names that mark it
+SOURCE = Owned("source", ("manifest.json", "train_images.npy"))
+PREPARED = Owned("prepared", ("manifest.json", "balanced", "test", "val"))
+ORACLES = Owned("oracles", ("label.pt", "factor.pt"))
+TRAINED = Owned("trained", ("balanced/model.pt",))
+HISTORY = Owned("history", ("balanced.csv",))
+SAMPLES = Owned("samples", ("meta.json", "images.npy"))
+TABLES = Owned("tables", ("README.md", "summary.csv"))
+PLOT_DATA = Owned("plot-data", ("z", "quality.csv"))
+STUDY = Owned("study", ("params.yaml", "metrics"))  # the project root is refused before this
+STUDY_METRICS = Owned("metrics")  # a study's metrics/ (assembled), legacy: whatever metrics files it holds
+RARITY = Owned("rarity", ("curve.csv", "null.csv"))
+PAPER = Owned("paper", ("comparison.json", "cells.csv"))
+EXPORT = Owned("export", ("export.json",))
+STANDIN_CARS = Owned("standin-cars")  # no legacy: a CompCars folder holds the same names
 
 
 def run_name(model: str, factor: str, dataset: str, seed: int) -> str:

@@ -23,7 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
+
+from pipeline.errors import RgfError
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -83,6 +86,12 @@ def run_jobs(fn: Callable[[J], R], jobs: Iterable[J], workers: int) -> list[R]:
         if failed:
             raise failed[0].exception()
         results = [f.result() for f in futures]
+    except BrokenProcessPool:
+        _stop(pool)
+        raise RgfError(
+            "a worker process died abruptly (killed, or out of memory or another resource limit); "
+            "lower `workers`, `train.threads` or the batch size, or raise the limit (ulimit)"
+        ) from None
     except BaseException:
         _stop(pool)
         raise

@@ -129,6 +129,6 @@ def test_export_refuses_a_folder_it_did_not_write_before_any_work(tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(RgfError, match="holds files rgf export-data did not write"):
+    with pytest.raises(RgfError, match=r"holds files this output \(export\) did not write"):
         export_sets(tmp_path / "no-data", ["balanced"], foreign, "npz", 10, [0])
     assert (foreign / "notes.txt").read_text() == "keep me"

@@ -12,7 +12,7 @@ from pipeline.data.datasets import FactorDataset, both_ways
 from pipeline.errors import OracleError
 from pipeline.factors import colourise
 from pipeline.files import OracleMetrics, read, read_data_manifest
-from pipeline.io import load_checkpoint
+from pipeline.io import MARKER, load_checkpoint
 from pipeline.oracle.fit import load_oracles, predict, to_tensor, train_oracle
 from pipeline.oracle.network import OracleCNN
 from pipeline.stages import oracle, run
@@ -117,8 +117,8 @@ def stage_out(data_dir, tmp_path_factory):
 
 def test_stage_writes_checkpoints_and_metrics(stage_out):
     out, metrics_path = stage_out
-    assert sorted(p.name for p in out.iterdir()) == ["factor.pt", "label.pt"]
-    assert not out.with_name(out.name + ".partial").exists()
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "factor.pt", "label.pt"]
+    assert [p.name for p in out.parent.iterdir()] == [out.name], "no scratch left beside it"
     ckpt = load_checkpoint(out / "factor.pt")
     assert ckpt["epoch"] == 1
     assert ckpt["params"]["target"] == "factor" and ckpt["params"]["num_outputs"] == 2
@@ -203,3 +203,35 @@ def test_load_oracles_enforces_the_accuracy_gate(stage_out, tmp_path):
     with pytest.raises(OracleError, match=r"factor oracle of colour: test accuracy 0\.5000 .* 0\.9200") as err:
         load_oracles(out, low, min_accuracy=0.92)
     assert "oracle.epochs" in str(err.value)
+
+
+# --- oracles, data and factor belong together (issue 24) ----------------------
+
+
+def test_load_oracles_refuses_oracles_of_another_factor(stage_out):
+    out, metrics_path = stage_out
+    with pytest.raises(OracleError, match="scores the oracles of colour, not thick"):
+        load_oracles(out, metrics_path, 0.0, factor="thick")
+
+
+def test_load_oracles_refuses_one_checkpoint_of_another_factor(stage_out, tmp_path):
+    out, metrics_path = stage_out
+    mixed = tmp_path / "colour"
+    shutil.copytree(out, mixed)
+    ckpt = torch.load(mixed / "factor.pt", weights_only=True)
+    ckpt["params"]["factor"] = "thick"  # factor.pt swapped for thick's
+    torch.save(ckpt, mixed / "factor.pt")
+    with pytest.raises(OracleError, match=r"factor\.pt: the factor oracle of thick, not of colour"):
+        load_oracles(mixed, metrics_path, 0.0, factor="colour")
+
+
+def test_load_oracles_refuses_oracles_trained_on_other_data(stage_out, data_dir, tmp_path):
+    out, metrics_path = stage_out
+    load_oracles(out, metrics_path, 0.0, factor="colour", data=data_dir)  # their own data
+    other = tmp_path / "colour"
+    shutil.copytree(data_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["seed"] += 1
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OracleError, match="trained on other data than"):
+        load_oracles(out, metrics_path, 0.0, factor="colour", data=other)

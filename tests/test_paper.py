@@ -273,12 +273,12 @@ def test_rgf_paper_refuses_an_out_it_did_not_write(study, tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     assert main([*argv, str(tmp_path / "taken")]) == 2
-    assert "no comparison.json" in capsys.readouterr().err
+    assert "this output (paper) did not write" in capsys.readouterr().err
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "dvc.yaml").write_text("stages: {}\n")
     assert main([*argv, str(tmp_path / "repo")]) == 2
-    assert "the repository's root" in capsys.readouterr().err
+    assert "is or holds the project's root" in capsys.readouterr().err
     assert main(["paper", "--metrics", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert main([*argv, str(tmp_path / "o"), "--classes", "classes_filtered"]) == 2  # files without the filter

@@ -93,8 +93,9 @@ def test_output_is_byte_identical_across_runs_and_worker_counts(smoke, tmp_path)
 
 
 def test_bad_source_is_reported_before_work(smoke, tmp_path, capsys):
-    out = tmp_path / "thin"
-    argv = ["--params", str(smoke / "params.yaml"), "--factor", "thin", "--source", str(tmp_path), "--out", str(out)]
+    out, source = tmp_path / "thin", tmp_path / "source"
+    source.mkdir()
+    argv = ["--params", str(smoke / "params.yaml"), "--factor", "thin", "--source", str(source), "--out", str(out)]
     assert run(prepare.main, argv) == 2
     assert "unreadable source arrays" in capsys.readouterr().err
-    assert not out.exists() and not out.with_name("thin.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "params.yaml") == ["source"], "no scratch left"

@@ -12,6 +12,7 @@ import yaml
 from pipeline.errors import MetricsError
 from pipeline.evaluation import experiments, rarity
 from pipeline.files import load_metrics
+from pipeline.io import MARKER
 from tests.helpers import dvc, dvc_env, params, sh
 from tests.test_report import BALANCED, learner, memorizer, write_metrics
 
@@ -130,7 +131,14 @@ def test_learner_rates_come_from_the_learner_files(sweep):
 def test_write_curve_writes_every_file(sweep, tmp_path):
     out = tmp_path / "rarity"
     table, null = rarity.write_curve(sweep, out, experiments=3, notes=["other-exp: left out"])
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "curve.csv", "curve.png", "null.csv", "runs.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
+        "README.md",
+        "curve.csv",
+        "curve.png",
+        "null.csv",
+        "runs.csv",
+    ]
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(out / "curve.csv").shape[0] == len(table) == 4
     text = (out / "README.md").read_text()
@@ -183,7 +191,7 @@ def test_assemble_keeps_earlier_slices_and_writes_the_report(empty_repo, tmp_pat
     (out / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json")))
     now, total, notes = experiments.assemble(empty_repo, reference, out)
     assert (now, total, notes) == (0, 2, [])
-    assert sorted(p.name for p in out.iterdir()) == ["metrics", "params.yaml", "summary.json", "tables"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "metrics", "params.yaml", "summary.json", "tables"]
     assert experiments.parse_params(yaml.safe_load((out / "params.yaml").read_text())) == reference
     readme = (out / "tables" / "README.md").read_text()
     assert "colour / GAN" in readme and "Table 4" in readme

@@ -10,6 +10,7 @@ from pipeline.errors import MetricsError
 from pipeline.evaluation import report, tables
 from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
 from pipeline.files import load_metrics
+from pipeline.io import MARKER
 from pipeline.stages import run
 from pipeline.stages.report import main
 from tests.helpers import compose, params, write_params
@@ -395,6 +396,7 @@ def test_stage_writes_readme_and_csvs(metrics_root, params_file, tmp_path):
     assert summary["learner_fp_rate"]["one_sample"] == 0.1
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        MARKER,
         "README.md",
         "concentration.csv",  # from the counts: these files predate the stored test
         "effect_k1.csv",
@@ -428,7 +430,7 @@ def test_no_metrics_gives_a_readme(tmp_path, params_file):
     (tmp_path / "metrics").mkdir()
     out = tmp_path / "reports"
     main(stage_argv(tmp_path / "metrics", params_file, tmp_path, out=out))
-    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "README.md"]
     assert "No metrics found" in (out / "README.md").read_text()
 
 

@@ -15,6 +15,7 @@ Two ways to decide which images carry the factor:
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,4 +162,19 @@ def load_dataset(directory: str | Path, mmap: bool = False) -> FactorDataset:
             raise DataError(f"{path}: missing (rebuild with `dvc repro --force prepare`)") from None
         except ValueError as err:
             raise DataError(f"{path}: corrupt ({err}); rebuild with `dvc repro --force prepare`") from None
+    size = _manifest_image_size(directory.parent)
+    shape = arrays["images"].shape
+    if size is not None and tuple(shape[1:3]) != (size, size):
+        raise DataError(
+            f"{directory}/images.npy: {shape[1]}x{shape[2]} images, the data's manifest.json says {size}x{size}; "
+            "rebuild with `dvc repro --force prepare`"
+        )
     return FactorDataset(**arrays)
+
+
+def _manifest_image_size(data: Path) -> int | None:
+    """image_size of the manifest.json of the data folder a dataset lies in, if any."""
+    try:
+        return int(json.loads((data / "manifest.json").read_text())["image_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -22,7 +22,8 @@ import numpy as np
 from pipeline.data.datasets import load_dataset
 from pipeline.errors import RgfError
 from pipeline.files import read_data_manifest
-from pipeline.io import atomic_dir, write_json
+from pipeline.io import atomic_dir, check_outputs, write_json
+from pipeline.paths import EXPORT
 
 SIGNATURE = "export.json"
 
@@ -32,8 +33,7 @@ def export_sets(
 ) -> dict:
     """Write the images of `datasets` of data/<factor> (`data`) to `out`; returns export.json's content."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SIGNATURE).exists())):
-        raise RgfError(f"{out}: exists and holds files rgf export-data did not write; give an empty or new folder")
+    check_outputs({out: EXPORT}, inputs=[data])
     manifest = read_data_manifest(data)
     missing = [d for d in datasets if d not in manifest.datasets]
     if missing:
@@ -51,7 +51,7 @@ def export_sets(
             f"--factor {manifest.factor} --dataset <set> --seed <seed>` (seeds: {seeds})"
         ),
     }
-    with atomic_dir(out, SIGNATURE) as tmp:
+    with atomic_dir(out, EXPORT) as tmp:
         for name in datasets:
             images = np.ascontiguousarray(load_dataset(Path(data) / name).images)
             if fmt == "npz":

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pipeline.io import atomic_dir
+from pipeline.paths import STANDIN_CARS
+
 MAKES = ("Volkswagen", "Toyota")
 COLOURS = {"black": (25, 45), "white": (210, 240)}  # body grey level range
 WIDTH, HEIGHT = 96, 72  # not square, like the surveillance crops
@@ -64,18 +67,18 @@ def write_standin(folder: str | Path, per_cell: int, seed: int = 0) -> Path:
     """`per_cell` images of every make x colour under folder/image/ and
     folder/manifest.csv (path,make,colour); returns the manifest's path."""
     folder = Path(folder)
-    (folder / "image").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for make in MAKES:
-        for colour in COLOURS:
-            for i in range(per_cell):
-                rel = f"image/{make.lower()}_{colour}_{i:04d}.png"
-                draw_car(make, colour, rng).save(folder / rel)
-                rows.append((rel, make, colour))
-    manifest = folder / "manifest.csv"
-    with manifest.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("path", "make", "colour"))
-        writer.writerows(rows)
-    return manifest
+    with atomic_dir(folder, STANDIN_CARS) as tmp:  # never over a folder it did not write (a real CompCars copy)
+        (tmp / "image").mkdir()
+        rng = np.random.default_rng(seed)
+        rows = []
+        for make in MAKES:
+            for colour in COLOURS:
+                for i in range(per_cell):
+                    rel = f"image/{make.lower()}_{colour}_{i:04d}.png"
+                    draw_car(make, colour, rng).save(tmp / rel)
+                    rows.append((rel, make, colour))
+        with (tmp / "manifest.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("path", "make", "colour"))
+            writer.writerows(rows)
+    return folder / "manifest.csv"

@@ -24,8 +24,8 @@ from pipeline import registry
 from pipeline.errors import MetricsError, RgfError
 from pipeline.evaluation.report import in_study
 from pipeline.files import MetricsFile
-from pipeline.params import Params, parse_params
-from pipeline.paths import metrics_path
+from pipeline.params import Params, load_params, parse_params
+from pipeline.paths import STUDY, metrics_path
 
 # what a sweep may vary between its experiments
 VARIED = ("skew.rare_fraction", "factors", "models", "imported", "seeds", "workers", "runs")  # runs: from models
@@ -51,12 +51,15 @@ def _listing(repo: Path) -> list[tuple[str, str]]:
     """(name, commit) of every experiment of every baseline commit."""
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
+    from dvc.scm import SCMError
 
     try:
         with Repo(str(repo)) as dvc_repo:
             listing = dvc_repo.experiments.ls(all_commits=True)
     except NotDvcRepoError:
         raise RgfError(f"{repo}: not a DVC repository; give the study's folder with --repo") from None
+    except SCMError:
+        raise RgfError(f"{repo}: not a git repository (or one without commits); give the study's folder") from None
     return [(name, rev) for exps in listing.values() for name, rev in exps if rev]
 
 
@@ -137,6 +140,20 @@ def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
     return [m for _, m in chosen.values()], used, notes
 
 
+def check_design(out: Path, reference: Params) -> None:
+    """Refuse to write a study into a folder that holds one of another design
+    (its params.yaml says which), naming how they differ."""
+    held = Path(out) / "params.yaml"
+    if not held.is_file():
+        return
+    other = _differences(design(load_params(held)), design(reference))
+    if other:
+        raise MetricsError(
+            f"{out}: holds a study of another design (its params.yaml differs in {', '.join(other[:3])}); "
+            "refusing to mix them: give another --out, or the params or profile that made it"
+        )
+
+
 def _run_key(m: dict) -> tuple:
     return (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
 
@@ -156,8 +173,10 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     Returns (runs collected now, runs in out, notes)."""
     from pipeline.evaluation.report import study_report, write_report
     from pipeline.files import load_metrics
-    from pipeline.io import atomic_dir, write_json
+    from pipeline.io import atomic_entries, check_outputs, write_json
 
+    check_outputs({out: STUDY})
+    check_design(out, reference)
     collected, _, notes = collect(repo, reference)
     collected, _ = in_study(collected, reference)
     kept = {_run_key(m): m for m in load_metrics(out / "metrics")} if (out / "metrics").is_dir() else {}
@@ -169,7 +188,7 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
             "e.g. `dvc exp run -S profile=survey -S 'factors=[colour]'`"
         )
     report = study_report(metrics, reference, str(out / "metrics"))
-    with atomic_dir(out, "params.yaml") as tmp:
+    with atomic_entries(out, STUDY) as tmp:
         (tmp / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json"), sort_keys=False))
         for m in metrics:
             write_json(metrics_path(tmp / "metrics", m["model"], m["factor"], m["rare_class"], m["seed"]), m)

@@ -34,8 +34,9 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 from pipeline import registry
 from pipeline.errors import RgfError
 from pipeline.evaluation.tables import MARKS, ordered, to_markdown
-from pipeline.io import atomic_dir, write_json
+from pipeline.io import atomic_entries, check_outputs, write_json
 from pipeline.names import FACTORS, VERDICTS
+from pipeline.paths import PAPER
 from pipeline.registry import MODELS, display
 
 TABLE_4 = "table_4_verdicts.csv"
@@ -423,13 +424,7 @@ def _records(table: pd.DataFrame) -> dict[str, dict]:
 def check_out(out: Path) -> None:
     """Refuse, before any work, an output folder that holds something else:
     the repository's root, a file, a folder with files but no comparison.json."""
-    out = Path(out)
-    if out.resolve() == Path.cwd().resolve() or (out / ".git").exists() or (out / "dvc.yaml").exists():
-        raise RgfError(f"--out {out}: the repository's root; give a folder of its own, e.g. reports/survey/paper")
-    if out.exists() and not out.is_dir():
-        raise RgfError(f"--out {out}: a file; give a folder for comparison.json, cells.csv and README.md")
-    if out.is_dir() and any(out.iterdir()) and not (out / SIGNATURE).is_file():
-        raise RgfError(f"--out {out}: holds files but no {SIGNATURE} (not an earlier comparison); give a new folder")
+    check_outputs({Path(out): PAPER})
 
 
 def _pct(n: int, d: int) -> str:
@@ -550,7 +545,7 @@ def readme(summary: dict) -> str:
 
 def write_comparison(out: Path, summary: dict, cells: pd.DataFrame) -> None:
     """comparison.json, cells.csv and README.md in `out`, replaced together."""
-    with atomic_dir(out, SIGNATURE) as tmp:
+    with atomic_entries(out, PAPER) as tmp:
         write_json(tmp / SIGNATURE, summary)
         cells.to_csv(tmp / "cells.csv", index=False)
         (tmp / "README.md").write_text(readme(summary))

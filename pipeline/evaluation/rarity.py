@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from pipeline import registry
 from pipeline.evaluation.tables import (
@@ -31,7 +32,9 @@ from pipeline.evaluation.tables import (
     to_markdown,
     verdict_counts,
 )
-from pipeline.io import atomic_dir
+from pipeline.io import atomic_entries
+from pipeline.params import Params
+from pipeline.paths import RARITY
 from pipeline.registry import MODELS, display
 
 NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
@@ -333,14 +336,18 @@ the count is what the test's false positives alone give.
 
 
 def write_curve(
-    metrics: list[dict], out: Path, experiments: int, notes: list[str]
+    metrics: list[dict], out: Path, experiments: int, notes: list[str], params: Params | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """curve.csv, runs.csv, null.csv, curve.png and README.md in `out`
-    (replaced together); returns the curve table and the null check."""
+    """curve.csv, runs.csv, null.csv, curve.png, README.md and (with
+    `params`, the design the experiments share) params.yaml in `out`,
+    replaced together; whatever else `out` holds stays. Returns the curve
+    table and the null check."""
     runs = run_rows(metrics)
     table = curve_table(runs)
     null = null_check(runs, learner_rates(metrics))
-    with atomic_dir(out, "curve.csv") as tmp:
+    with atomic_entries(out, RARITY) as tmp:
+        if params is not None:
+            (tmp / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
         runs.to_csv(tmp / "runs.csv", index=False)
         table.to_csv(tmp / "curve.csv", index=False)
         null.to_csv(tmp / "null.csv", index=False)

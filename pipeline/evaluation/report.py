@@ -40,7 +40,7 @@ from pipeline.files import load_metrics, read_history
 from pipeline.io import atomic_dir
 from pipeline.names import FACTORS
 from pipeline.params import EvaluationParams, Params
-from pipeline.paths import key_of, model_of, train_name
+from pipeline.paths import PLOT_DATA, TABLES, key_of, model_of, train_name
 from pipeline.registry import MODELS, display
 
 LEGEND = """\
@@ -322,7 +322,7 @@ def write_report(
     runs: set[str] | None = None,
 ) -> None:
     """README.md, one CSV per table and the probe figures, replacing `out` as a whole."""
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, TABLES) as tmp:
         figures = draw_probes(plots, list(rare_classes), tmp, runs) if plots else []
         if figures:
             readme += (
@@ -345,7 +345,7 @@ def write_plot_data(
     probe/<run>-k<k>.csv (the discriminator probe of the balanced and the
     skewed_k<k> run, overlaid) and quality.csv (per model: FD, precision and
     mean |z|, to plot one against the other)."""
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, PLOT_DATA) as tmp:
         summary = summarise(metrics, None)["models"] if metrics else {}
         quality = [
             {"model": display(m), "fd": s["fd"], "precision": s["precision"], "mean_abs_z": s["mean_abs_z"]}

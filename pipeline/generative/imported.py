@@ -52,7 +52,7 @@ def read_images(source: Path) -> np.ndarray:
             if "images" not in keys and len(keys) != 1:
                 raise DataError(f"{source}: arrays {keys}; name the samples `images` or keep one array")
             return archive["images" if "images" in keys else keys[0]]
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{source}: not a readable NumPy file ({err})") from None
 
 

@@ -9,6 +9,7 @@ oracle that cannot tell the classes or the factor apart mean nothing.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def oracle_metrics(
     }
 
 
-def _load_model(path: Path, target: str, rebuild: str) -> OracleCNN:
+def _load_model(path: Path, target: str, rebuild: str) -> tuple[OracleCNN, dict]:
     try:
         ckpt = load_checkpoint(path)
         p = ckpt["params"]
@@ -138,22 +139,47 @@ def _load_model(path: Path, target: str, rebuild: str) -> OracleCNN:
         ) from None
     if p.get("target") not in (None, target):
         raise OracleError(f"{path}: holds the {p['target']} oracle, expected the {target} oracle; `{rebuild}`")
-    return model.eval()
+    return model.eval(), ckpt
+
+
+def manifest_digest(data: Path) -> str:
+    """sha256 of a prepared data folder's manifest.json: what ties oracles to the data they learnt."""
+    return hashlib.sha256((Path(data) / "manifest.json").read_bytes()).hexdigest()
 
 
 def load_oracles(
-    model_dir: str | Path, metrics_path: str | Path, min_accuracy: float
+    model_dir: str | Path,
+    metrics_path: str | Path,
+    min_accuracy: float,
+    factor: str | None = None,
+    data: Path | None = None,
 ) -> tuple[OracleCNN, OracleCNN, dict]:
     """Load label.pt and factor.pt from `model_dir` and their test metrics;
-    refuse oracles whose test accuracy is below `min_accuracy` (section 5.2).
+    refuse oracles whose test accuracy is below `min_accuracy` (section 5.2),
+    and, given them, oracles of another factor than `factor` or trained on
+    other data than `data` (a prepared folder).
     Returns (label_oracle, factor_oracle, {"label": acc, "factor": acc})."""
     model_dir, metrics_path = Path(model_dir), Path(metrics_path)
-    factor = model_dir.name
+    factor = factor or model_dir.name
     rebuild = f"dvc repro oracle@{factor}"
     fix = f"train the oracles with `{rebuild}`"
     metrics = read(OracleMetrics, metrics_path, fix, OracleError)
+    if metrics.factor_name != factor:
+        raise OracleError(f"{metrics_path}: scores the oracles of {metrics.factor_name}, not {factor}; `{rebuild}`")
     accuracy = {t: getattr(metrics, t).accuracy for t in TARGETS}
-    models = {t: _load_model(model_dir / f"{t}.pt", t, rebuild) for t in TARGETS}
+    loaded = {t: _load_model(model_dir / f"{t}.pt", t, rebuild) for t in TARGETS}
+    digest = manifest_digest(data) if data is not None else None
+    for t, (_, ckpt) in loaded.items():
+        if ckpt["params"].get("factor", factor) != factor:
+            raise OracleError(
+                f"{model_dir / t}.pt: the {t} oracle of {ckpt['params']['factor']}, not of {factor}; "
+                f"give --oracles models/oracles/{factor} or `{rebuild}`"
+            )
+        if digest is not None and ckpt.get("data_manifest_sha256", digest) != digest:
+            raise OracleError(
+                f"{model_dir / t}.pt: trained on other data than {data} (its manifest differs); `{rebuild}`"
+            )
+    models = {t: model for t, (model, _) in loaded.items()}
     for t in TARGETS:
         if accuracy[t] < min_accuracy:
             raise OracleError(
@@ -205,7 +231,11 @@ def fit_target(job: OracleJob) -> OracleCNN:
 def fit_oracles(params_path: Path, params: Params, factor: str, data: Path) -> dict[str, OracleCNN]:
     """Both oracles of `factor`, trained on data/<factor>/balanced: in two
     single-threaded processes on a CPU (several times faster than one
-    two-threaded process), else one after the other."""
+    two-threaded process), else one after the other. On a CPU each trains on
+    one thread either way: the number of threads changes the order of float
+    sums, so the oracles' bytes would otherwise depend on `workers`, which
+    the oracle stage does not track (DVC would then re-run it only for other
+    reasons and get other bytes)."""
     num_classes = read_data_manifest(data).num_classes
     # the label oracle has one output per class, the factor oracle two
     outputs = {"label": num_classes, "factor": 2}
@@ -213,12 +243,15 @@ def fit_oracles(params_path: Path, params: Params, factor: str, data: Path) -> d
     if params.workers > 1 and device.type == "cpu":
         jobs = [OracleJob(params_path, factor, data, t, outputs[t]) for t in TARGETS]
         return dict(zip(TARGETS, run_jobs(fit_target, jobs, 2), strict=True))
-    torch.set_num_threads(params.train.threads if device.type == "cpu" else torch.get_num_threads())
+    torch.set_num_threads(1 if device.type == "cpu" else torch.get_num_threads())
     return {t: fit_target(OracleJob(params_path, factor, data, t, outputs[t], live=True)) for t in TARGETS}
 
 
-def save_oracles(folder: Path, models: dict[str, OracleCNN], factor: str, train: FactorDataset, params: Params) -> None:
-    """<target>.pt for both oracles: weights and the settings that made them."""
+def save_oracles(
+    folder: Path, models: dict[str, OracleCNN], factor: str, train: FactorDataset, params: Params, data: Path
+) -> None:
+    """<target>.pt for both oracles: weights, the settings that made them and
+    the digest of the data folder (`data`) they learnt from."""
     for target, model in models.items():
         ckpt_params = {
             "factor": factor,
@@ -230,7 +263,13 @@ def save_oracles(folder: Path, models: dict[str, OracleCNN], factor: str, train:
             "seed": params.seed,
         }
         state = {k: v.cpu() for k, v in model.state_dict().items()}
-        save_checkpoint(folder / f"{target}.pt", state={"model": state}, params=ckpt_params, epoch=params.oracle.epochs)
+        save_checkpoint(
+            folder / f"{target}.pt",
+            state={"model": state},
+            params=ckpt_params,
+            epoch=params.oracle.epochs,
+            data_manifest_sha256=manifest_digest(data),
+        )
 
 
 def score_oracles(

@@ -23,10 +23,11 @@ does delete, and `dvc checkout` brings the last good ones back from its cache.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pipeline.errors import ParamsError, RgfError
-from pipeline.io import WRITE_ERRORS, atomic_dir, atomic_file, cannot_write
+from pipeline.io import WRITE_ERRORS, Owned, cannot_write, check_outputs, replacing
 from pipeline.params import Params, load_params
 
 console = Console(stderr=True, soft_wrap=True)  # errors stay one grep-able line
@@ -76,36 +77,61 @@ def read_params(path: str | Path, stage: str) -> tuple[Params, StartedWith]:
     return params, started
 
 
+def claim(folders: Mapping[Path, Owned] | None = None, files: Sequence[Path] = (), inputs: Sequence[Path] = ()) -> None:
+    """Before any work: refuse outputs that are, hold or lie in the project's
+    root, its code or the stage's inputs, and folders that are not this
+    output's own (see `pipeline.io.replacing`)."""
+    check_outputs(folders, files, inputs)
+
+
 @contextmanager
 def outputs(
-    started: StartedWith, folders: Mapping[Path, str] | None = None, files: Sequence[Path] = ()
+    started: StartedWith, folders: Mapping[Path, Owned] | None = None, files: Sequence[Path] = ()
 ) -> Iterator[tuple[Path, ...]]:
-    """Scratch paths for a stage's output folders (each with its signature,
-    see `pipeline.io.atomic_dir`) and files, in that order. They replace the
-    outputs together when the block succeeds and the params file is unchanged;
-    on any failure the old outputs stay."""
-    with ExitStack() as stack:
-        tmp = [stack.enter_context(atomic_dir(Path(f), signature)) for f, signature in (folders or {}).items()]
-        tmp += [stack.enter_context(atomic_file(Path(f), keep_suffix=Path(f).suffix == ".png")) for f in files]
-        yield tuple(tmp)
+    """Scratch paths for a stage's output folders and files, in that order.
+    They replace the outputs together when the block succeeds and the params
+    file is unchanged; on any failure the old outputs stay."""
+    with replacing(folders, files, [Path(f).suffix == ".png" for f in files]) as tmp:
+        yield tmp
         started.check_unchanged()
 
 
+RESOURCES = "lower `workers`, `train.threads` or the batch size, or raise the limit (ulimit)"
+
+
+def os_problem(err: OSError) -> str:
+    """One line for an OSError: the path, what the system said and what to do."""
+    where = f"{err.filename}: " if err.filename else ""
+    if err.errno in WRITE_ERRORS:
+        return str(cannot_write(Path(err.filename or "."), err))
+    if err.errno in (errno.EMFILE, errno.ENFILE):
+        return f"{where}too many open files ({err.strerror}); {RESOURCES}"
+    if err.errno in (errno.ENOMEM, errno.EAGAIN):
+        return f"{where}out of memory or processes ({err.strerror}); {RESOURCES}"
+    fixes = {
+        errno.ENOENT: "check the path",
+        errno.EISDIR: "give a file, not a folder",
+        errno.ENOTDIR: "give a folder, not a file",
+        errno.EACCES: "check its permissions",
+        errno.EPERM: "check its permissions",
+    }
+    return f"{where}{err.strerror or err}; {fixes.get(err.errno, 'check the path and the machine')}"
+
+
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
-    """Run a stage; turn bad input into one red line and exit code 2, Ctrl-C
-    into one line and exit code 130."""
+    """Run a stage; turn bad input, a refused file or an exhausted resource
+    into one red line and exit code 2, Ctrl-C into one line and exit code
+    130."""
     try:
         main(argv)
     except RgfError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-        return 2
+        return _fail(str(err))
     except OSError as err:
-        if err.errno not in WRITE_ERRORS:
-            raise
-        console.print(
-            f"[bold red]error:[/] {escape(str(cannot_write(Path(err.filename or '.'), err)))}", highlight=False
-        )
-        return 2
+        return _fail(os_problem(err))
+    except UnicodeDecodeError as err:
+        return _fail(f"a file is not UTF-8 text ({err.reason} at byte {err.start}); give the text file meant")
+    except MemoryError:
+        return _fail(f"out of memory; {RESOURCES}")
     except KeyboardInterrupt:
         # A terminal's Ctrl-C reaches DVC and the stage together, and DVC may
         # pass it on once more: a second one while the interpreter shuts down
@@ -118,6 +144,11 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
         )
         return 130
     return 0
+
+
+def _fail(message: str) -> int:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return 2
 
 
 def exit_with(main: Callable[[list[str] | None], None]) -> None:

@@ -20,7 +20,7 @@ from pipeline.io import pick_device
 from pipeline.names import BALANCED, skewed
 from pipeline.oracle.fit import load_oracles
 from pipeline.paths import evaluate_stage, run_name
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,17 +38,25 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     k, factor, model, seed = args.rare_class, args.factor, args.model, args.seed
     stage = evaluate_stage(model, factor, k, seed)
+    inputs = [args.samples, args.data, args.oracles, args.oracle_metrics, args.params]
+    claim(files=[args.out, args.reads], inputs=inputs)
     params, started = read_params(args.params, stage)
     params.check_factor(factor)
     params.check_seed(seed)
     if k not in params.skew.rare_classes:
         raise RgfError(f"rare class {k} is not in skew.rare_classes {params.skew.rare_classes}")
     samples = {
-        dataset: read_samples(args.samples / run_name(model, factor, dataset, seed), model, factor, dataset, seed)
+        dataset: read_samples(
+            args.samples / run_name(model, factor, dataset, seed), model, factor, dataset, seed, params.image_size
+        )
         for dataset in (BALANCED, skewed(k))
     }
     data_manifest = read_data_manifest(args.data)
-    oracles = load_oracles(args.oracles, args.oracle_metrics, params.oracle.min_accuracy)
+    if data_manifest.factor != factor:
+        raise RgfError(
+            f"--data {args.data}: holds the {data_manifest.factor} datasets, not {factor}'s; give data/{factor}"
+        )
+    oracles = load_oracles(args.oracles, args.oracle_metrics, params.oracle.min_accuracy, factor, args.data)
     metrics, reads = evaluate_run(
         model,
         factor,

@@ -16,8 +16,8 @@ from pipeline.errors import RgfError
 from pipeline.files import SampleMeta, write_samples
 from pipeline.generative.imported import load_samples
 from pipeline.generative.sampling import GRID, image_grid, save_png
-from pipeline.paths import imported_stage, run_name
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.paths import SAMPLES, imported_stage, run_name
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grid", required=True, type=Path, help="plots/samples/<run>.png")
     args = p.parse_args(argv)
     stage = imported_stage(args.model, args.factor, args.dataset, args.seed)
+    claim({args.out: SAMPLES}, [args.grid], inputs=[args.source, args.params])
     params, started = read_params(args.params, stage)
     params.check_factor(args.factor)
     params.check_seed(args.seed)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = SampleMeta(
         run=name, model=args.model, factor=args.factor, dataset=args.dataset, num_samples=len(images), seed=args.seed
     )
-    with outputs(started, {args.out: "meta.json"}, [args.grid]) as (out, grid):
+    with outputs(started, {args.out: SAMPLES}, [args.grid]) as (out, grid):
         write_samples(out, images, meta)
         save_png(grid, image_grid(images[:GRID]))
     print(f"{stage}: {len(images)} samples of {args.source} -> {args.out}")

@@ -16,7 +16,8 @@ from pipeline.data.datasets import load_dataset
 from pipeline.errors import DataError
 from pipeline.names import BALANCED, TARGETS
 from pipeline.oracle.fit import fit_oracles, save_oracles, score_oracles
-from pipeline.stages import console, exit_with, outputs, parser, read_params
+from pipeline.paths import ORACLES
+from pipeline.stages import claim, console, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path, help="models/oracles/<factor>")
     p.add_argument("--metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
     args = p.parse_args(argv)
+    claim({args.out: ORACLES}, [args.metrics], inputs=[args.data, args.params])
     params, started = read_params(args.params, f"oracle@{args.factor}")
     params.check_factor(args.factor)
     train = load_dataset(args.data / BALANCED)
@@ -35,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     models = fit_oracles(args.params, params, args.factor, args.data)
     metrics = score_oracles(models, args.factor, train, test, params)
-    with outputs(started, {args.out: f"{TARGETS[0]}.pt"}, [args.metrics]) as (out, metrics_file):
-        save_oracles(out, models, args.factor, train, params)
+    with outputs(started, {args.out: ORACLES}, [args.metrics]) as (out, metrics_file):
+        save_oracles(out, models, args.factor, train, params, args.data)
         metrics.write(metrics_file)
     elapsed = time.perf_counter() - start
 

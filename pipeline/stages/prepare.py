@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.data.build import build, write_datasets
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.paths import PREPARED
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,13 +19,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--source", required=True, type=Path, help="data/source")
     p.add_argument("--out", required=True, type=Path, help="data/<factor>")
     args = p.parse_args(argv)
+    claim({args.out: PREPARED}, inputs=[args.source, args.params])
     params, started = read_params(args.params, f"prepare@{args.factor}")
     params.check_factor(args.factor)
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
         datasets = build(args.factor, params, args.source, params.workers, progress)
-    with outputs(started, {args.out: "manifest.json"}) as (out,):
+    with outputs(started, {args.out: PREPARED}) as (out,):
         write_datasets(out, args.factor, datasets, params)
     elapsed = time.perf_counter() - start
     n = sum(len(ds.labels) for ds in datasets.values())

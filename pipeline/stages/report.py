@@ -16,7 +16,8 @@ from pathlib import Path
 from pipeline.evaluation.report import study_report, write_plot_data, write_report
 from pipeline.files import load_metrics
 from pipeline.io import write_json
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.paths import PLOT_DATA, TABLES
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,10 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--summary", required=True, type=Path, help="reports/summary.json")
     p.add_argument("--plot-data", required=True, type=Path, help="reports/plots")
     args = p.parse_args(argv)
+    folders = {args.out: TABLES, args.plot_data: PLOT_DATA}
+    claim(folders, [args.summary], inputs=[args.metrics, args.plots, args.params])
     params, started = read_params(args.params, "report")
     report = study_report(load_metrics(args.metrics), params, str(args.metrics))
-    signatures = {args.out: "README.md", args.plot_data: "z"}
-    with outputs(started, signatures, [args.summary]) as (tables, plot_data, summary):
+    with outputs(started, folders, [args.summary]) as (tables, plot_data, summary):
         write_report(tables, report.readme, report.tables, args.plots, report.rare_classes, report.runs)
         write_plot_data(plot_data, report.metrics, args.plots, report.rare_classes, report.runs)
         write_json(summary, report.summary)

@@ -14,8 +14,8 @@ from pipeline import registry
 from pipeline.errors import RgfError
 from pipeline.files import SampleMeta, write_samples
 from pipeline.generative.sampling import GRID, image_grid, samples_of, save_png
-from pipeline.paths import run_name, sample_stage
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.paths import SAMPLES, run_name, sample_stage
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     name = run_name(args.model, args.factor, args.dataset, args.seed)
     stage = sample_stage(args.model, args.factor, args.dataset, args.seed)
+    claim({args.out: SAMPLES}, [args.grid], inputs=[args.data, args.model_dir, args.params])
     params, started = read_params(args.params, stage)
     params.check_factor(args.factor)
     params.check_seed(args.seed)
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         num_samples=len(images),
         seed=args.seed,
     )
-    with outputs(started, {args.out: "meta.json"}, [args.grid]) as (out, grid):
+    with outputs(started, {args.out: SAMPLES}, [args.grid]) as (out, grid):
         write_samples(out, images, meta)
         save_png(grid, image_grid(images[:GRID]))
     print(f"{stage}: {len(images)} samples -> {args.out}, grid -> {args.grid}")

@@ -13,17 +13,19 @@ from pathlib import Path
 from rich.progress import Progress
 
 from pipeline.data.sources import load_source, write_source
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.paths import SOURCE
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="data/source")
     args = p.parse_args(argv)
+    claim({args.out: SOURCE}, inputs=[args.params])
     params, started = read_params(args.params, "source")
     with Progress(transient=True) as progress:
         train, test = load_source(params, progress)
-    with outputs(started, {args.out: "manifest.json"}) as (out,):
+    with outputs(started, {args.out: SOURCE}) as (out,):
         write_source(out, train, test, params)
     print(f"source: {len(train.labels)} train and {len(test.labels)} test images from {params.data.source}")
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from pipeline import registry
 from pipeline.data.datasets import load_dataset
 from pipeline.generative.fit import TrainJob, train_one
-from pipeline.names import BALANCED
-from pipeline.paths import run_name, train_stage
-from pipeline.stages import exit_with, outputs, parser, read_params
+from pipeline.paths import HISTORY, TRAINED, run_name, train_stage
+from pipeline.stages import claim, exit_with, outputs, parser, read_params
 from pipeline.workers import run_jobs
 
 
@@ -36,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume", required=True, type=Path, help="models/resume (checkpoints of unfinished runs)")
     args = p.parse_args(argv)
     stage = train_stage(args.model, args.factor, args.seed)
+    claim({args.out: TRAINED, args.history: HISTORY}, inputs=[args.data, args.resume, args.params])
     params, started = read_params(args.params, stage)
     params.check_factor(args.factor)
     params.check_seed(args.seed)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         load_dataset(args.data / dataset, mmap=True)
     # the controls only record their dataset: no processes for them
     workers = min(params.workers, len(params.datasets)) if registry.is_family(args.model) else 1
-    signatures = {args.out: BALANCED, args.history: f"{BALANCED}.csv"}
+    signatures = {args.out: TRAINED, args.history: HISTORY}
     try:
         with outputs(started, signatures) as (out, history):
             jobs = [
