@@ -183,6 +183,21 @@ def test_memory_error_and_a_non_utf8_file_are_one_line(capsys):
     assert "out of memory" in _one_error(capsys.readouterr().err)
     assert run(not_text) == 2
     assert "not UTF-8 text" in _one_error(capsys.readouterr().err)
+
+
+def test_a_library_that_cannot_be_mapped_is_one_line(capsys):
+    """ulimit -v: importing torch in a worker fails with this ImportError."""
+
+    def cannot_map(_):
+        raise ImportError("libtorch_cpu.so: failed to map segment from shared object")
+
+    def other(_):
+        raise ImportError("No module named 'nothing'")
+
+    assert run(cannot_map) == 2
+    assert "out of memory loading a library" in _one_error(capsys.readouterr().err)
+    with pytest.raises(ImportError, match="nothing"):  # a missing module is a bug to see whole
+        run(other)
     assert "EMFILE" not in os_problem(OSError(errno.EMFILE, "Too many open files"))
 
 

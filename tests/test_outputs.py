@@ -352,3 +352,21 @@ def test_the_report_stage_refuses_the_root_before_any_work(tmp_path, monkeypatch
     assert run(report.main, argv) == 2
     assert "is or holds the project's root" in _one_error(capsys.readouterr().err)
     assert _digest(root) == before
+
+
+def test_assemble_refuses_a_folder_of_an_earlier_design(tmp_path, monkeypatch, capsys):
+    """A study assembled before a key existed: today's params cannot read its params.yaml."""
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "reports" / "survey"
+    raw = compose("smoke")
+    del raw["evaluation"]["sample_filter"]
+    write_params(study, raw)
+    (study / "metrics").mkdir()
+    before = _digest(study)
+    params = _smoke_study(tmp_path / "mine")
+    assert main(["assemble", "--repo", str(tmp_path), "--params", str(params), "--out", str(study)]) == 2
+    line = _one_error(capsys.readouterr().err)
+    assert "holds a study of an earlier design" in line and "evaluation.sample_filter" in line
+    assert _digest(study) == before

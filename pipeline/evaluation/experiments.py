@@ -146,7 +146,14 @@ def check_design(out: Path, reference: Params) -> None:
     held = Path(out) / "params.yaml"
     if not held.is_file():
         return
-    other = _differences(design(load_params(held)), design(reference))
+    try:
+        params = load_params(held)
+    except RgfError as err:  # written under other keys: an earlier design
+        raise MetricsError(
+            f"{out}: holds a study of an earlier design (its params.yaml: {str(err).splitlines()[0]}); "
+            "refusing to mix them: give another --out"
+        ) from None
+    other = _differences(design(params), design(reference))
     if other:
         raise MetricsError(
             f"{out}: holds a study of another design (its params.yaml differs in {', '.join(other[:3])}); "

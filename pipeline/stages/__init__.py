@@ -97,6 +97,7 @@ def outputs(
 
 
 RESOURCES = "lower `workers`, `train.threads` or the batch size, or raise the limit (ulimit)"
+MAP_FAILURES = ("failed to map segment", "cannot allocate memory", "Cannot allocate memory")
 
 
 def os_problem(err: OSError) -> str:
@@ -132,6 +133,10 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
         return _fail(f"a file is not UTF-8 text ({err.reason} at byte {err.start}); give the text file meant")
     except MemoryError:
         return _fail(f"out of memory; {RESOURCES}")
+    except ImportError as err:  # a library that cannot be mapped into memory (ulimit -v)
+        if not any(text in str(err) for text in MAP_FAILURES):
+            raise
+        return _fail(f"out of memory loading a library ({err}); {RESOURCES}")
     except KeyboardInterrupt:
         # A terminal's Ctrl-C reaches DVC and the stage together, and DVC may
         # pass it on once more: a second one while the interpreter shuts down
