@@ -222,6 +222,12 @@ def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
     losses = pd.read_csv(out / "train" / "vae-colour-s0.csv")
     assert losses.values.tolist() == [["VAE · colour · seed 0", "balanced", 1, "loss", 3.0]]
     assert set(pd.read_csv(out / "train" / "gan_sd-colour-s0.csv")["term"]) == {"d_loss"}
+    # quality: one point per model and factor (the metrics hold colour and thin; the GAN only colour)
+    quality = pd.read_csv(out / "quality.csv")
+    assert quality.columns.tolist() == ["model", "factor", "fd", "precision", "mean_abs_z"]
+    pairs = set(zip(quality["model"], quality["factor"], strict=True))
+    assert len(pairs) == len(quality) == 2 * quality["model"].nunique() - 1
+    assert ("GAN", "colour") in pairs and ("GAN", "thin") not in pairs and ("Memorizer", "thin") in pairs
 
 
 def test_a_study_without_controls_still_gets_its_summary(metrics_root, params_file, tmp_path):
@@ -439,6 +445,17 @@ def test_print_report(metrics_root):
     report.print_report(metrics_root, Console(file=buf, width=200))
     text = buf.getvalue()
     assert "rare class k = 1" in text and "colour / Memorizer" in text and "-25.30 (M)" in text
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_print_report_fits_a_narrow_terminal_without_cutting_a_cell(metrics_root, width):
+    """A pipe or an 80-column terminal: wide tables come in parts, every cell whole."""
+    buf = io.StringIO()
+    report.print_report(metrics_root, Console(file=buf, width=width))
+    text = buf.getvalue()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "(part 1 of" in text and "-25.30 (M)" in text  # the memorizer's total z, whole
 
 
 def test_print_report_keeps_to_the_study_in_params(metrics_root, tmp_path):

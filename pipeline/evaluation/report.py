@@ -343,15 +343,23 @@ def write_plot_data(
     train/<run>.csv (the loss terms of a run folder's balanced and skewed runs,
     overlaid in one chart; none for the controls, which have no losses),
     probe/<run>-k<k>.csv (the discriminator probe of the balanced and the
-    skewed_k<k> run, overlaid) and quality.csv (per model: FD, precision and
-    mean |z|, to plot one against the other)."""
+    skewed_k<k> run, overlaid) and quality.csv (per model and factor: FD,
+    precision and mean |z|, to plot one against the other)."""
     with atomic_dir(out, PLOT_DATA) as tmp:
-        summary = summarise(metrics, None)["models"] if metrics else {}
-        quality = [
-            {"model": display(m), "fd": s["fd"], "precision": s["precision"], "mean_abs_z": s["mean_abs_z"]}
-            for m, s in summary.items()
-        ]
-        pd.DataFrame(quality, columns=["model", "fd", "precision", "mean_abs_z"]).to_csv(
+        quality = []
+        for factor in sorted({m["factor"] for m in metrics}):  # one point per model and factor
+            of_factor = [m for m in metrics if m["factor"] == factor]
+            for model, s in summarise(of_factor, None)["models"].items():
+                quality.append(
+                    {
+                        "model": display(model),
+                        "factor": factor,
+                        "fd": s["fd"],
+                        "precision": s["precision"],
+                        "mean_abs_z": s["mean_abs_z"],
+                    }
+                )
+        pd.DataFrame(quality, columns=["model", "factor", "fd", "precision", "mean_abs_z"]).to_csv(
             tmp / "quality.csv", index=False
         )
         (tmp / "z").mkdir()
@@ -384,14 +392,37 @@ def _title(name: str) -> str:
     return titles.get(kind or name, name)
 
 
-def _rich_table(df: pd.DataFrame, title: str) -> Table:
+def _rich_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
+    """`df` as rich Tables no wider than `width`: the index columns and as
+    many of the others as fit, then the next ones beside the index again, so
+    that a narrow terminal or a pipe (80 columns) shows every cell whole
+    instead of "…". Headers wrap at their spaces."""
     headers, rows = flatten(df)
-    table = Table(title=title, title_justify="left")
-    for h in headers:
-        table.add_column(h)
-    for row in rows:
-        table.add_row(*row)
-    return table
+    keep = 0 if isinstance(df.index, pd.RangeIndex) and df.index.name is None else df.index.nlevels
+
+    def need(i: int) -> int:  # the widest cell or header word
+        return max([len(r[i]) for r in rows] + [len(w) for w in headers[i].split()] + [1])
+
+    index_width = 1 + sum(need(i) + 3 for i in range(keep))
+    groups: list[list[int]] = []
+    used = width
+    for i in range(keep, len(headers)):
+        if used + need(i) + 3 > width and (not groups or groups[-1]):
+            groups.append([])
+            used = index_width
+        groups[-1].append(i)
+        used += need(i) + 3
+    tables = []
+    for n, group in enumerate(groups or [[]], 1):
+        part = f" (part {n} of {len(groups)})" if len(groups) > 1 else ""
+        table = Table(title=title + part, title_justify="left")
+        columns = [*range(keep), *group]
+        for i in columns:
+            table.add_column(headers[i], width=min(need(i), width))
+        for row in rows:
+            table.add_row(*[row[i] for i in columns])
+        tables.append(table)
+    return tables
 
 
 def print_report(metrics_root: Path, console: Console | None = None, params: Params | None = None) -> None:
@@ -404,7 +435,8 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
     if metrics:
         rare = _rare_classes(metrics, params.skew.rare_classes if params else None)
         for name, df in build_tables(metrics, rare).items():
-            console.print(_rich_table(df, _title(name)))
+            for table in _rich_tables(df, _title(name), console.width):
+                console.print(table)
     else:
         console.print(f"No metrics found under {metrics_root}/: run the evaluate stage first.")
     if left_out:
