@@ -208,3 +208,25 @@ def _die(_job) -> None:
 def test_a_worker_that_dies_is_one_line_naming_the_limits():
     with pytest.raises(RgfError, match="a worker process died abruptly .* lower `workers`"):
         run_jobs(_die, [1, 2], workers=2)
+
+
+def test_the_validate_stage_says_when_the_dvc_remote_is_missing(tmp_path, capsys):
+    """A fresh clone whose default remote (a folder beside the checkout) does
+    not exist: the first stage says so in one line, with the command to fix it."""
+    from pipeline.stages import validate
+    from pipeline.stages.validate import missing_remote
+
+    path = write_params(tmp_path, compose("smoke"))
+    (tmp_path / ".dvc").mkdir()
+    config = "[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../../team-storage\n"
+    (tmp_path / ".dvc" / "config").write_text(config)
+    assert run(validate.main, ["--params", str(path), "--out", str(tmp_path / "params.ok")]) == 0
+    (note,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert f"the DVC remote 'storage' is {tmp_path.parent / 'team-storage'}, which does not exist" in note
+    assert "`dvc remote modify --local storage url <path or URL>`" in note
+    (tmp_path.parent / "team-storage").mkdir()
+    assert missing_remote(tmp_path) is None
+    (tmp_path / ".dvc" / "config.local").write_text("['remote \"storage\"']\n    url = s3://bucket/rgf\n")
+    assert missing_remote(tmp_path) is None  # DVC itself speaks for remotes elsewhere
+    (tmp_path / ".dvc" / "config.local").write_text("['remote \"storage\"']\n    url = /nowhere/rgf\n")
+    assert "/nowhere/rgf, which does not exist" in missing_remote(tmp_path)

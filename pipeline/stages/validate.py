@@ -11,6 +11,7 @@ re-runs only the stages that track the changed keys.
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 
 import yaml
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     with outputs(started, files=[args.out]) as (out,):
         out.write_text(VALID)
     print(f"validate: {args.params} is valid (profile {params.profile})")
+    if (problem := missing_remote(Path(args.params).resolve().parent)) is not None:
+        console.print(f"[yellow]note:[/] {problem}", highlight=False)
     before = last_profile(Path(args.params).with_name("dvc.lock"))
     if before is not None and before != params.profile:
         console.print(
@@ -37,6 +40,29 @@ def main(argv: list[str] | None = None) -> None:
             f"-S profile={before}",
             highlight=False,
         )
+
+
+def missing_remote(root: Path) -> str | None:
+    """A line saying the default DVC remote of the project at `root` is a
+    folder that does not exist (a fresh clone not yet pointed at the team's
+    storage: `dvc pull` and `--pull` would find nothing), or None."""
+    config = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        config.read([root / ".dvc" / "config", root / ".dvc" / "config.local"])
+        name = config.get("core", "remote", fallback=None)
+        url = config.get(f"'remote \"{name}\"'", "url", fallback=None) if name else None
+    except configparser.Error:
+        return None
+    if not url or "://" in url:
+        return None  # no remote, or one elsewhere (s3://, ssh://): DVC says itself
+    folder = (root / ".dvc" / url).resolve()
+    if folder.exists():
+        return None
+    return (
+        f"the DVC remote '{name}' is {folder}, which does not exist: `dvc pull` and `--pull` find nothing there "
+        f"and every stage is computed here; point this clone at the team's storage with "
+        f"`dvc remote modify --local {name} url <path or URL>` (docs/sharing.md)"
+    )
 
 
 def last_profile(lock: Path) -> str | None:
