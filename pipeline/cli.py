@@ -4,6 +4,7 @@
     rgf download --dest data/raw/mnist
     rgf check-params [params.yaml]
     rgf report [--metrics metrics]
+    rgf compare [EXPERIMENT ...]
     rgf compcars-manifest /path/to/sv_data [--makes Volkswagen Toyota] [--colours black white]
     rgf standin-cars DIR [--per-cell 60]
     rgf stages [--write]
@@ -221,6 +222,30 @@ def _paper(args: argparse.Namespace) -> None:
     )
 
 
+def _compare(args: argparse.Namespace) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from rich.console import Console
+
+    from pipeline.evaluation.compare import compare
+    from pipeline.evaluation.report import rich_tables
+
+    if not (args.repo / "dvc.yaml").is_file():
+        raise RgfError(f"--repo {args.repo}: no dvc.yaml; give the study's folder")
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json", "--no-fetch"]
+    cmd += ["--all-commits"] if args.experiments else []  # an experiment named may sit on an older commit
+    done = subprocess.run(cmd, cwd=args.repo, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RgfError(f"`dvc exp show --json` failed in {args.repo}: {last}")
+    table = compare(json.loads(done.stdout or "[]"), args.experiments)
+    out = Console()
+    for part in rich_tables(table, "Experiments (per model: classes learned/memorized, FD)", out.width):
+        out.print(part)
+
+
 def _export_data(args: argparse.Namespace) -> None:
     from pipeline.data.export import export_sets
 
@@ -418,6 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--classes", default="classes", help="the files' class rows to compare (classes_filtered: the filtered view)"
     )
     pa.set_defaults(func=_paper)
+
+    co = _command(
+        sub,
+        "compare",
+        "experiments side by side on one screen: changed params, L/M and FD per model, the learner's FP rate",
+        "rgf compare main my-experiment",
+    )
+    co.add_argument("experiments", nargs="*", help="experiment names, branches or commits (default: every one)")
+    co.add_argument("--repo", type=Path, default=Path("."), help="the study's DVC repository")
+    co.set_defaults(func=_compare)
 
     sv = _command(
         sub,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline import registry
@@ -392,7 +393,7 @@ def _title(name: str) -> str:
     return titles.get(kind or name, name)
 
 
-def _rich_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
+def rich_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
     """`df` as rich Tables no wider than `width`: the index columns and as
     many of the others as fit, then the next ones beside the index again, so
     that a narrow terminal or a pipe (80 columns) shows every cell whole
@@ -418,9 +419,9 @@ def _rich_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
         table = Table(title=title + part, title_justify="left")
         columns = [*range(keep), *group]
         for i in columns:
-            table.add_column(headers[i], width=min(need(i), width))
-        for row in rows:
-            table.add_row(*[row[i] for i in columns])
+            table.add_column(escape(headers[i]), width=min(need(i), width))
+        for row in rows:  # cells are text, not markup: "[low quality]" stays
+            table.add_row(*[escape(row[i]) for i in columns])
         tables.append(table)
     return tables
 
@@ -435,7 +436,7 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
     if metrics:
         rare = _rare_classes(metrics, params.skew.rare_classes if params else None)
         for name, df in build_tables(metrics, rare).items():
-            for table in _rich_tables(df, _title(name), console.width):
+            for table in rich_tables(df, _title(name), console.width):
                 console.print(table)
     else:
         console.print(f"No metrics found under {metrics_root}/: run the evaluate stage first.")
