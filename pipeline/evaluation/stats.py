@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.stats import fisher_exact, norm
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportions_ztest
 
 from pipeline.files import ClassResult
 
@@ -53,9 +53,9 @@ def one_sample_z(k_s: int, n_s: int, p_b: float) -> tuple[float | None, float | 
         raise ValueError(f"p_b: must lie in [0, 1], got {p_b}")
     if n_s == 0 or p_b in (0.0, 1.0):
         return None, None
-    # Count form (k - n p) / sqrt(n p (1-p)): same value, fewer rounding steps.
-    z = (k_s - n_s * p_b) / math.sqrt(n_s * p_b * (1.0 - p_b))
-    return float(z), _two_sided(z)
+    # statsmodels' z-test with the variance taken at p_b (prop_var), as the paper's test does
+    z, p = proportions_ztest(k_s, n_s, value=p_b, prop_var=p_b)
+    return float(z), float(p)
 
 
 def two_proportion_z(k_s: int, n_s: int, k_b: int, n_b: int) -> tuple[float | None, float | None]:
@@ -69,10 +69,8 @@ def two_proportion_z(k_s: int, n_s: int, k_b: int, n_b: int) -> tuple[float | No
     _check_count(k_b, n_b, "k_b/n_b")
     if n_s == 0 or n_b == 0 or k_s + k_b in (0, n_s + n_b):
         return None, None
-    pooled = (k_s + k_b) / (n_s + n_b)
-    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_s + 1.0 / n_b))
-    z = (k_s / n_s - k_b / n_b) / se
-    return float(z), _two_sided(z)
+    z, p = proportions_ztest([k_s, k_b], [n_s, n_b])  # pooled variance, two-sided
+    return float(z), float(p)
 
 
 def fisher(k_s: int, n_s: int, k_b: int, n_b: int) -> tuple[float | None, float | None]:
