@@ -63,6 +63,7 @@ VARIANTS = [
     pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "eps"}}, id="ddpm-ddim-eps"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddpm", "target": "v"}}, id="ddpm-ancestral-v"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "x0"}}, id="ddpm-ddim-x0"),
+    pytest.param("ddpm", {"ddpm": {"formulation": "edm", "sampler": "heun"}}, id="ddpm-edm-heun"),
 ]
 
 

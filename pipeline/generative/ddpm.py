@@ -17,6 +17,15 @@ upsampling resizes to the exact side of the matching skip connection, so any
 S >= 1 works; with [16, 32, 64] a 28 px image goes 28 -> 14 -> 7.
 
 Timesteps are 0-based here: t = 0..T-1 is the paper's 1..T.
+
+With `ddpm.formulation: edm` the same U-Net is trained and sampled as in
+Karras et al. 2022 ("Elucidating the design space of diffusion-based
+generative models", Table 1): x + sigma n with log-normal sigma, the network
+F preconditioned as D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) and
+trained with the weighting that makes F's target unit-variance, sampled by
+the deterministic Heun solver (their Algorithm 1) over `sampling_steps`
+noise levels spaced with rho = 7. The U-Net's time embedding then reads
+c_noise = ln(sigma) / 4, scaled by NOISE_SCALE to the range timesteps span.
 """
 
 from __future__ import annotations
@@ -30,13 +39,20 @@ from torch import nn
 
 from pipeline.generative import ema
 from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
-from pipeline.generative.samplers import ancestral, ddim
+from pipeline.generative.samplers import ancestral, ddim, heun, karras_sigmas
 from pipeline.params import Params
 from pipeline.registry.ddpm import DdpmParams
 
 MAX_GROUPS = 8  # GroupNorm groups (Ho et al. use 32 at widths >= 128)
 TIME_EMBEDDING_FACTOR = 4  # embedding width = 4 * channels[0] (Ho et al.)
 MAX_PERIOD = 10_000  # Vaswani et al. (2017), section 3.5
+
+# EDM (Karras et al. 2022, Table 1 and section 5): data standard deviation,
+# the log-normal training distribution of sigma, the sampler's range and spacing
+SIGMA_DATA = 0.5
+P_MEAN, P_STD = -1.2, 1.2
+SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0
+NOISE_SCALE = 1000.0  # c_noise in about [-1.6, 1.1] -> the span of 0..1000 timesteps in the sinusoid
 
 
 def _groups(c: int) -> int:
@@ -146,8 +162,11 @@ class DdpmMethod(Method):
         self.image_shape = image_shape
         self.timesteps = params.timesteps
         self.target = params.target
+        self.formulation = params.formulation
         self.sampler = params.sampler
-        self.sampling_steps = min(params.sampling_steps, params.timesteps)
+        self.sampling_steps = (
+            params.sampling_steps if params.formulation == "edm" else min(params.sampling_steps, params.timesteps)
+        )
         self.ema_decay = params.ema_decay
         self.optimizers = {"unet": torch.optim.Adam(unet.parameters(), lr=params.lr)}
 
@@ -219,10 +238,33 @@ class DdpmMethod(Method):
         self.ema_updates += 1
         ema.update(self.ema, self.unet, self.ema_decay_at(int(self.ema_updates)))
 
+    def preconditioning(self, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(c_skip, c_out, c_in, c_noise) at noise levels `sigma` (Karras et al. 2022, Table 1)."""
+        total = sigma**2 + SIGMA_DATA**2
+        return SIGMA_DATA**2 / total, sigma * SIGMA_DATA / total.sqrt(), 1 / total.sqrt(), sigma.log() / 4
+
+    def edm_loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """E ||F(c_in y; c_noise) - (x0 - c_skip y) / c_out||^2 with y = x0 + sigma n,
+        ln sigma ~ N(P_MEAN, P_STD^2): lambda(sigma) ||D(y; sigma) - x0||^2 with
+        lambda = 1 / c_out^2 (Karras et al. 2022, eq. 8 and Table 1)."""
+        sigma = (torch.randn(len(x0), 1, 1, 1, device=x0.device) * P_STD + P_MEAN).exp()
+        noisy = x0 + sigma * torch.randn_like(x0)
+        c_skip, c_out, c_in, c_noise = self.preconditioning(sigma)
+        prediction = self.unet(c_in * noisy, NOISE_SCALE * c_noise.flatten())
+        return F.mse_loss(prediction, (x0 - c_skip * noisy) / c_out)
+
+    def denoised(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """D(x; sigma) of the EMA network: the EDM denoiser's estimate of x0."""
+        level = torch.full((len(x), 1, 1, 1), sigma, device=x.device)
+        c_skip, c_out, c_in, c_noise = self.preconditioning(level)
+        return c_skip * x + c_out * self.ema(c_in * x, NOISE_SCALE * c_noise.flatten())
+
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """MSE between the U-Net's output and the target, for images x in [0, 1]
-        at uniformly drawn timesteps (Ho et al. 2020, Algorithm 1)."""
+        at uniformly drawn timesteps (Ho et al. 2020, Algorithm 1), or EDM's loss."""
         x0 = to_signed(x)
+        if self.formulation == "edm":
+            return self.edm_loss(x0)
         t = torch.randint(0, self.timesteps, (len(x),), device=x.device)
         eps = torch.randn_like(x0)
         prediction = self.unet(self.q_sample(x0, t, eps), t)
@@ -239,6 +281,9 @@ class DdpmMethod(Method):
 
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
         x = self.randn(n, *self.image_shape, generator=generator)  # x_T ~ N(0, I)
+        if self.formulation == "edm":
+            sigmas = karras_sigmas(self.sampling_steps, SIGMA_MIN, SIGMA_MAX, RHO)
+            return to_unit(heun(self.denoised, x * SIGMA_MAX, sigmas))
         x = ancestral(self, x, generator) if self.sampler == "ddpm" else ddim(self, x, self.sampling_steps)
         return to_unit(x)
 
