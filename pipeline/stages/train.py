@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             results = run_jobs(train_one, jobs, workers)
     finally:  # a checkpoint half-written by a stopped worker is no resume file
         for dataset in params.datasets:
-            for tmp in args.resume.glob(f"{run_name(args.model, args.factor, dataset, args.seed)}-*.pt.partial"):
+            name = run_name(args.model, args.factor, dataset, args.seed)
+            for tmp in args.resume.glob(f".{name}-*.pt.partial-*"):  # pipeline.io's scratch names
                 tmp.unlink(missing_ok=True)
     for dataset, epochs, seconds in results:
         print(f"{stage}: {dataset}: {epochs} epochs in {seconds:.1f} s")
