@@ -6,6 +6,7 @@ to run DVC in."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import shutil
 import subprocess
@@ -115,3 +116,19 @@ def clone(dest: Path):
 
 def dvc(root, env, *args, check=True):
     return sh([sys.executable, "-m", "dvc", *args], root, env, check)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under `folder` (links skipped)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def one_error(text: str) -> str:
+    """The one line of `text`, which must read `error: ...` with no traceback."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in text, text
+    return lines[0]

@@ -21,14 +21,7 @@ from pipeline.params import load_params
 from pipeline.stages import os_problem, run
 from pipeline.stages.validate import last_profile
 from pipeline.workers import run_jobs
-from tests.helpers import compose, with_key, write_params
-
-
-def _one_error(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in text, text
-    return lines[0]
-
+from tests.helpers import compose, one_error, with_key, write_params
 
 # --- params ------------------------------------------------------------------
 
@@ -76,7 +69,7 @@ def test_check_params_on_a_folder_bytes_or_nothing_is_one_line(tmp_path, capsys,
     path = tmp_path / "params.yaml"
     make(path)
     assert main(["check-params", str(path)]) == 2
-    assert says in _one_error(capsys.readouterr().err)
+    assert says in one_error(capsys.readouterr().err)
 
 
 def test_the_validate_stage_says_when_the_profile_changed(tmp_path, capsys):
@@ -138,7 +131,7 @@ def test_report_on_an_empty_metrics_folder_fails(tmp_path, capsys):
 
     (tmp_path / "metrics").mkdir()
     assert main(["report", "--metrics", str(tmp_path / "metrics"), "--params", str(write_params(tmp_path, {}))]) == 2
-    assert "no metrics files" in _one_error(capsys.readouterr().err)
+    assert "no metrics files" in one_error(capsys.readouterr().err)
 
 
 def test_report_where_a_metrics_file_is_a_folder_is_one_line(tmp_path, capsys):
@@ -146,7 +139,7 @@ def test_report_where_a_metrics_file_is_a_folder_is_one_line(tmp_path, capsys):
 
     (tmp_path / "metrics" / "vae" / "colour" / "k1-s0.json").mkdir(parents=True)
     assert main(["report", "--metrics", str(tmp_path / "metrics")]) == 2
-    assert "k1-s0.json: a folder, not a MetricsFile file" in _one_error(capsys.readouterr().err)
+    assert "k1-s0.json: a folder, not a MetricsFile file" in one_error(capsys.readouterr().err)
 
 
 # --- the OS says no ---------------------------------------------------------------
@@ -166,7 +159,7 @@ def test_an_os_error_is_one_line_saying_what_to_change(capsys, err, says):
         raise err
 
     assert run(fails) == 2
-    line = _one_error(capsys.readouterr().err)
+    line = one_error(capsys.readouterr().err)
     assert says in line
     if err.errno in (errno.EMFILE, errno.ENOMEM):
         assert "`workers`, `train.threads` or the batch size" in line
@@ -180,9 +173,9 @@ def test_memory_error_and_a_non_utf8_file_are_one_line(capsys):
         b"\xff".decode()
 
     assert run(no_memory) == 2
-    assert "out of memory" in _one_error(capsys.readouterr().err)
+    assert "out of memory" in one_error(capsys.readouterr().err)
     assert run(not_text) == 2
-    assert "not UTF-8 text" in _one_error(capsys.readouterr().err)
+    assert "not UTF-8 text" in one_error(capsys.readouterr().err)
 
 
 def test_a_library_that_cannot_be_mapped_is_one_line(capsys):
@@ -195,7 +188,7 @@ def test_a_library_that_cannot_be_mapped_is_one_line(capsys):
         raise ImportError("No module named 'nothing'")
 
     assert run(cannot_map) == 2
-    assert "out of memory loading a library" in _one_error(capsys.readouterr().err)
+    assert "out of memory loading a library" in one_error(capsys.readouterr().err)
     with pytest.raises(ImportError, match="nothing"):  # a missing module is a bug to see whole
         run(other)
     assert "EMFILE" not in os_problem(OSError(errno.EMFILE, "Too many open files"))

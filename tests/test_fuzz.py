@@ -6,7 +6,6 @@ non-zero exit, with nothing in the project deleted or changed."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, compose, write_params
+from tests.helpers import REPO, compose, digest, write_params
 from tests.test_report import write_metrics
 
 INPUT_KINDS = ("missing", "folder", "empty", "random", "not-utf8")
@@ -62,14 +61,6 @@ def _cases():
             kinds = INPUT_KINDS if role == "in" else OUTPUT_KINDS[:2] if role == "out-file" else OUTPUT_KINDS
             for kind in kinds:
                 yield pytest.param(command, arg, kind, id=f"{command}-{arg}-{kind}")
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.is_symlink()
-    }
 
 
 @pytest.fixture
@@ -127,7 +118,7 @@ def test_a_bad_path_is_one_line_and_a_non_zero_exit_with_nothing_deleted(project
         argv[arg] = bad
     else:
         argv[argv.index(arg) + 1] = bad
-    before = _digest(project)
+    before = digest(project)
     try:
         code = main([command, *argv])
     except SystemExit as exit_:  # argparse: usage and one error line
@@ -136,6 +127,6 @@ def test_a_bad_path_is_one_line_and_a_non_zero_exit_with_nothing_deleted(project
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("usage:")]
     assert code not in (0, None), f"{command} {arg}={kind} exited 0:\n{err}"
     assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in err, err
-    after = _digest(project)
+    after = digest(project)
     assert {k: v for k, v in after.items() if k in before} == before, "a file of the project changed or went"
     assert set(before) <= set(after)

@@ -8,7 +8,6 @@ folder holds (a hand-written reading) alone."""
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import time
 from pathlib import Path
@@ -19,21 +18,7 @@ from pipeline.errors import RgfError
 from pipeline.io import MARKER, Owned, atomic_dir, atomic_entries, check_output, check_owned, replacing
 from pipeline.paths import PREPARED, SOURCE, STUDY
 from pipeline.stages import run
-from tests.helpers import compose, write_params
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _one_error(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in text, text
-    return lines[0]
+from tests.helpers import compose, digest, one_error, write_params
 
 
 @pytest.fixture
@@ -111,12 +96,12 @@ def test_a_users_folder_is_never_replaced(tmp_path):
     users.mkdir()
     (users / "README.md").write_text("mine\n")
     (users / "params.yaml").write_text("mine\n")
-    before = _digest(users)
+    before = digest(users)
     ran = []
     with pytest.raises(RgfError, match="did not write"), atomic_dir(users, STUDY) as tmp:
         ran.append(tmp)
     assert ran == [], "the check runs before any work"
-    assert _digest(users) == before and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert digest(users) == before and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
 def test_every_check_runs_before_the_first_output_is_touched(tmp_path):
@@ -128,13 +113,13 @@ def test_every_check_runs_before_the_first_output_is_touched(tmp_path):
     users.mkdir()
     (users / "mine.csv").write_text("mine\n")
     summary.write_text("old\n")
-    before = _digest(tmp_path)
+    before = digest(tmp_path)
     with (
         pytest.raises(RgfError, match="plots: holds files this output"),
         replacing({good: Owned("tables"), users: Owned("plot-data")}, [summary]),
     ):
         raise AssertionError("the block ran before the checks refused")
-    assert _digest(tmp_path) == before
+    assert digest(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "summary.json", "tables"]
 
 
@@ -144,7 +129,7 @@ def test_outputs_are_swapped_in_together_or_not_at_all(tmp_path):
         (tmp / "x").write_text("1")
         a.write_text("1")
         b.write_text("1")
-    before = _digest(tmp_path)
+    before = digest(tmp_path)
     with (
         pytest.raises(RgfError, match="never written"),
         replacing({folder: Owned("tables")}, [first, second]) as (
@@ -155,7 +140,7 @@ def test_outputs_are_swapped_in_together_or_not_at_all(tmp_path):
     ):
         (tmp / "x").write_text("2")
         a.write_text("2")  # the second file is never written: nothing is swapped
-    assert _digest(tmp_path) == before
+    assert digest(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "tables"]
 
 
@@ -251,12 +236,12 @@ def test_assemble_refuses_a_folder_holding_a_study_of_another_design(tmp_path, m
     _smoke_study(study, "vae.epochs=7")
     (study / "summary.json").write_text("{}\n")
     (study / "metrics").mkdir()
-    before = _digest(study)
+    before = digest(study)
     params = _smoke_study(tmp_path / "mine")
     assert main(["assemble", "--repo", str(tmp_path), "--params", str(params), "--out", str(study)]) == 2
-    line = _one_error(capsys.readouterr().err)
+    line = one_error(capsys.readouterr().err)
     assert "holds a study of another design (its params.yaml differs in vae.epochs)" in line
-    assert _digest(study) == before
+    assert digest(study) == before
 
 
 @pytest.mark.parametrize("out", [".", "PWD"])
@@ -268,11 +253,11 @@ def test_assemble_refuses_the_repository_root(tmp_path, monkeypatch, capsys, out
     params = _smoke_study(repo)
     (repo / "code.py").write_text("x = 1\n")
     monkeypatch.chdir(repo)
-    before = _digest(repo)
+    before = digest(repo)
     target = str(repo) if out == "PWD" else out
     assert main(["assemble", "--params", str(params), "--out", target]) == 2
-    assert "is or holds the project's root" in _one_error(capsys.readouterr().err)
-    assert _digest(repo) == before
+    assert "is or holds the project's root" in one_error(capsys.readouterr().err)
+    assert digest(repo) == before
 
 
 def test_rarity_refuses_a_curve_of_another_or_unknown_design(tmp_path, monkeypatch, capsys):
@@ -284,14 +269,14 @@ def test_rarity_refuses_a_curve_of_another_or_unknown_design(tmp_path, monkeypat
     for name in ("curve.csv", "null.csv", "reading.md"):
         (curve / name).write_text("committed\n")
     params = _smoke_study(tmp_path / "mine")
-    before = _digest(curve)
+    before = digest(curve)
     assert main(["rarity", "--params", str(params), "--out", str(curve)]) == 2
-    assert "does not say its design (no params.yaml); give --replace" in _one_error(capsys.readouterr().err)
+    assert "does not say its design (no params.yaml); give --replace" in one_error(capsys.readouterr().err)
     _smoke_study(curve, "vae.epochs=7")
-    before = _digest(curve)
+    before = digest(curve)
     assert main(["rarity", "--params", str(params), "--out", str(curve)]) == 2
-    assert "differs in vae.epochs" in _one_error(capsys.readouterr().err)
-    assert _digest(curve) == before
+    assert "differs in vae.epochs" in one_error(capsys.readouterr().err)
+    assert digest(curve) == before
 
 
 def test_standin_cars_never_writes_over_a_users_folder(tmp_path, capsys):
@@ -300,12 +285,12 @@ def test_standin_cars_never_writes_over_a_users_folder(tmp_path, capsys):
     mine = tmp_path / "compcars"
     (mine / "image").mkdir(parents=True)
     (mine / "manifest.csv").write_text("path,make,colour\nimage/a.jpg,Toyota,black\n")
-    before = _digest(mine)
+    before = digest(mine)
     assert main(["standin-cars", str(mine), "--per-cell", "1"]) == 2
-    assert "did not write" in _one_error(capsys.readouterr().err)
-    assert _digest(mine) == before
+    assert "did not write" in one_error(capsys.readouterr().err)
+    assert digest(mine) == before
     assert main(["standin-cars", str(tmp_path / "cars"), "--per-cell", "-5"]) == 2
-    assert "--per-cell -5: must be at least 1" in _one_error(capsys.readouterr().err)
+    assert "--per-cell -5: must be at least 1" in one_error(capsys.readouterr().err)
     assert not (tmp_path / "cars").exists()
     assert main(["standin-cars", str(tmp_path / "cars"), "--per-cell", "1"]) == 0
     assert main(["standin-cars", str(tmp_path / "cars"), "--per-cell", "2"]) == 0  # its own: replaced
@@ -322,20 +307,20 @@ def test_prepare_refuses_to_write_over_its_own_source(tmp_path, capsys):
     src = tmp_path / "data" / "source"
     assert run(source.main, ["--params", str(params), "--out", str(src)]) == 0
     capsys.readouterr()
-    before = _digest(src)
+    before = digest(src)
     argv = ["--params", str(params), "--factor", "colour", "--source", str(src), "--out", str(src)]
     assert run(prepare.main, argv) == 2
-    assert "is, holds or lies inside the input" in _one_error(capsys.readouterr().err)
-    assert _digest(src) == before
+    assert "is, holds or lies inside the input" in one_error(capsys.readouterr().err)
+    assert digest(src) == before
     # the source stage aimed at prepared data
     prepared = tmp_path / "data" / "colour"
     argv = ["--params", str(params), "--factor", "colour", "--source", str(src), "--out", str(prepared)]
     assert run(prepare.main, argv) == 0
     capsys.readouterr()
-    before = _digest(prepared)
+    before = digest(prepared)
     assert run(source.main, ["--params", str(params), "--out", str(prepared)]) == 2
-    assert "holds rgf's prepared output, not its source" in _one_error(capsys.readouterr().err)
-    assert _digest(prepared) == before
+    assert "holds rgf's prepared output, not its source" in one_error(capsys.readouterr().err)
+    assert digest(prepared) == before
 
 
 def test_the_report_stage_refuses_the_root_before_any_work(tmp_path, monkeypatch, capsys):
@@ -346,12 +331,12 @@ def test_the_report_stage_refuses_the_root_before_any_work(tmp_path, monkeypatch
     params = write_params(root, compose("smoke"))
     monkeypatch.chdir(root)
     monkeypatch.setattr(report, "study_report", lambda *a: pytest.fail("worked before the checks"))
-    before = _digest(root)
+    before = digest(root)
     argv = ["--params", str(params), "--metrics", "metrics", "--plots", "plots/train", "--out", "."]
     argv += ["--summary", "reports/summary.json", "--plot-data", "reports/plots"]
     assert run(report.main, argv) == 2
-    assert "is or holds the project's root" in _one_error(capsys.readouterr().err)
-    assert _digest(root) == before
+    assert "is or holds the project's root" in one_error(capsys.readouterr().err)
+    assert digest(root) == before
 
 
 def test_assemble_refuses_a_folder_of_an_earlier_design(tmp_path, monkeypatch, capsys):
@@ -364,9 +349,9 @@ def test_assemble_refuses_a_folder_of_an_earlier_design(tmp_path, monkeypatch, c
     del raw["evaluation"]["sample_filter"]
     write_params(study, raw)
     (study / "metrics").mkdir()
-    before = _digest(study)
+    before = digest(study)
     params = _smoke_study(tmp_path / "mine")
     assert main(["assemble", "--repo", str(tmp_path), "--params", str(params), "--out", str(study)]) == 2
-    line = _one_error(capsys.readouterr().err)
+    line = one_error(capsys.readouterr().err)
     assert "holds a study of an earlier design" in line and "evaluation.sample_filter" in line
-    assert _digest(study) == before
+    assert digest(study) == before
