@@ -106,8 +106,11 @@ def dvc_env() -> dict:
 
 
 def clone(dest: Path):
-    """A git repo holding the project's files, as a fresh clone would; (root, env)."""
+    """A git repo holding the project's files, as a fresh clone would; (root, env).
+    The default DVC remote's folder exists beside it, as on a team's machine
+    (without it the validate stage notes its absence on every run)."""
     copy_project(dest)
+    (dest.parent / "rgf-dvc-storage").mkdir(exist_ok=True)
     env = dvc_env()
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
         sh(cmd, dest, env)

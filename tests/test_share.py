@@ -45,6 +45,14 @@ def test_a_fresh_clone_names_the_default_remote_and_works_without_it(tmp_path):
     # without it, and creates no folder
     dvc(clone, env, "status")
     assert not (tmp_path / "rgf-dvc-storage").exists()
+    # the first stage of a run says so in one line, naming the fix, before any work
+    done = dvc(clone, env, "repro", "validate")
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: the DVC remote 'storage' is {tmp_path / 'rgf-dvc-storage'}, which does not exist: `dvc pull` and "
+        "`--pull` find nothing there and every stage is computed here; point this clone at the team's storage "
+        "with `dvc remote modify --local storage url <path or URL>` (docs/sharing.md)"
+    ]
 
 
 # the smoke profile on the VAE only: each half trains one factor
