@@ -29,6 +29,7 @@ from pipeline.params import Params
 BEGIN = "  # >>> per-model stage groups, written by `rgf stages --write` from pipeline/registry.py; do not edit"
 END = "  # <<< per-model stage groups"
 TRAIN, SAMPLE = "pipeline.stages.train", "pipeline.stages.sample"
+CURVE_PLOT = {"x": "step", "x_label": "epoch"}  # DVCLive's step is the epoch
 
 
 def _section_params(family: registry.Family) -> list[str]:
@@ -48,12 +49,13 @@ def _section_params(family: registry.Family) -> list[str]:
 def _train(root: Path, entry: registry.Family | registry.Control) -> tuple[list[str], dict]:
     name = entry.name
     run = f"{name}-${{item.factor}}-s${{item.seed}}"
+    family = isinstance(entry, registry.Family)
     cmd = [
         f"python -m {TRAIN} --model {name} --factor ${{item.factor}} --seed ${{item.seed}}",
         f"--data data/${{item.factor}} --out models/{run}",
-        f"--history plots/train/{run} --resume models/resume",
+        f"--history plots/train/{run} --resume models/resume" if family else "--resume models/resume",
     ]
-    if isinstance(entry, registry.Family):
+    if family:
         params = ["device", "train.checkpoint_every", *_section_params(entry), "datasets", "skew.rare_classes"]
     else:  # a control records the datasets it is given
         params = ["datasets", "skew.rare_classes"]
@@ -64,8 +66,10 @@ def _train(root: Path, entry: registry.Family | registry.Control) -> tuple[list[
         "cmd": " ".join(cmd),
         "deps": ["data/${item.factor}", *minimal_deps(root, TRAIN, *extra)],
         "params": params,
-        "outs": [f"models/{run}", f"plots/train/{run}"],
+        "outs": [f"models/{run}"],
     }
+    if family:  # DVCLive's curves of every run, drawn by `dvc plots show` (cached: they travel with the weights)
+        stage["plots"] = [{f"plots/train/{run}": CURVE_PLOT}]
     return cmd, stage
 
 
@@ -119,8 +123,15 @@ def _text(name: str, cmd: list[str], stage: dict) -> str:
     lines += ["    cmd: >-", *(f"      {part}" for part in cmd)]
     for key in ("deps", "params", "outs", "plots"):
         if key in stage:
-            lines += [f"    {key}:", *(f"      - {item}" for item in stage[key])]
+            lines += [f"    {key}:", *(_item(item) for item in stage[key])]
     return "\n".join(lines)
+
+
+def _item(item: str | dict) -> str:
+    if isinstance(item, str):
+        return f"      - {item}"
+    ((path, props),) = item.items()  # a plot with its properties
+    return "\n".join([f"      - {path}:", *(f"          {k}: {v}" for k, v in props.items())])
 
 
 def block(root: Path) -> str:

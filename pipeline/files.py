@@ -8,8 +8,10 @@ and its reader share (pydantic models; unknown or missing keys are errors):
                                                  ControlRecord   train    -> (record)
     data/samples/<run>/meta.json                 SampleMeta      sample   -> evaluate
     metrics/<model>/<factor>/k<k>-s<seed>.json   MetricsFile     evaluate -> report
-    plots/train/<model>-<factor>-s<seed>/<dataset>.csv
-                                                 history         train    -> report
+    plots/train/<model>-<factor>-s<seed>/<dataset>/plots/metrics/<term>.tsv
+                                                 Curves          train    -> report
+    plots/oracles/<factor>/<target>/plots/metrics/<term>.tsv
+                                                 Curves          oracle   -> (dvc plots)
 
 A run is <model>-<factor>-<dataset>-s<seed> (pipeline.names.run_name).
 
@@ -149,20 +151,47 @@ class ControlRecord(_File):
     data_manifest_sha256: str
 
 
-def write_history(path: Path, history: list[dict]) -> None:
-    """Per-epoch rows as CSV for `dvc plots`; always at least the header."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
+# DVCLive's layout of one run's curves: <folder>/plots/metrics/<term>.tsv,
+# the columns step (the epoch) and <term>, one row per epoch
+CURVE_FILES = "plots/metrics"
 
 
-def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of a plots/train CSV as floats (empty cells dropped)."""
-    with path.open() as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+class Curves:
+    """Per-epoch rows of one run ({"epoch": 1, "loss": ..., ...}), logged
+    with DVCLive (`dvclive.Live`) into `folder` as they come: one TSV per
+    term, step = epoch, which `dvc plots show` and `dvc plots diff` draw.
+    No summary file (DVCLive's metrics.json): the last epoch is each file's
+    last row, and a JSON object among the plots would be drawn as an error."""
+
+    def __init__(self, folder: Path) -> None:
+        from dvclive import Live
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.live = Live(str(folder), save_dvc_exp=False, dvcyaml=None, report=None)
+
+    def log(self, row: dict) -> None:
+        self.live.step = int(row["epoch"])
+        for term, value in row.items():
+            if term != "epoch":
+                self.live.log_metric(term, float(value))
+
+
+def write_curves(folder: Path, rows: list[dict]) -> None:
+    """All rows of a finished run at once (the oracles train in worker processes)."""
+    curves = Curves(folder)
+    for row in rows:
+        curves.log(row)
+
+
+def read_curves(folder: Path) -> list[dict[str, float]]:
+    """A run's rows back from its DVCLive folder, by epoch; [] without curves."""
+    rows: dict[int, dict[str, float]] = {}
+    for tsv in sorted((folder / CURVE_FILES).glob("*.tsv")):
+        with tsv.open(newline="") as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                step = int(r["step"])
+                rows.setdefault(step, {"epoch": float(step)})[tsv.stem] = float(r[tsv.stem])
+    return [rows[step] for step in sorted(rows)]
 
 
 # --- sample -----------------------------------------------------------------

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,10 +80,30 @@ PROTECTED = (".git", ".dvc", "pipeline", "tests", "scripts", "conf", "hydra_plug
 class Owned:
     """An output folder: which output it is (written to its MARKER file) and,
     for folders written before markers existed, the names that all together
-    mark it as this output."""
+    mark it as this output.
+
+    A folder that another tool reads whole, file by file, carries no marker
+    (DVC's plots would try to draw it): it has a `layout` instead, the path
+    patterns (relative, `*` within one name) that every file in it matches,
+    and a folder is this output when every file of it does."""
 
     kind: str
     legacy: tuple[str, ...] = ()
+    layout: tuple[str, ...] = ()
+
+    @property
+    def marked(self) -> bool:
+        return not self.layout
+
+    def fits_layout(self, folder: Path) -> bool:
+        """Every file under `folder` matches one of `layout`'s patterns."""
+        files = [p.relative_to(folder) for p in folder.rglob("*") if not p.is_dir()]
+        return bool(self.layout) and all(any(_matches(f, q) for q in self.layout) for f in files)
+
+
+def _matches(path: Path, pattern: str) -> bool:
+    # PurePath.match anchors at the right only: the part counts must agree too
+    return len(path.parts) == len(PurePath(pattern).parts) and path.match(pattern)
 
 
 def project_root(start: Path) -> Path | None:
@@ -148,6 +168,8 @@ def check_owned(out: Path, owned: Owned) -> None:
             f"{out}: holds rgf's {mark} output, not its {owned.kind}; refusing to replace it: give its own path"
         )
     if owned.legacy and all((out / name).exists() for name in owned.legacy):
+        return
+    if owned.layout and owned.fits_layout(out):
         return
     raise RgfError(
         f"{out}: holds files this output ({owned.kind}) did not write; refusing to replace it: "
@@ -276,7 +298,8 @@ def replacing(
             tmp = _scratch_name(target, "partial")
             tmp.mkdir()
             scratch.append(tmp)
-            (tmp / MARKER).write_text(owned.kind + "\n")
+            if owned.marked:
+                (tmp / MARKER).write_text(owned.kind + "\n")
         for path, suffix in zip(files, suffixes, strict=False):
             target = _target(path)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ A run is one model trained on one dataset of one factor, for one seed
 against its skewed_k<k> run, and its verdicts live in one metrics file:
 
     models/<model>-<factor>-s<seed>/<dataset>/          train   (one folder per stage)
-    plots/train/<model>-<factor>-s<seed>/<dataset>.csv  train
+    plots/train/<model>-<factor>-s<seed>/<dataset>/     train   (DVCLive: plots/metrics/<term>.tsv)
     data/samples/<model>-<factor>-<dataset>-s<seed>/    sample (imported: from imports/<model>/)
     metrics/<model>/<factor>/k<k>-s<seed>.json          evaluate
 
@@ -30,7 +30,10 @@ SOURCE = Owned("source", ("manifest.json", "train_images.npy"))
 PREPARED = Owned("prepared", ("manifest.json", "balanced", "test", "val"))
 ORACLES = Owned("oracles", ("label.pt", "factor.pt"))
 TRAINED = Owned("trained", ("balanced/model.pt",))
-HISTORY = Owned("history", ("balanced.csv",))
+# DVCLive's folders, drawn whole by `dvc plots`: no marker, every file a curve (pipeline.files.Curves)
+CURVES_LAYOUT = ("*/plots/metrics/*.tsv",)
+HISTORY = Owned("history", ("balanced.csv",), layout=CURVES_LAYOUT)
+ORACLE_CURVES = Owned("oracle-curves", layout=CURVES_LAYOUT)
 SAMPLES = Owned("samples", ("meta.json", "images.npy"))
 TABLES = Owned("tables", ("README.md", "summary.csv"))
 PLOT_DATA = Owned("plot-data", ("z", "quality.csv"))

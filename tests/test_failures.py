@@ -304,7 +304,7 @@ STUDY = ("profile=smoke", "factors=[colour]", "models=[vae,data-learner]")
 CACHED = {"oracle", "train", "sample"}
 # every output of the stages from oracle on
 OUTPUTS = {
-    "oracle@colour": ("models/oracles/colour", "metrics/oracles/colour.json"),
+    "oracle@colour": ("models/oracles/colour", "metrics/oracles/colour.json", "plots/oracles/colour"),
     "train-vae@colour-0": ("models/vae-colour-s0", "plots/train/vae-colour-s0"),
     "sample-vae@colour-balanced-0": (
         "data/samples/vae-colour-balanced-s0",
@@ -366,7 +366,7 @@ def test_a_refused_evaluation_keeps_the_last_results(clean):
     for path in after:  # every result is readable
         if path.endswith(".json"):
             json.loads((root / path).read_text())
-        elif path.endswith(".csv"):
+        elif path.endswith((".csv", ".tsv")):
             assert (root / path).read_text().splitlines()[0]
         elif path.endswith(".png"):
             assert Image.open(root / path).size[0] > 0

@@ -13,7 +13,8 @@ from tests.helpers import REPO
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # installed by version from the right place per install path, never hashed (README, "The lock")
 UNLOCKED = {"torch"}
-CUDA_STACK = re.compile(r"^(torch|triton|nvidia-.*|cuda-.*)$")
+# nvidia-ml-py (DVCLive's GPU monitor) is pure Python, NVML's bindings, no CUDA library: it is locked
+CUDA_STACK = re.compile(r"^(torch|triton|nvidia-(?!ml-py$).*|cuda-.*)$")
 
 
 def read_lock(name):

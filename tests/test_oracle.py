@@ -11,7 +11,7 @@ from pipeline.data.build import write_datasets
 from pipeline.data.datasets import FactorDataset, both_ways
 from pipeline.errors import OracleError
 from pipeline.factors import colourise
-from pipeline.files import OracleMetrics, read, read_data_manifest
+from pipeline.files import OracleMetrics, read, read_curves, read_data_manifest
 from pipeline.io import MARKER, load_checkpoint
 from pipeline.oracle.fit import load_oracles, predict, to_tensor, train_oracle
 from pipeline.oracle.network import OracleCNN
@@ -97,7 +97,7 @@ def _stage(root: Path, data: Path, *settings) -> tuple[int, Path, Path]:
         raw = with_key(raw, key, value)
     path = write_params(root, raw)
     out, metrics = root / "models" / "colour", root / "metrics" / "colour.json"
-    argv = ["--params", str(path), "--factor", "colour", "--data", str(data)]
+    argv = ["--params", str(path), "--factor", "colour", "--data", str(data), "--curves", str(root / "curves")]
     return run(oracle.main, argv + ["--out", str(out), "--metrics", str(metrics)]), out, metrics
 
 
@@ -136,6 +136,12 @@ def test_stage_writes_checkpoints_and_metrics(stage_out):
     # a gate of 0 cannot be missed
     assert metrics["min_accuracy"] == 0.0 and metrics["passed"] is True
     assert read(OracleMetrics, metrics_path, "").passed is True
+    # DVCLive's curves of both oracles beside them: one row per epoch, loss and training accuracy
+    curves = out.parent.parent / "curves"
+    for target in ("label", "factor"):
+        (row,) = read_curves(curves / target)
+        assert row["epoch"] == 1 and row["loss"] > 0 and 0 <= row["accuracy"] <= 1
+    assert not (curves / "label" / "metrics.json").exists() and not (curves / MARKER).exists()
 
 
 def test_a_gate_above_the_accuracy_fails_and_the_oracles_are_refused(data_dir, tmp_path, capsys):
@@ -154,6 +160,7 @@ def test_a_gate_above_the_accuracy_fails_and_the_oracles_are_refused(data_dir, t
 def test_stage_reports_missing_data_as_one_line(tmp_path, capsys):
     params_path = write_params(tmp_path, compose("smoke"))
     argv = ["--params", str(params_path), "--factor", "thin", "--data", str(tmp_path / "nowhere")]
+    argv += ["--curves", str(tmp_path / "curves")]
     out, metrics = tmp_path / "models" / "thin", tmp_path / "metrics" / "thin.json"
     assert run(oracle.main, argv + ["--out", str(out), "--metrics", str(metrics)]) == 2
     err = capsys.readouterr().err

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import RgfError
+from pipeline.files import write_curves
 from pipeline.io import MARKER, Owned, atomic_dir, atomic_entries, check_output, check_owned, replacing
-from pipeline.paths import PREPARED, SOURCE, STUDY
+from pipeline.paths import HISTORY, ORACLE_CURVES, PREPARED, SOURCE, STUDY
 from pipeline.stages import run
 from tests.helpers import compose, digest, one_error, write_params
 
@@ -89,6 +90,33 @@ def test_each_output_replaces_only_its_own_folder(tmp_path):
         check_owned(source, PREPARED)
     with pytest.raises(RgfError, match=r"this output \(source\) did not write"):
         check_owned(prepared, SOURCE)
+
+
+def test_a_curves_folder_has_no_marker_and_is_known_by_its_layout(tmp_path):
+    """DVC draws a plots folder file by file, so the DVCLive curves carry no
+    marker: the folder is replaced when every file in it is a curve, and a
+    folder with any other file (a user's, another output's marker) is not."""
+    curves = tmp_path / "plots" / "train" / "vae-colour-s0"
+    with atomic_dir(curves, HISTORY) as tmp:
+        write_curves(tmp / "balanced", [{"epoch": 1, "loss": 2.0}])
+    assert digest(curves).keys() == {"balanced/plots/metrics/loss.tsv"}
+    check_owned(curves, HISTORY)
+    with atomic_dir(curves, HISTORY) as tmp:  # replaced by its own output
+        write_curves(tmp / "skewed_k1", [{"epoch": 1, "loss": 1.0}])
+    assert set(digest(curves)) == {"skewed_k1/plots/metrics/loss.tsv"}
+    (curves / MARKER).write_text("source\n")
+    with pytest.raises(RgfError, match="holds rgf's source output, not its history"):
+        check_owned(curves, HISTORY)
+    (curves / MARKER).unlink()
+    for stray in ("notes.md", "skewed_k1/notes.tsv", "skewed_k1/plots/metrics/deeper/loss.tsv"):
+        (curves / stray).parent.mkdir(parents=True, exist_ok=True)
+        (curves / stray).write_text("mine\n")
+        with pytest.raises(RgfError, match=r"this output \(history\) did not write"):
+            check_owned(curves, HISTORY)
+        (curves / stray).unlink()
+    check_owned(curves, HISTORY)
+    with pytest.raises(RgfError, match=r"this output \(oracle-curves\) did not write"):
+        check_owned(tmp_path / "plots" / "train", ORACLE_CURVES)  # the parent: its files lie one level deeper
 
 
 def test_a_users_folder_is_never_replaced(tmp_path):

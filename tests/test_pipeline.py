@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline import registry
 from pipeline.evaluation.stats import compare
-from pipeline.files import read_reads
+from pipeline.files import read_curves, read_reads
 from pipeline.io import load_checkpoint
 from pipeline.names import FACTORS
 from pipeline.registry import MODELS
@@ -59,9 +60,14 @@ def test_smoke_profile_runs_every_stage(smoke):
                 run = f"{model}-{factor}-{dataset}-s0"
                 assert np.load(root / "data" / "samples" / run / "images.npy").shape == (200, 28, 28, 3)
                 assert (root / "plots" / "samples" / f"{run}.png").exists()
-                assert (root / "plots" / "train" / f"{model}-{factor}-s0" / f"{dataset}.csv").exists()
-    gan_history = (root / "plots" / "train" / "gan_sd-colour-s0" / "skewed_k1.csv").read_text().splitlines()
-    assert "d_loss_k1_with" in gan_history[0] and len(gan_history) == 2
+                curves = read_curves(root / "plots" / "train" / f"{model}-{factor}-s0" / dataset)
+                assert len(curves) == (1 if registry.is_family(model) else 0), run  # controls have no curves
+    gan_history = read_curves(root / "plots" / "train" / "gan_sd-colour-s0" / "skewed_k1")
+    assert [row["epoch"] for row in gan_history] == [1] and "d_loss_k1_with" in gan_history[0]
+    for target in ("label", "factor"):  # the oracles' curves, one row per epoch
+        oracle = read_curves(root / "plots" / "oracles" / "colour" / target)
+        assert [row["epoch"] for row in oracle] == list(range(1, params["oracle"]["epochs"] + 1))
+        assert set(oracle[0]) == {"epoch", "loss", "accuracy"}
     readme = (root / "reports" / "tables" / "README.md").read_text()
     assert "GAN-SD" in readme and "Memorizer" in readme
     summary = json.loads((root / "reports" / "summary.json").read_text())
@@ -255,7 +261,7 @@ def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     assert ran - per_seed <= {"validate", "report"}
     for model in ("vae", "gan_sd", "data-learner"):
         assert _metrics(root, model, "colour", 1, seed=1)["seed"] == 1
-    assert (root / "plots" / "train" / "gan_sd-colour-s1" / "skewed_k1.csv").is_file()
+    assert read_curves(root / "plots" / "train" / "gan_sd-colour-s1" / "skewed_k1")
     summary = json.loads((root / "reports" / "summary.json").read_text())
     assert summary["seeds"] == [0, 1]
     assert all(0 <= entry["seed_agreement"] <= 1 for entry in summary["models"].values())
@@ -400,8 +406,8 @@ def test_a_family_added_as_one_file_and_one_entry_runs_through_the_study(smoke):
         ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
         assert {"train-flow@colour-0", "sample-flow@colour-skewed_k1-0", "evaluate@flow-colour-1-0"} <= ran
         assert not {s for s in ran if s.startswith(("train-", "sample-")) and "flow" not in s}
-        history = (root / "plots" / "train" / "flow-colour-s0" / "balanced.csv").read_text()
-        assert history.startswith("epoch,nll")
+        history = read_curves(root / "plots" / "train" / "flow-colour-s0" / "balanced")
+        assert [row["epoch"] for row in history] == [1] and "nll" in history[0]
         metrics = _metrics(root, "flow", "colour", 1)
         assert set(metrics["classes"]) == {str(c) for c in range(10)} | {"total"}
         assert "Flow" in (root / "reports" / "tables" / "README.md").read_text()
@@ -514,8 +520,8 @@ def test_killing_dvc_repro_mid_training_resumes_from_the_checkpoint(tmp_path_fac
     out = _dvc(root, env, "repro", "train-vae@colour-0").stdout
     assert "vae-colour-balanced-s0: resumed at epoch" in out and "vae-colour-skewed_k1-s0: resumed at epoch" in out
     for dataset in ("balanced", "skewed_k1"):
-        lines = (root / "plots/train/vae-colour-s0" / f"{dataset}.csv").read_text().splitlines()[1:]
-        epochs = [int(line.split(",")[0]) for line in lines]
+        # the curves hold every epoch once: the resumed run re-logs its first ones from the checkpoint
+        epochs = [int(row["epoch"]) for row in read_curves(root / "plots/train/vae-colour-s0" / dataset)]
         assert epochs == list(range(1, 41))
         assert load_checkpoint(root / "models/vae-colour-s0" / dataset / "model.pt")["epoch"] == 40
     assert not list(resume.glob("*.pt")), "finished runs drop their resume files"

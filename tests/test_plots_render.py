@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.dvcstages import CURVE_PLOT
+from pipeline.files import write_curves
 from tests.helpers import REPO, compose, dvc, dvc_env, sh, write_params
 
 OFFLINE_PAGE = REPO / ".dvc" / "plots" / "offline.html"
@@ -261,19 +263,20 @@ def study(tmp_path):
         shutil.copy2(template, root / ".dvc" / "plots" / template.name)
     # the sample stage's grids are plots of that stage: one stands in for them
     plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] + ["plots/samples/gan-colour-balanced-s0.png"]
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}, sort_keys=False, allow_unicode=True))
+    # the GAN's train stage, as dvc.yaml declares its DVCLive curves
+    train = {"cmd": "true", "plots": [{"plots/train/gan-colour-s0": CURVE_PLOT}]}
+    dvcyaml = {"stages": {"train-gan": train}, "plots": plots}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(dvcyaml, sort_keys=False, allow_unicode=True))
     for model in ("gan", "data-memorizer"):
         write_metrics(root / "metrics", model, "colour", 1)
     history = root / "plots" / "train" / "gan-colour-s0"
-    history.mkdir(parents=True)
     for dataset, shift in (("balanced", 0.0), ("skewed_k1", 0.1)):
-        rows = [f"{e},{1.3 - 0.1 * e},{0.7 - shift * e},{0.7 + shift * e},{0.7 + 0.1 * e},2.0," for e in (1, 2, 3)]
-        header = "epoch,d_loss,d_loss_k1_with,d_loss_k1_without,g_loss,mode_seeking,sd_penalty"
-        (history / f"{dataset}.csv").write_text("\n".join([header, *rows]) + "\n")
-    control = root / "plots" / "train" / "data-memorizer-colour-s0"
-    control.mkdir()
-    for dataset in ("balanced", "skewed_k1"):
-        (control / f"{dataset}.csv").write_text("epoch\n")
+        rows = [
+            {"epoch": e, "d_loss": 1.3 - 0.1 * e, "d_loss_k1_with": 0.7 - shift * e}
+            | {"d_loss_k1_without": 0.7 + shift * e, "g_loss": 0.7 + 0.1 * e, "mode_seeking": 2.0}
+            for e in (1, 2, 3)
+        ]
+        write_curves(history / dataset, rows)  # as the train stage logs them (DVCLive); a control has none
     (root / "plots" / "samples").mkdir()
     Image.new("RGB", (56, 28), (200, 30, 30)).save(root / "plots" / "samples" / "gan-colour-balanced-s0.png")
     params = write_params(root, compose("smoke", "factors=[colour]", "models=[gan,data-memorizer]"))
@@ -289,7 +292,12 @@ def test_every_chart_renders_offline(study, tmp_path):
     root, env = study
     found = assert_renders(plots_show(root, env), tmp_path)
     charts = {c["target"]: c for c in found["charts"]}
+    terms = ("d_loss", "d_loss_k1_with", "d_loss_k1_without", "g_loss", "mode_seeking")
+    # the train stage's DVCLive curves: one chart per run and term, the epoch along x
+    curves = [f"#plots_train_gan-colour-s0_{d}_plots_metrics_{t}_tsv" for d in ("balanced", "skewed_k1") for t in terms]
+    assert all("epoch" in charts[c]["text"] and charts[c]["rows"] == 3 for c in curves), [charts[c] for c in curves]
     assert sorted(charts) == [
+        *sorted(curves),
         "#reports_plots_probe_gan-colour-s0-k1_csv",
         "#reports_plots_quality_csv",
         "#reports_plots_train_gan-colour-s0_csv",  # none for the control: it has no losses

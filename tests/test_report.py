@@ -9,7 +9,7 @@ from rich.console import Console
 from pipeline.errors import MetricsError
 from pipeline.evaluation import report, tables
 from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
-from pipeline.files import load_metrics
+from pipeline.files import load_metrics, write_curves
 from pipeline.io import MARKER
 from pipeline.stages import run
 from pipeline.stages.report import main
@@ -191,16 +191,12 @@ def test_z_bars_for_dvc_plots(metrics_root, params_file, tmp_path):
     assert pd.isna(by_class.loc["9", "z"]) and by_class.loc["9", "verdict"] == "undefined"
     assert by_class.loc["9", "note"] == "undefined: no samples"
     assert set(gan["critical"]) == {1.96} and set(gan["title"]) == {"GAN · colour · k = 1"}
-    histories = tmp_path / "train" / "gan_sd-colour-s0"
-    histories.mkdir(parents=True)
-    (histories / "balanced.csv").write_text(
-        "epoch,d_loss,d_loss_k1_with,d_loss_k1_without,d_loss_k2_with,d_loss_k2_without\n1,1.2,0.5,0.9,0.4,0.8\n"
-        "2,1.1,0.25,1.5,0.3,0.7\n"
-    )
-    (histories.parent / "vae-colour-s0").mkdir()
-    (histories.parent / "vae-colour-s0" / "balanced.csv").write_text("epoch,loss\n1,3.0\n")
-    (histories.parent / "data-memorizer-colour-s0").mkdir()
-    (histories.parent / "data-memorizer-colour-s0" / "balanced.csv").write_text("epoch\n")  # a control: no losses
+    histories = tmp_path / "train" / "gan_sd-colour-s0"  # DVCLive's folders, as the train stage logs them
+    probe = ("d_loss", "d_loss_k1_with", "d_loss_k1_without", "d_loss_k2_with", "d_loss_k2_without")
+    rows = [(1, 1.2, 0.5, 0.9, 0.4, 0.8), (2, 1.1, 0.25, 1.5, 0.3, 0.7)]
+    write_curves(histories / "balanced", [dict(zip(("epoch", *probe), r, strict=True)) for r in rows])
+    write_curves(histories.parent / "vae-colour-s0" / "balanced", [{"epoch": 1, "loss": 3.0}])
+    (histories.parent / "data-memorizer-colour-s0").mkdir()  # a control: no curves
     out = tmp_path / "plot-data"
     main(stage_argv(metrics_root, params_file, tmp_path, plots=histories.parent, plot_data=out))
     learner = pd.read_csv(out / "z" / "data-learner-thin-k2.csv")

@@ -5,12 +5,14 @@ two machines each compute half a study and push it (`dvc exp push
 --pull`, restoring every computed stage from the run cache instead of
 running it."""
 
+import json
 import re
 import time
 from pathlib import Path
 
 import pytest
 
+from pipeline.files import read_curves
 from tests.helpers import copy_project, dvc, dvc_env, sh
 
 
@@ -113,7 +115,26 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
             assert (assembler / path).read_bytes() == (half / path).read_bytes(), path
         for dataset in ("balanced", "skewed_k1"):
             assert (assembler / f"models/vae-{factor}-s0/{dataset}/model.pt").is_file()
-            assert (assembler / f"plots/train/vae-{factor}-s0/{dataset}.csv").is_file()
+            assert read_curves(assembler / f"plots/train/vae-{factor}-s0/{dataset}") == read_curves(
+                half / f"plots/train/vae-{factor}-s0/{dataset}"
+            )
     z_header = (assembler / "reports/tables/z_k1.csv").read_text().splitlines()[0].split(",")
     assert z_header[0] == "factor" and set(z_header[1:]) == {"colour", "thick"}
     print(f"\nhalves: {halves_done - started:.0f} s, assembly: {time.monotonic() - halves_done:.0f} s")
+
+    # a colleague pulls one pushed experiment: its training curves (DVCLive,
+    # cached plots of the train stage) come with it and `dvc plots show` draws them
+    colleague = _git_clone(origin, tmp_path / "colleague", env, storage)
+    dvc(colleague, env, "exp", "pull", "origin", "colour-half")
+    dvc(colleague, env, "exp", "apply", "colour-half")
+    shown = json.loads(dvc(colleague, env, "plots", "show", "--json").stdout)["data"]
+    for dataset in ("balanced", "skewed_k1"):
+        curve = f"plots/train/vae-colour-s0/{dataset}/plots/metrics/loss.tsv"
+        ((chart,),) = [shown[curve]]
+        drawn = [(int(v["step"]), float(v["loss"])) for v in chart["content"]["data"]["values"]]
+        rows = read_curves(halves["colour"] / f"plots/train/vae-colour-s0/{dataset}")
+        logged = [(int(r["epoch"]), r["loss"]) for r in rows]
+        assert drawn == logged and drawn, curve
+        assert chart["content"]["encoding"]["x"]["title"] == "epoch"
+    oracle = "plots/oracles/colour/label/plots/metrics/accuracy.tsv"
+    assert shown[oracle][0]["content"]["data"]["values"], oracle

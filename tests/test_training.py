@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from pipeline.errors import CheckpointError, ParamsError, RgfError
-from pipeline.files import write_history
+from pipeline.files import read_curves, write_curves
 from pipeline.generative.build import build_method
 from pipeline.generative.fit import log_dir, train_model
 from pipeline.generative.sampling import generate
 from pipeline.io import load_checkpoint
 from pipeline.params import parse_params
-from tests.helpers import compose
+from tests.helpers import compose, digest
 
 
 class Killed(Exception):
@@ -49,7 +49,8 @@ def _weights(path):
 def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data):
     params = _params(tmp_path)
     whole = tmp_path / "whole" / "vae-colour" / "skewed_k1"
-    train_model(params, "vae", "colour", "skewed_k1", 0, data, whole, tmp_path / "whole" / "resume")
+    curves = tmp_path / "whole" / "curves"
+    train_model(params, "vae", "colour", "skewed_k1", 0, data, whole, tmp_path / "whole" / "resume", curves=curves)
 
     out = tmp_path / "killed" / "vae-colour" / "skewed_k1"
     resume_dir = tmp_path / "killed" / "resume"
@@ -63,9 +64,15 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_identical(tmp_path, data
     resume = list(resume_dir.glob("vae-colour-skewed_k1-s0-*.pt"))
     assert len(resume) == 1 and load_checkpoint(resume[0])["epoch"] == 2
     seen = []
-    history = train_model(params, "vae", "colour", "skewed_k1", 0, data, out, resume_dir, on_epoch=seen.append)
+    resumed_curves = tmp_path / "killed" / "curves"  # a fresh folder, as the train stage's scratch output is
+    history = train_model(
+        params, "vae", "colour", "skewed_k1", 0, data, out, resume_dir, on_epoch=seen.append, curves=resumed_curves
+    )
     assert seen == [3, 4], "the second run must start at epoch 3"
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    # the resumed run's DVCLive curves hold all four epochs, as the uninterrupted run's do, byte for byte
+    assert [row["epoch"] for row in read_curves(resumed_curves)] == [1, 2, 3, 4]
+    assert digest(resumed_curves) == digest(curves)
     assert not resume[0].exists(), "a finished run drops its resume file"
     a, b = _weights(whole / "model.pt"), _weights(out / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -108,8 +115,11 @@ def test_gan_history_has_the_discriminator_probe(tmp_path, data):
         assert {"d_loss", "g_loss", "d_loss_k1_with", "d_loss_k1_without"} <= set(row)
         assert row["d_loss_k1_with"] > 0
     assert history[0]["sd_penalty"] > 0 and history[1]["sd_penalty"] == 0, "SD only for the first sd_epochs"
-    write_history(tmp_path / "h.csv", history)
-    assert (tmp_path / "h.csv").read_text().splitlines()[0].startswith("epoch,")
+    write_curves(tmp_path / "h", history)  # DVCLive: one TSV per term, step = epoch
+    tsv = tmp_path / "h" / "plots" / "metrics" / "d_loss_k1_with.tsv"
+    assert tsv.read_text().splitlines()[0] == "step\td_loss_k1_with"
+    assert read_curves(tmp_path / "h") == history
+    assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["plots"], "no summary among the plots"
 
 
 def test_a_code_change_is_not_resumed(tmp_path, data, monkeypatch, capsys):

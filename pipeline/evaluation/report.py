@@ -37,7 +37,7 @@ from pipeline.evaluation.tables import (
     z_bars,
     z_table,
 )
-from pipeline.files import load_metrics, read_history
+from pipeline.files import load_metrics, read_curves
 from pipeline.io import atomic_dir
 from pipeline.names import FACTORS
 from pipeline.params import EvaluationParams, Params
@@ -301,11 +301,16 @@ def _history_dirs(plots: Path | None, runs: set[str] | None, probe_only: bool = 
     return [d for d in wanted if not probe_only or registry.has_probe(model_of(d.name, MODELS) or "")]
 
 
+def _histories(run_dir: Path) -> dict[str, list[dict]]:
+    """dataset -> its per-epoch rows, from the run folder's DVCLive folders."""
+    return {d.name: read_curves(d) for d in sorted(run_dir.iterdir()) if d.is_dir()}
+
+
 def draw_probes(plots: Path, rare_classes: list[int], out: Path, runs: set[str] | None = None) -> list[str]:
     """probe_<model>-<factor>_k<k>.png for every GAN run with probe data."""
     names = []
     for run_dir in _history_dirs(plots, runs, probe_only=True):
-        histories = {csv_path.stem: read_history(csv_path) for csv_path in sorted(run_dir.glob("*.csv"))}
+        histories = _histories(run_dir)
         for k in rare_classes:
             wanted = {d: h for d, h in histories.items() if d in ("balanced", f"skewed_k{k}")}
             name = f"probe_{run_dir.name}_k{k}.png"
@@ -369,7 +374,7 @@ def write_plot_data(
         (tmp / "train").mkdir()
         (tmp / "probe").mkdir()
         for run_dir in _history_dirs(plots, runs):
-            histories = {path.stem: read_history(path) for path in sorted(run_dir.glob("*.csv"))}
+            histories = _histories(run_dir)
             title = run_title(run_dir.name)
             if rows := loss_rows(histories, title):
                 pd.DataFrame(rows).to_csv(tmp / "train" / f"{run_dir.name}.csv", index=False)

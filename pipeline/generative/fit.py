@@ -7,7 +7,7 @@ names the run and its files and carries the params the stage started with
 (weights, the params that made them, epoch, code version) and resumes from
 its last checkpoint in `resume_dir` when killed; a control "trains" by
 recording which dataset it was given, so it travels the same path as the real
-models. Both write their per-epoch history for `dvc plots`.
+models. A generative run logs its per-epoch history with DVCLive for `dvc plots`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline import registry
 from pipeline.data.datasets import load_dataset
-from pipeline.files import ControlRecord, write_history
+from pipeline.files import ControlRecord
 from pipeline.params import Params
 from pipeline.paths import run_name
 
@@ -37,7 +37,7 @@ class TrainJob:
     seed: int  # the replicate: initial weights, data order, noise
     data: Path  # data/<factor>
     out: Path  # models/<model>-<factor>-s<seed>/<dataset>
-    history: Path  # plots/train/<model>-<factor>-s<seed>/<dataset>.csv
+    history: Path | None  # plots/train/<model>-<factor>-s<seed>/<dataset>/ (DVCLive); None for a control
     resume_dir: Path  # models/resume
     live: bool  # draw a live progress bar (one process only)
 
@@ -64,8 +64,10 @@ def train_model(
     resume_dir: Path,
     on_epoch: Callable[[int], None] | None = None,
     live: bool = True,
+    curves: Path | None = None,
 ) -> list[dict]:
-    """Train one generative run and write its final checkpoint; returns the history."""
+    """Train one generative run and write its final checkpoint; returns the
+    history, logged per epoch into the DVCLive folder `curves` when given."""
     import torch
 
     from pipeline.generative import build
@@ -95,7 +97,7 @@ def train_model(
     if registry.has_probe(model):
         val = load_dataset(data / "val")
         probe = lambda m: probe_rows(m.real_loss_per_image, val, params.skew.rare_classes, device)  # noqa: E731
-    history = train(run, images, probe=probe, on_epoch=on_epoch, live=live)
+    history = train(run, images, probe=probe, on_epoch=on_epoch, live=live, curves=curves)
     out.mkdir(parents=True, exist_ok=True)
     finish(run, out / "model.pt")
     return history
@@ -122,7 +124,15 @@ def train_one(job: TrainJob) -> tuple[str, int, float]:
         history = []
     else:
         history = train_model(
-            params, job.model, job.factor, job.dataset, job.seed, job.data, job.out, job.resume_dir, live=job.live
+            params,
+            job.model,
+            job.factor,
+            job.dataset,
+            job.seed,
+            job.data,
+            job.out,
+            job.resume_dir,
+            live=job.live,
+            curves=job.history,
         )
-    write_history(job.history, history)
     return job.dataset, len(history), time.perf_counter() - start

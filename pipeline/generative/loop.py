@@ -3,7 +3,7 @@
 The loop only sees images: never the factor f, never the label y. It owns the
 data order, seeding, resumable checkpoints, TensorBoard logs, progress and the
 per-epoch history (losses, and for GANs the discriminator probe of section
-6.2). What a model family does in a step is the method object's business.
+6.2), logged with DVCLive as the run's curves. What a model family does in a step is the method object's business.
 
 A resume checkpoint is keyed by the params that shape the weights and by the
 code that does (`code_digest`): after an edit of the family's module, the
@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pipeline.data.datasets import FactorDataset
 from pipeline.errors import CheckpointError, ParamsError
+from pipeline.files import Curves
 from pipeline.io import load_checkpoint, rng_for, save_checkpoint
 
 
@@ -143,14 +144,20 @@ def train(
     probe: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     on_epoch: Callable[[int], None] | None = None,
     live: bool = True,
+    curves: Path | None = None,
 ) -> list[dict]:
     """Train `run.method` on uint8 (N, H, W, 3) images for `run.epochs` epochs,
     resuming from the last checkpoint of the same run and params. Returns the
-    per-epoch history (losses, probe values)."""
+    per-epoch history (losses, probe values), which is also logged epoch by
+    epoch with DVCLive into `curves` when given (a resumed run's earlier
+    epochs first, from its checkpoint)."""
     device = next(run.method.parameters()).device
     data = images_to_tensor(images, device)
     start = _resume(run)
     writer = _writer(run)
+    logger = Curves(curves) if curves is not None else None
+    for row in run.history if logger is not None else []:
+        logger.log(row)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -170,6 +177,8 @@ def train(
                 row.update(probe(run.method))
             run.history.append(row)
             _log(writer, row, run, epoch)
+            if logger is not None:
+                logger.log(row)
             losses = " ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "epoch")
             progress.update(task, advance=1, loss=losses)
             if not live:

@@ -42,9 +42,12 @@ def train_oracle(
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
     description: str = "oracle",
+    history: list[dict] | None = None,
 ) -> OracleCNN:
     """Train an OracleCNN with SGD + momentum and cross-entropy (section 5.2).
-    On CPU the same seed gives identical weights."""
+    On CPU the same seed gives identical weights. Each epoch's mean loss and
+    training accuracy (on the batches as they were trained) are appended to
+    `history` when given."""
     device = torch.device(device)
     torch.manual_seed(seed)  # the initial weights and the dropout masks
     model = OracleCNN(num_outputs, channels=images.shape[3], image_size=images.shape[1]).to(device)
@@ -58,17 +61,25 @@ def train_oracle(
     steps = -(-n // params.batch_size)
     task = progress.add_task(description, total=params.epochs * steps) if progress is not None else None
     model.train()
-    for _ in range(params.epochs):
+    for epoch in range(params.epochs):
         perm = torch.randperm(n, generator=order_rng)
+        loss_sum, correct = 0.0, 0
         for start in range(0, n, params.batch_size):
             idx = perm[start : start + params.batch_size]
             x = x_all[idx].to(device).permute(0, 3, 1, 2).float().div_(255.0)
             y = y_all[idx].to(device)
             optimiser.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
             optimiser.step()
+            if history is not None:
+                loss_sum += loss.item() * len(idx)
+                correct += int((logits.argmax(1) == y).sum())
             if task is not None:
                 progress.advance(task)
+        if history is not None:
+            history.append({"epoch": epoch + 1, "loss": loss_sum / n, "accuracy": correct / n})
     model.eval()
     return model
 
@@ -202,8 +213,9 @@ class OracleJob:
     live: bool = False  # draw a live progress bar (one process only)
 
 
-def fit_target(job: OracleJob) -> OracleCNN:
-    """Train one oracle ("label" or "factor") on the balanced training split."""
+def fit_target(job: OracleJob) -> tuple[OracleCNN, list[dict]]:
+    """Train one oracle ("label" or "factor") on the balanced training split;
+    the model and its per-epoch history."""
     params = load_params(job.params_path)
     if not job.live:
         torch.set_num_threads(1)
@@ -212,6 +224,7 @@ def fit_target(job: OracleJob) -> OracleCNN:
     # an independent seed per oracle, stable across runs and factors' order
     seed = int(rng_for(params.seed, "oracle", job.factor, job.target).integers(2**62))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    history: list[dict] = []
     with Progress(*columns, disable=not job.live) as progress:
         model = train_oracle(
             train.images,
@@ -222,29 +235,34 @@ def fit_target(job: OracleJob) -> OracleCNN:
             pick_device(params.device),
             progress,
             f"{job.target} oracle",
+            history,
         )
     if not job.live:
         print(f"oracle@{job.factor}: {job.target} oracle trained ({params.oracle.epochs} epochs)", flush=True)
-    return model.cpu()
+    return model.cpu(), history
 
 
-def fit_oracles(params_path: Path, params: Params, factor: str, data: Path) -> dict[str, OracleCNN]:
+def fit_oracles(
+    params_path: Path, params: Params, factor: str, data: Path
+) -> tuple[dict[str, OracleCNN], dict[str, list[dict]]]:
     """Both oracles of `factor`, trained on data/<factor>/balanced: in two
     single-threaded processes on a CPU (several times faster than one
     two-threaded process), else one after the other. On a CPU each trains on
     one thread either way: the number of threads changes the order of float
     sums, so the oracles' bytes would otherwise depend on `workers`, which
     the oracle stage does not track (DVC would then re-run it only for other
-    reasons and get other bytes)."""
+    reasons and get other bytes). Returns the models and their histories."""
     num_classes = read_data_manifest(data).num_classes
     # the label oracle has one output per class, the factor oracle two
     outputs = {"label": num_classes, "factor": 2}
     device = pick_device(params.device)
     if params.workers > 1 and device.type == "cpu":
         jobs = [OracleJob(params_path, factor, data, t, outputs[t]) for t in TARGETS]
-        return dict(zip(TARGETS, run_jobs(fit_target, jobs, 2), strict=True))
-    torch.set_num_threads(1 if device.type == "cpu" else torch.get_num_threads())
-    return {t: fit_target(OracleJob(params_path, factor, data, t, outputs[t], live=True)) for t in TARGETS}
+        fits = dict(zip(TARGETS, run_jobs(fit_target, jobs, 2), strict=True))
+    else:
+        torch.set_num_threads(1 if device.type == "cpu" else torch.get_num_threads())
+        fits = {t: fit_target(OracleJob(params_path, factor, data, t, outputs[t], live=True)) for t in TARGETS}
+    return {t: model for t, (model, _) in fits.items()}, {t: history for t, (_, history) in fits.items()}
 
 
 def save_oracles(

@@ -2,7 +2,8 @@
 
 Both CNNs (section 5.2) learn from the balanced training split only and are
 scored on the test split, where every test digit appears without and with the
-factor. The accuracy gate is enforced where the oracles are used
+factor. Their per-epoch loss and training accuracy are DVCLive curves in
+<curves>/<target>/. The accuracy gate is enforced where the oracles are used
 (`pipeline.oracle.fit.load_oracles`), so the numbers are written even when an
 oracle falls short.
 """
@@ -14,9 +15,10 @@ from pathlib import Path
 
 from pipeline.data.datasets import load_dataset
 from pipeline.errors import DataError
+from pipeline.files import write_curves
 from pipeline.names import BALANCED, TARGETS
 from pipeline.oracle.fit import fit_oracles, save_oracles, score_oracles
-from pipeline.paths import ORACLES
+from pipeline.paths import ORACLE_CURVES, ORACLES
 from pipeline.stages import claim, console, exit_with, outputs, parser, read_params
 
 
@@ -26,8 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
     p.add_argument("--out", required=True, type=Path, help="models/oracles/<factor>")
     p.add_argument("--metrics", required=True, type=Path, help="metrics/oracles/<factor>.json")
+    p.add_argument("--curves", required=True, type=Path, help="plots/oracles/<factor> (DVCLive, per epoch)")
     args = p.parse_args(argv)
-    claim({args.out: ORACLES}, [args.metrics], inputs=[args.data, args.params])
+    folders = {args.out: ORACLES, args.curves: ORACLE_CURVES}
+    claim(folders, [args.metrics], inputs=[args.data, args.params])
     params, started = read_params(args.params, f"oracle@{args.factor}")
     params.check_factor(args.factor)
     train = load_dataset(args.data / BALANCED)
@@ -35,10 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     if len(train.labels) == 0 or len(test.labels) == 0:
         raise DataError(f"{args.data}: empty balanced or test split; rebuild with `dvc repro prepare@{args.factor}`")
     start = time.perf_counter()
-    models = fit_oracles(args.params, params, args.factor, args.data)
+    models, histories = fit_oracles(args.params, params, args.factor, args.data)
     metrics = score_oracles(models, args.factor, train, test, params)
-    with outputs(started, {args.out: ORACLES}, [args.metrics]) as (out, metrics_file):
+    with outputs(started, folders, [args.metrics]) as (out, curves, metrics_file):
         save_oracles(out, models, args.factor, train, params, args.data)
+        for target, history in histories.items():
+            write_curves(curves / target, history)
         metrics.write(metrics_file)
     elapsed = time.perf_counter() - start
 

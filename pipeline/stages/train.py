@@ -5,8 +5,9 @@ on the factor or the labels (method, step 3).
 The runs of a stage are independent and always needed together, so they train
 side by side in `workers` single-threaded processes (on a CPU two such
 processes beat one two-threaded one several times over). Run
-<model>-<factor>-<dataset>-s<seed> writes <out>/<dataset>/model.pt and
-<history>/<dataset>.csv (see pipeline/generative/fit.py); both folders are
+<model>-<factor>-<dataset>-s<seed> writes <out>/<dataset>/model.pt and its
+DVCLive curves in <history>/<dataset>/ (see pipeline/generative/fit.py; a
+control has no curves and no --history); both folders are
 replaced only when every run has finished, the first run to fail stops the
 others (pipeline/workers.py), and a stopped or killed run resumes from its
 last checkpoint in <resume>.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from pipeline import registry
 from pipeline.data.datasets import load_dataset
+from pipeline.errors import ParamsError
 from pipeline.generative.fit import TrainJob, train_one
 from pipeline.paths import HISTORY, TRAINED, run_name, train_stage
 from pipeline.stages import claim, exit_with, outputs, parser, read_params
@@ -31,21 +33,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
     p.add_argument("--out", required=True, type=Path, help="models/<model>-<factor>-s<seed>")
-    p.add_argument("--history", required=True, type=Path, help="plots/train/<model>-<factor>-s<seed>")
+    p.add_argument("--history", type=Path, help="plots/train/<model>-<factor>-s<seed> (a family's curves)")
     p.add_argument("--resume", required=True, type=Path, help="models/resume (checkpoints of unfinished runs)")
     args = p.parse_args(argv)
     stage = train_stage(args.model, args.factor, args.seed)
-    claim({args.out: TRAINED, args.history: HISTORY}, inputs=[args.data, args.resume, args.params])
+    family = registry.is_family(args.model)
+    if family != (args.history is not None):
+        need = "needs --history (its curves' folder)" if family else "has no curves: leave out --history"
+        raise ParamsError(f"{stage}: {args.model} {need}")
+    signatures = {args.out: TRAINED} | ({args.history: HISTORY} if family else {})
+    claim(signatures, inputs=[args.data, args.resume, args.params])
     params, started = read_params(args.params, stage)
     params.check_factor(args.factor)
     params.check_seed(args.seed)
     for dataset in params.datasets:  # fail on missing data before any work
         load_dataset(args.data / dataset, mmap=True)
     # the controls only record their dataset: no processes for them
-    workers = min(params.workers, len(params.datasets)) if registry.is_family(args.model) else 1
-    signatures = {args.out: TRAINED, args.history: HISTORY}
+    workers = min(params.workers, len(params.datasets)) if family else 1
     try:
-        with outputs(started, signatures) as (out, history):
+        with outputs(started, signatures) as (out, *history):
             jobs = [
                 TrainJob(
                     params=params,
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                     seed=args.seed,
                     data=args.data,
                     out=out / d,
-                    history=history / f"{d}.csv",
+                    history=history[0] / d if history else None,
                     resume_dir=args.resume,
                     live=workers == 1,
                 )
