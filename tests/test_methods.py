@@ -56,10 +56,15 @@ def batch(size=28, n=8, seed=0):
 
 VARIANTS = [
     pytest.param("vae", {}, id="vae"),
+    pytest.param("vae", {"vae": {"kl_warmup": 3, "prior": "gmm", "prior_components": 3}}, id="vae-annealed-gmm"),
     pytest.param("gan", {"gan": {"architecture": "conv"}}, id="gan-conv"),
     pytest.param("gan", {"gan": {"architecture": "mlp"}}, id="gan-mlp"),
     pytest.param("gan", {"gan": {"architecture": "conv", "ema_decay": 0.9}}, id="gan-conv-ema"),
+    pytest.param(
+        "gan", {"gan": {"loss": "hinge", "spectral_norm": True, "augment": True}}, id="gan-hinge-sn-augment"
+    ),
     pytest.param("gan_sd", {}, id="gan_sd-conv"),
+    pytest.param("gan_sd", {"gan": {"loss": "hinge", "spectral_norm": True, "r1": 1.0}}, id="gan_sd-hinge-sn-r1"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "eps"}}, id="ddpm-ddim-eps"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddpm", "target": "v"}}, id="ddpm-ancestral-v"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "x0"}}, id="ddpm-ddim-x0"),
@@ -72,7 +77,7 @@ VARIANTS = [
 def test_train_step_and_reproducible_samples(name, sections, size):
     method = build(name, size, **sections)
     losses = method.train_step(batch(size), epoch=0)
-    assert set(losses) == KEYS[name]
+    assert set(losses) == KEYS[name] | ({"r1"} if sections.get("gan", {}).get("r1") else set())
     assert all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
 
     assert method.training

@@ -52,6 +52,12 @@ class Method(nn.Module):
         images x (B, C, S, S) in [0, 1]; returns the losses as floats."""
         raise NotImplementedError
 
+    def after_training(self, images: torch.Tensor, seed: int) -> None:
+        """Called once the last epoch is done, with the uint8 (N, C, S, S)
+        training images and the run's seed: a family that fits something
+        to the trained network (the VAE's ex-post prior) does it here. Its
+        result must live in the state dict, which the checkpoint keeps."""
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n images (n, C, S, S) in [0, 1] on the method's device, drawn in
         eval mode without gradients, all noise taken from `generator`."""

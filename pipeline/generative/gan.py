@@ -25,6 +25,24 @@ unchanged.
 `gan.ema_decay` > 0 samples with an exponential moving average of G's
 weights (Yazıcı et al. 2019; `ema.py`) instead of G itself; D, its probe and
 training are unchanged.
+
+The stabilisers that make a GAN train on a few thousand images, each an
+option, off at its default (the paper's GAN):
+- `gan.loss: hinge`: D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]
+  and G minimises -E[D(G(z))] (Lim & Ye 2017; Miyato et al. 2018, eq. 16-17)
+  instead of the non-saturating BCE.
+- `gan.spectral_norm`: every layer of D divided by its largest singular
+  value, estimated by one power iteration per step (Miyato et al. 2018;
+  `torch.nn.utils.parametrizations.spectral_norm`).
+- `gan.r1` = gamma > 0: gamma / 2 * E||grad_x D(x)||^2 on real images added
+  to D's loss (Mescheder et al. 2018, eq. 9).
+- `gan.augment`: DiffAugment (Zhao et al. 2020) on every image D sees, real
+  or generated, in both players' steps: a random translation by up to 1/8
+  of the side and a cutout of half the side. Only these two: its colour
+  transforms would change the colour factor itself.
+The discriminator probe (section 6.2) stays D's BCE against "real" on the
+un-augmented images; under the hinge loss its logits are on another scale,
+so its level is comparable within a run, not with the BCE-trained GAN's.
 """
 
 from __future__ import annotations
@@ -34,6 +52,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from pipeline.generative import ema
 from pipeline.generative.base import IMAGE_CHANNELS, Method, to_signed, to_unit
@@ -149,7 +168,32 @@ class ConvDiscriminator(nn.Module):
 
 
 ADAM_BETA2 = 0.999  # PyTorch's default; DCGAN changes only beta1 (Radford et al. 2016, section 4)
+TRANSLATION_RATIO = 0.125  # DiffAugment (Zhao et al. 2020): shifts of up to 1/8 of the side
+CUTOUT_RATIO = 0.5  # ... and a square cutout of half the side
 MODE_SEEKING_EPS = 1e-5  # Mao et al. (2019): the term is 1 / (ratio + eps)
+
+
+def diff_augment(x: torch.Tensor) -> torch.Tensor:
+    """DiffAugment's translation and cutout (Zhao et al. 2020, section 3) of
+    images (B, C, S, S) in [-1, 1], differentiable in x, drawn from torch's
+    global RNG: each image shifted by up to S/8 pixels in each direction,
+    then a square of side S/2 centred anywhere in it blanked; what comes in
+    from beyond the edge, and the blanked square, is the background (-1)."""
+    b, _, s, _ = x.shape
+    grid = torch.arange(s, device=x.device)
+    shift = round(s * TRANSLATION_RATIO)
+    dy, dx = torch.randint(-shift, shift + 1, (2, b, 1, 1), device=x.device)
+    # out[r, c] = x[r + dy, c + dx]; indices beyond the image land on the one-pixel background border
+    rows = (grid.view(1, s, 1) + dy).clamp(-1, s) + 1
+    cols = (grid.view(1, 1, s) + dx).clamp(-1, s) + 1
+    padded = F.pad(x, (1, 1, 1, 1), value=-1.0).permute(0, 2, 3, 1)  # (B, S+2, S+2, C)
+    x = padded[torch.arange(b, device=x.device).view(b, 1, 1), rows, cols].permute(0, 3, 1, 2)
+    size = round(s * CUTOUT_RATIO)
+    cy, cx = torch.randint(0, s, (2, b, 1, 1), device=x.device)
+    top, left = cy - size // 2, cx - size // 2
+    inside = (grid.view(1, s, 1) >= top) & (grid.view(1, s, 1) < top + size)
+    inside = inside & (grid.view(1, 1, s) >= left) & (grid.view(1, 1, s) < left + size)
+    return x.masked_fill(inside.unsqueeze(1), -1.0)
 
 
 def _bce(logits: torch.Tensor, label: float, reduction: str = "mean") -> torch.Tensor:
@@ -193,6 +237,9 @@ class GanMethod(Method):
         self.sd_lambda = sd_lambda
         self.sd_epochs = sd_epochs
         self.ema_decay = params.ema_decay
+        self.hinge = params.loss == "hinge"
+        self.r1 = params.r1
+        self.augment = params.augment
         # G's moving average, sampled from when ema_decay > 0; its update count is
         # checkpointed so that a resumed run continues the warm-up where it stopped
         self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if self.ema_decay > 0 else None
@@ -207,27 +254,46 @@ class GanMethod(Method):
         """Whether the spectral-decoupling term is on at this epoch (0-based)."""
         return self.sd_lambda > 0 and epoch < self.sd_epochs
 
-    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's loss and, within it, the SD penalty, on real and fake images in [-1, 1].
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """D's logits on images in [-1, 1] as D sees them in training (augmented with `augment`)."""
+        return self.discriminator(diff_augment(x) if self.augment else x)
+
+    def d_loss(
+        self, real: torch.Tensor, fake: torch.Tensor, epoch: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's loss and, within it, the SD penalty and the R1 penalty, on real
+        and fake images in [-1, 1].
 
         BCE of D(real) against 1 and of D(fake) against 0 (Goodfellow et al.
-        2014, eq. 1, maximised by D), plus sd_lambda / 2 * mean(D(real)^2) while
-        the SD term is active (Pezeshki et al. 2021, section 4, "Spectral
-        Decoupling": an L2 penalty on the logits, not on the weights; here on
-        real images only, as in section 6.3).
+        2014, eq. 1, maximised by D), or the hinge loss; plus sd_lambda / 2 *
+        mean(D(real)^2) while the SD term is active (Pezeshki et al. 2021,
+        section 4, "Spectral Decoupling": an L2 penalty on the logits, not on
+        the weights; here on real images only, as in section 6.3); plus
+        r1 / 2 * mean ||grad D(real)||^2 (Mescheder et al. 2018, eq. 9).
         """
-        logits_real = self.discriminator(real)
-        logits_fake = self.discriminator(fake)
-        loss = _bce(logits_real, 1.0) + _bce(logits_fake, 0.0)
+        if self.r1 > 0:
+            real = real.detach().requires_grad_(True)
+        logits_real = self.critic(real)
+        logits_fake = self.critic(fake)
+        if self.hinge:
+            loss = F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
+        else:
+            loss = _bce(logits_real, 1.0) + _bce(logits_fake, 0.0)
         penalty = torch.zeros((), device=loss.device)
         if self.sd_active(epoch):
             penalty = self.sd_lambda / 2 * logits_real.pow(2).mean()
-        return loss + penalty, penalty
+        r1 = torch.zeros((), device=loss.device)
+        if self.r1 > 0:
+            (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            r1 = self.r1 / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean()
+        return loss + penalty + r1, penalty, r1
 
     def g_loss(self, fake: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Non-saturating G loss -log D(G(z)) (Goodfellow et al. 2014, section
-        3), plus mode_seeking x the mode-seeking term, which is returned too."""
-        loss = _bce(self.discriminator(fake), 1.0)
+        3), or the hinge G loss -D(G(z)), plus mode_seeking x the
+        mode-seeking term, which is returned too."""
+        logits = self.critic(fake)
+        loss = -logits.mean() if self.hinge else _bce(logits, 1.0)
         term = mode_seeking_term(fake, z) if self.mode_seeking > 0 else torch.zeros((), device=loss.device)
         return loss + self.mode_seeking * term, term
 
@@ -238,7 +304,7 @@ class GanMethod(Method):
 
         d_opt = self.optimizers["discriminator"]
         d_opt.zero_grad(set_to_none=True)
-        d_loss, penalty = self.d_loss(real, fake.detach(), epoch)  # detach: this step updates D only
+        d_loss, penalty, r1 = self.d_loss(real, fake.detach(), epoch)  # detach: this step updates D only
         d_loss.backward()
         d_opt.step()
 
@@ -254,6 +320,8 @@ class GanMethod(Method):
         losses = {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "sd_penalty": penalty.item()}
         if self.mode_seeking > 0:
             losses["mode_seeking"] = seeking.item()
+        if self.r1 > 0:
+            losses["r1"] = r1.item()
         return losses
 
     def real_loss_per_image(self, x: torch.Tensor) -> torch.Tensor:
@@ -268,6 +336,16 @@ class GanMethod(Method):
         return to_unit(network(z))
 
 
+def with_spectral_norm(network: nn.Module) -> nn.Module:
+    """Every convolution and linear layer of `network` spectrally normalised
+    (Miyato et al. 2018), in place; returns it."""
+    for name, module in list(network.named_modules()):
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            parent = network.get_submodule(name.rpartition(".")[0]) if "." in name else network
+            setattr(parent, name.rpartition(".")[2], spectral_norm(module))
+    return network
+
+
 def build(params: Params, image_size: int, device: torch.device | str, spectral_decoupling: bool = False) -> GanMethod:
     """The GAN of `params.gan` for (3, image_size, image_size) images, on
     `device`; with `spectral_decoupling`, GAN-SD: the same GAN with the term
@@ -279,6 +357,8 @@ def build(params: Params, image_size: int, device: torch.device | str, spectral_
     else:
         generator = ConvGenerator(p.latent_dim, image_size, p.width, IMAGE_CHANNELS)
         discriminator = ConvDiscriminator(image_size, p.width, IMAGE_CHANNELS)
+    if p.spectral_norm:
+        with_spectral_norm(discriminator)
     sd = params.gan_sd
     sd_lambda, sd_epochs = (sd.sd_lambda, sd.sd_epochs) if spectral_decoupling else (0.0, 0)
     shape = (IMAGE_CHANNELS, image_size, image_size)

@@ -189,6 +189,7 @@ def train(
                 )
             if on_epoch is not None:
                 on_epoch(epoch + 1)
+    run.method.after_training(data, run.seed)
     if writer is not None:
         writer.close()
     return run.history

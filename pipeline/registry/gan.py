@@ -21,6 +21,10 @@ class GanParams(Section):
     mode_seeking: Annotated[float, Field(ge=0.0)]
     # decay of the moving average of G's weights that samples are drawn from; 0: sample G itself
     ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    loss: Literal["nonsaturating", "hinge"]  # Goodfellow et al. 2014 | Lim & Ye 2017
+    spectral_norm: bool  # D's layers spectrally normalised (Miyato et al. 2018)
+    r1: Annotated[float, Field(ge=0.0)]  # gamma of the R1 penalty on real images (Mescheder et al. 2018); 0: off
+    augment: bool  # DiffAugment's translation and cutout on D's inputs (Zhao et al. 2020)
 
 
 ENTRIES = (Family("gan", "GAN", "pipeline.generative.gan", "build", ("gan",), schema=GanParams, probe=True, rank=20),)

@@ -1,6 +1,6 @@
 """The variational autoencoder (pipeline/generative/vae.py) and its params section."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,9 @@ class VaeParams(Section):
     lr: Annotated[float, Field(gt=0.0)]
     latent_dim: Width
     width: Width  # channels of the first conv layer
+    kl_warmup: Annotated[int, Field(ge=0)]  # epochs over which the KL weight rises to 1 (0: always 1)
+    prior: Literal["standard", "gmm"]  # sample z from N(0, I) or a mixture fitted to the latents after training
+    prior_components: Annotated[int, Field(ge=1)]  # the mixture's components (prior: gmm)
 
 
 ENTRIES = (Family("vae", "VAE", "pipeline.generative.vae", "build", ("vae",), schema=VaeParams, rank=10),)
