@@ -60,9 +60,7 @@ VARIANTS = [
     pytest.param("gan", {"gan": {"architecture": "conv"}}, id="gan-conv"),
     pytest.param("gan", {"gan": {"architecture": "mlp"}}, id="gan-mlp"),
     pytest.param("gan", {"gan": {"architecture": "conv", "ema_decay": 0.9}}, id="gan-conv-ema"),
-    pytest.param(
-        "gan", {"gan": {"loss": "hinge", "spectral_norm": True, "augment": True}}, id="gan-hinge-sn-augment"
-    ),
+    pytest.param("gan", {"gan": {"loss": "hinge", "spectral_norm": True, "augment": True}}, id="gan-hinge-sn-augment"),
     pytest.param("gan_sd", {}, id="gan_sd-conv"),
     pytest.param("gan_sd", {"gan": {"loss": "hinge", "spectral_norm": True, "r1": 1.0}}, id="gan_sd-hinge-sn-r1"),
     pytest.param("ddpm", {"ddpm": {"sampler": "ddim", "target": "eps"}}, id="ddpm-ddim-eps"),

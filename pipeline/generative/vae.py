@@ -153,8 +153,12 @@ class VaeMethod(Method):
     def encoded_means(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """The encoder's means of q(z|x) for uint8 (N, C, S, S) images, (N, latent_dim)."""
         with self.inference():
-            return torch.cat([self.vae.encode(images[i : i + batch_size].float() / 255)[0] for i in
-                              range(0, len(images), batch_size)])
+            return torch.cat(
+                [
+                    self.vae.encode(images[i : i + batch_size].float() / 255)[0]
+                    for i in range(0, len(images), batch_size)
+                ]
+            )
 
     def after_training(self, images: torch.Tensor, seed: int) -> None:
         """With `prior: gmm`, fit the mixture to the training images' latent means."""
