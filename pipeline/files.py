@@ -168,6 +168,10 @@ class Curves:
 
         folder.mkdir(parents=True, exist_ok=True)
         self.live = Live(str(folder), save_dvc_exp=False, dvcyaml=None, report=None)
+        # DVCLive opens the DVC repo (git included) to name the experiment; logging needs it no more, and
+        # left open, its git object store complains on stderr when the process exits
+        if (repo := getattr(self.live, "_dvc_repo", None)) is not None:
+            repo.close()
 
     def log(self, row: dict) -> None:
         self.live.step = int(row["epoch"])

@@ -96,14 +96,15 @@ def table(path: Path) -> str:
     ]
     for row in rows:
         runs = [row[k] for k in row if k.startswith(("balanced", "skewed"))]
-        for run in runs:  # CPU seconds where recorded (rows before them: wall seconds on idle cores)
+        for run in runs:  # CPU seconds where recorded; the first rows have wall seconds only, marked
             run["train"] = run.get("train_cpu_seconds", run["train_seconds"])
+        wall = "" if "train_cpu_seconds" in runs[0] else " (wall)"
 
         def cell(key, f, runs=runs):
             return " / ".join(f(run[key]) for run in runs)
 
         out.append(
-            f"| {row['label']} | {cell('train', lambda v: f'{v / 60:.1f}')} | {cell('fd', '{:.1f}'.format)} "
+            f"| {row['label']} | {cell('train', lambda v: f'{v / 60:.1f}')}{wall} | {cell('fd', '{:.1f}'.format)} "
             f"| {cell('precision', '{:.2f}'.format)} | {cell('recall', '{:.2f}'.format)} "
             f"| {cell('confidence', '{:.2f}'.format)} |"
         )

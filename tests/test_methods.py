@@ -224,6 +224,28 @@ def test_a_few_steps_reduce_the_loss(name, red_digits):
     assert _fixed_noise_loss(method, x) < 0.8 * before
 
 
+@pytest.mark.parametrize(
+    "name, options",
+    [("gan", {}), ("gan", {"loss": "hinge", "spectral_norm": True, "augment": True}), ("gan_sd", {})],
+    ids=["gan", "gan-hinge-sn-augment", "gan_sd"],
+)
+def test_a_few_gan_steps_move_the_samples_to_the_data(name, options, red_digits):
+    """A GAN has no loss that must fall; what must happen is that G's
+    samples approach the data: red ink on black, no green."""
+    gan = build(name, gan={**options, "lr": 0.002})
+
+    def distance():
+        samples = gan.sample(64, torch.Generator().manual_seed(0))
+        return float((samples.mean(0) - red_digits.mean(0)).abs().mean()), float(samples[:, 1].mean())
+
+    (before, green_before), rng = distance(), torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    for _ in range(100):
+        gan.train_step(red_digits[torch.randperm(16, generator=rng)[:8]], epoch=0)
+    after, green = distance()
+    assert after < 0.4 * before and green < 0.2 * green_before, (before, after, green_before, green)
+
+
 def test_sd_penalty_is_the_only_difference_and_stops_after_sd_epochs():
     sd = build("gan_sd")
     plain = build("gan")

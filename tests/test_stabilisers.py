@@ -166,5 +166,8 @@ def test_the_tuning_harness_sets_overrides_and_tabulates_its_lines(tmp_path):
     row = {"label": "GAN, hinge", "model": "gan", "balanced": run, "skewed_k1": {**run, "fd": 30.0}}
     lines.write_text(json.dumps(row) + "\n")
     assert tune.table(lines).splitlines()[2] == (
-        "| GAN, hinge | 1.5 / 1.5 | 42.2 / 30.0 | 0.50 / 0.50 | 0.25 / 0.25 | 0.88 / 0.88 |"
+        "| GAN, hinge | 1.5 / 1.5 (wall) | 42.2 / 30.0 | 0.50 / 0.50 | 0.25 / 0.25 | 0.88 / 0.88 |"
     )
+    cpu = {**run, "train_cpu_seconds": 60.0}  # CPU seconds, where recorded, are what the table shows
+    lines.write_text(json.dumps({**row, "balanced": cpu, "skewed_k1": cpu}) + "\n")
+    assert tune.table(lines).splitlines()[2].startswith("| GAN, hinge | 1.0 / 1.0 | 42.2 / 42.2 |")

@@ -1,5 +1,7 @@
 """The training loop: resume after a kill, determinism, refusing foreign checkpoints."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from pipeline.generative.fit import log_dir, train_model
 from pipeline.generative.sampling import generate
 from pipeline.io import load_checkpoint
 from pipeline.params import parse_params
-from tests.helpers import compose, digest
+from tests.helpers import REPO, compose, digest
 
 
 class Killed(Exception):
@@ -176,3 +178,15 @@ def test_each_experiment_logs_to_its_own_tensorboard_folder(monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "bushy-lamb")
     monkeypatch.setenv("DVC_ROOT", "/home/me/study")
     assert log_dir(params) == Path("/home/me/study/logs/bushy-lamb")
+
+
+def test_logging_curves_prints_nothing(tmp_path):
+    """DVCLive opens the DVC repository it runs in; a run's process must
+    still exit without a word on stderr (dulwich once complained there)."""
+    code = (
+        "from pathlib import Path; from pipeline.files import Curves; "
+        f"Curves(Path({str(tmp_path / 'c')!r})).log({{'epoch': 1, 'loss': 0.5}})"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert (done.stdout, done.stderr) == ("", "")
+    assert read_curves(tmp_path / "c") == [{"epoch": 1.0, "loss": 0.5}]
