@@ -6,8 +6,9 @@ only when complete, so a failure (a bug, a full disk, Ctrl-C, kill -9) leaves
 the last good output readable; a full disk is one line naming the path. A
 command's outputs are replaced together, under a lock, after every check has
 passed twice (before the work and before the swap). A folder is replaced
-only if it is empty or marked as this very output (its MARKER file), so a
-mistyped `--out data` is refused rather than wiped; no output may be, hold or
+only if it is empty or marked as this very output (its MARKER file; a folder
+DVC draws whole, which can hold no marker, by every file matching its
+layout), so a mistyped `--out data` is refused rather than wiped; no output may be, hold or
 lie in the project's root, its .git, .dvc or code, or the command's inputs.
 
 Checkpoints hold weights plus the params that produced them, the epoch and
@@ -154,7 +155,8 @@ def owner(folder: Path) -> str | None:
 
 def check_owned(out: Path, owned: Owned) -> None:
     """An output folder may be replaced only when it is missing, empty or this
-    output's own (its marker, or all of its legacy names)."""
+    output's own (its marker, all of its legacy names, or, for an unmarked
+    output, every file in it matching its layout)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RgfError(f"{out}: a file, not an output folder; give the output folder's path")

@@ -125,14 +125,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("reports/tuning.jsonl"))
     args = p.parse_args(argv)
     raw = yaml.safe_load(args.params.read_text())
-    params = parse_params(with_overrides(raw, args.overrides), f"{args.params} with -S")
+    scratch = tempfile.TemporaryDirectory(prefix="rgf-tune-")
+    # TensorBoard's events go to the scratch folder too: the run names are the pipeline's own
+    overrides = [*args.overrides, f"train.log_dir={Path(scratch.name) / 'logs'}"]
+    params = parse_params(with_overrides(raw, overrides), f"{args.params} with -S")
     data = Path("data") / args.factor
     label_oracle, factor_oracle, _ = load_oracles(
         Path("models/oracles") / args.factor, Path("metrics/oracles") / f"{args.factor}.json", 0.0, args.factor, data
     )
     seed = params.seeds[0]
     datasets = [BALANCED, skewed(args.rare_class)]
-    with tempfile.TemporaryDirectory(prefix="rgf-tune-") as tmp:
+    with scratch as tmp:
         jobs = [Job(params, args.model, args.factor, d, seed, data, Path(tmp) / d) for d in datasets]
         started = time.perf_counter()
         results = run_jobs(train_and_sample, jobs, min(params.workers, 2))

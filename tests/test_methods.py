@@ -257,13 +257,13 @@ def test_sd_penalty_is_the_only_difference_and_stops_after_sd_epochs():
         logits = sd.discriminator(real)
         expected = 0.8 / 2 * logits.pow(2).mean()
         for epoch in (0, 1):  # sd_epochs = 2
-            loss_sd, penalty = sd.d_loss(real, fake, epoch)
-            loss_plain, zero = plain.d_loss(real, fake, epoch)
-            assert zero == 0
+            loss_sd, penalty, r1 = sd.d_loss(real, fake, epoch)
+            loss_plain, zero, _ = plain.d_loss(real, fake, epoch)
+            assert zero == 0 and r1 == 0
             torch.testing.assert_close(penalty, expected)
             torch.testing.assert_close(loss_sd - loss_plain, expected)
         for epoch in (2, 5):
-            loss_sd, penalty = sd.d_loss(real, fake, epoch)
+            loss_sd, penalty, _ = sd.d_loss(real, fake, epoch)
             assert penalty == 0
             torch.testing.assert_close(loss_sd, plain.d_loss(real, fake, epoch)[0])
     assert sd.train_step(batch(28), epoch=0)["sd_penalty"] > 0

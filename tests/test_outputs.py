@@ -116,6 +116,8 @@ def test_a_curves_folder_has_no_marker_and_is_known_by_its_layout(tmp_path):
         (curves / stray).unlink()
     check_owned(curves, HISTORY)
     with pytest.raises(RgfError, match=r"this output \(oracle-curves\) did not write"):
+        check_owned(curves, ORACLE_CURVES)  # a run's curves are not the oracles' (their layouts differ)
+    with pytest.raises(RgfError, match=r"this output \(oracle-curves\) did not write"):
         check_owned(tmp_path / "plots" / "train", ORACLE_CURVES)  # the parent: its files lie one level deeper
 
 

@@ -1,8 +1,8 @@
 """The interface through which the one training loop drives every model family.
 
 A *method* owns its networks, its optimizers, its loss and its sampler. The
-loop only calls, per batch, `train_step(x, epoch)`, and, to generate,
-`sample(n, generator)`. Images cross the interface as float
+loop only calls, per batch, `train_step(x, epoch)`, once after the last
+epoch `after_training(images, seed)`, and, to generate, `sample(n, generator)`. Images cross the interface as float
 (B, C, S, S) in [0, 1]; a method rescales internally if its networks want
 [-1, 1].
 

@@ -42,7 +42,10 @@ option, off at its default (the paper's GAN):
   transforms would change the colour factor itself.
 The discriminator probe (section 6.2) stays D's BCE against "real" on the
 un-augmented images; under the hinge loss its logits are on another scale,
-so its level is comparable within a run, not with the BCE-trained GAN's.
+and with `augment` D never trains on an uncut image (the cutout is always
+applied, as in DiffAugment) while the probe shows it whole, so the probe's
+level is comparable within a run, not with the plain GAN's. With `augment`
+the SD penalty acts on the logits of the augmented real images D trains on.
 """
 
 from __future__ import annotations

@@ -191,6 +191,7 @@ def train(
                 on_epoch(epoch + 1)
     run.method.after_training(data, run.seed)
     if writer is not None:
+        _log_samples(writer, run, run.epochs)  # the last epoch's, as the sample stage will draw them
         writer.close()
     return run.history
 
@@ -215,10 +216,14 @@ def _log(writer, row: dict, run: Run, epoch: int) -> None:
     for key, value in row.items():
         if key != "epoch":
             writer.add_scalar(key, value, epoch + 1)
-    if (epoch + 1) % run.checkpoint_every == 0 or epoch + 1 == run.epochs:
-        gen = torch.Generator(device=next(run.method.parameters()).device).manual_seed(run.seed)
-        samples = run.method.sample(64, gen)  # (64, 3, H, W) in [0, 1]
-        writer.add_images("samples", samples, epoch + 1)
+    if (epoch + 1) % run.checkpoint_every == 0 and epoch + 1 < run.epochs:  # the last: after after_training
+        _log_samples(writer, run, epoch + 1)
+
+
+def _log_samples(writer, run: Run, epoch: int) -> None:
+    gen = torch.Generator(device=next(run.method.parameters()).device).manual_seed(run.seed)
+    samples = run.method.sample(64, gen)  # (64, 3, H, W) in [0, 1]
+    writer.add_images("samples", samples, epoch)
 
 
 def probe_rows(
