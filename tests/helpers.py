@@ -72,6 +72,8 @@ def sh(cmd, cwd, env, check=True):
 
 
 OUTPUT_FOLDERS = ("data/", "metrics/", "models/", "plots/", "reports/", "logs/")
+# committed files in the output folders that are no output: a clone has them
+NOT_OUTPUTS = ("plots/train/README.md",)
 
 
 # git-ignored files that `scripts/setup.sh` builds in a fresh clone: the
@@ -91,7 +93,7 @@ def copy_project(dest: Path) -> None:
         check=True,
     ).stdout.split()
     for name in [*files, *SETUP_PRODUCTS]:
-        if (REPO / name).is_file() and not name.startswith(OUTPUT_FOLDERS):
+        if (REPO / name).is_file() and (not name.startswith(OUTPUT_FOLDERS) or name in NOT_OUTPUTS):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
 
