@@ -56,7 +56,14 @@ def _train(root: Path, entry: registry.Family | registry.Control) -> tuple[list[
         f"--history plots/train/{run} --resume models/resume" if family else "--resume models/resume",
     ]
     if family:
-        params = ["device", "train.checkpoint_every", *_section_params(entry), "datasets", "skew.rare_classes"]
+        params = [
+            "device",
+            "train.checkpoint_every",
+            "train.channels_last",
+            *_section_params(entry),
+            "datasets",
+            "skew.rare_classes",
+        ]
     else:  # a control records the datasets it is given
         params = ["datasets", "skew.rare_classes"]
     # a family's train stage loads its code and entry; a control's only its entry

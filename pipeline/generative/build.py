@@ -58,6 +58,7 @@ def run_params(params: Params, model: str, factor: str, dataset: str, seed: int,
     family = registry.family(model)
     left_out = {*NOT_SHAPING, *family.sampling}
     out = {"model": model, "factor": factor, "dataset": dataset, "seed": seed, "image_size": image_size}
+    out["channels_last"] = params.train.channels_last  # the same math, other rounding: other weights
     for name in family.sections:
         out.update({k: v for k, v in getattr(params, name).model_dump().items() if k not in left_out})
     return out

@@ -92,6 +92,7 @@ def train_model(
         checkpoint_every=params.train.checkpoint_every,
         log_dir=log_dir(params),
         lr_key=f"{registry.family(model).section}.lr",
+        channels_last=params.train.channels_last,
     )
     probe = None
     if registry.has_probe(model):

@@ -45,6 +45,7 @@ class Run:
     checkpoint_every: int = 5
     log_dir: Path | None = None
     lr_key: str = "lr"  # the params key named when the loss diverges, e.g. vae.lr
+    channels_last: bool = False  # train on NHWC weights and images (same math, other float rounding)
     history: list[dict] = field(default_factory=list)
     code: str = ""  # code_digest(method), set from the method when empty
 
@@ -119,6 +120,15 @@ def _resume(run: Run) -> int:
     return ckpt["epoch"]
 
 
+def _in_layout(run: Run, data: torch.Tensor) -> torch.Tensor:
+    """Put the method's 4-d weights in the run's memory layout, and the
+    images its batches are cut from (NHWC when run.channels_last)."""
+    if not run.channels_last:
+        return data
+    run.method.to(memory_format=torch.channels_last)
+    return data.contiguous(memory_format=torch.channels_last)
+
+
 def _epoch(run: Run, data: torch.Tensor, epoch: int) -> dict[str, float]:
     """One pass over uint8 (N, 3, H, W) `data` in this epoch's seeded order; the mean of each loss."""
     order = _epoch_order(run.seed, run.name, epoch, len(data)).to(data.device)
@@ -152,7 +162,7 @@ def train(
     epoch with DVCLive into `curves` when given (a resumed run's earlier
     epochs first, from its checkpoint)."""
     device = next(run.method.parameters()).device
-    data = images_to_tensor(images, device)
+    data = _in_layout(run, images_to_tensor(images, device))
     start = _resume(run)
     writer = _writer(run)
     logger = Curves(curves) if curves is not None else None
