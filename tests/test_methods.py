@@ -56,7 +56,9 @@ def batch(size=28, n=8, seed=0):
 
 VARIANTS = [
     pytest.param("vae", {}, id="vae"),
-    pytest.param("vae", {"vae": {"kl_warmup": 3, "prior": "gmm", "prior_components": 3}}, id="vae-annealed-gmm"),
+    pytest.param(
+        "vae", {"vae": {"kl_warmup": 3, "epochs": 3, "prior": "gmm", "prior_components": 3}}, id="vae-annealed-gmm"
+    ),
     pytest.param("gan", {"gan": {"architecture": "conv"}}, id="gan-conv"),
     pytest.param("gan", {"gan": {"architecture": "mlp"}}, id="gan-mlp"),
     pytest.param("gan", {"gan": {"architecture": "conv", "ema_decay": 0.9}}, id="gan-conv-ema"),

@@ -2,6 +2,7 @@
 translation and cutout, the hinge loss, the R1 penalty, spectral
 normalisation, KL annealing and the VAE's ex-post mixture prior."""
 
+import copy
 import importlib.util
 import json
 import sys
@@ -9,12 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_info
 from torch import nn
 
 from pipeline.errors import ParamsError
 from pipeline.generative.gan import diff_augment
 from tests.helpers import REPO
-from tests.test_methods import build
+from tests.test_methods import build, make_params
 
 
 def _scripted_randint(monkeypatch, *draws):
@@ -113,12 +116,27 @@ def test_spectral_norm_bounds_every_layer_of_d_by_one():
 
 
 def test_kl_annealing_weights_the_kl_term_and_reports_the_full_elbo():
-    vae = build("vae", vae={"kl_warmup": 4})
+    vae = build("vae", vae={"kl_warmup": 4, "epochs": 4})
     assert [vae.kl_weight(e) for e in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert build("vae").kl_weight(0) == 1.0
-    torch.manual_seed(0)
-    losses = vae.train_step(torch.rand(8, 3, 28, 28), epoch=0)
-    assert losses["loss"] == pytest.approx(losses["recon"] + losses["kl"])
+    x = torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(3))
+    weighted, full = copy.deepcopy(vae), copy.deepcopy(vae)  # the same weights, stepped by hand
+    torch.manual_seed(0)  # the same reparameterisation noise in every pass
+    losses = vae.train_step(x, epoch=0)
+    assert losses["loss"] == pytest.approx(losses["recon"] + losses["kl"])  # the log shows the full ELBO
+    for twin, kl_weight in ((weighted, 0.25), (full, 1.0)):
+        torch.manual_seed(0)
+        terms = twin.loss(x)
+        (terms["recon"] + kl_weight * terms["kl"]).backward()
+    # the step followed the gradient of recon + 0.25 kl (epoch 1 of 4), not the full ELBO's
+    grads = [(p.grad, w.grad, f.grad) for p, w, f in zip(*(m.parameters() for m in (vae, weighted, full)), strict=True)]
+    assert all(torch.allclose(g, w, rtol=1e-5, atol=1e-7) for g, w, _ in grads)
+    assert not all(torch.allclose(g, f, rtol=1e-5, atol=1e-7) for g, _, f in grads)
+
+
+def test_a_kl_warmup_longer_than_training_is_refused():
+    with pytest.raises(ParamsError, match="kl_warmup 5 is longer than epochs 4.*lower vae.kl_warmup"):
+        make_params(vae={"kl_warmup": 5, "epochs": 4})
 
 
 def test_the_mixture_prior_is_fitted_to_the_latents_and_sampled_from(monkeypatch):
@@ -126,7 +144,15 @@ def test_the_mixture_prior_is_fitted_to_the_latents_and_sampled_from(monkeypatch
     rng = np.random.default_rng(0)
     clusters = np.concatenate([rng.normal(3.0, 0.1, (300, 4)), rng.normal(-3.0, 0.1, (100, 4))])
     monkeypatch.setattr(vae, "encoded_means", lambda images: torch.from_numpy(clusters).float())
+    threads = []  # the fit's thread pools: one thread each, so the seed fixes the bits (k-means sums per thread)
+    fit = GaussianMixture.fit
+    monkeypatch.setattr(
+        GaussianMixture,
+        "fit",
+        lambda self, x: threads.extend(p["num_threads"] for p in threadpool_info()) or fit(self, x),
+    )
     vae.after_training(torch.zeros(1, 3, 28, 28, dtype=torch.uint8), seed=0)
+    assert threads and set(threads) == {1}
     order = torch.argsort(vae.prior_means[:, 0], descending=True)
     assert vae.prior_weights[order].tolist() == pytest.approx([0.75, 0.25], abs=1e-6)
     assert vae.prior_means[order].numpy() == pytest.approx(np.array([[3.0] * 4, [-3.0] * 4]), abs=0.05)

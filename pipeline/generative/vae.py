@@ -161,14 +161,20 @@ class VaeMethod(Method):
             )
 
     def after_training(self, images: torch.Tensor, seed: int) -> None:
-        """With `prior: gmm`, fit the mixture to the training images' latent means."""
+        """With `prior: gmm`, fit the mixture to the training images' latent means.
+
+        The fit runs on one thread (OpenMP and BLAS): scikit-learn's k-means
+        initialisation adds its threads' partial sums in whatever order they
+        finish, so on several threads the same seed could give other bits."""
         if self.prior != "gmm":
             return
         from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
 
         latents = self.encoded_means(images).double().cpu().numpy()
         k = len(self.prior_weights)
-        gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-4).fit(latents)
+        with threadpool_limits(limits=1):
+            gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-4).fit(latents)
         self.prior_weights.copy_(torch.from_numpy(gmm.weights_))
         self.prior_means.copy_(torch.from_numpy(gmm.means_))
         self.prior_scales.copy_(torch.linalg.cholesky(torch.from_numpy(gmm.covariances_)))

@@ -1,0 +1,213 @@
+"""Run one slice of the survey as a DVC experiment, time it, and assemble it.
+
+    python scripts/survey_slice.py --factor thin --seed 0 --out reports/survey/wave3
+
+A slice is one factor at one seed, every model of the profile, rare classes
+1 and 2 (`dvc exp run -n survey-<factor>-s<seed> -S profile=survey -S
+'factors=[<factor>]' -S 'seeds=[<seed>]'`). The script streams DVC's output
+with a time stamp on every line (into logs/slices/<experiment>.log, which
+git ignores), then puts every slice so far together with `rgf assemble
+--repo <repo> --profile <profile> --out <out>`, and appends one row to
+<out>/slices.csv: the slice, the commit it ran on, when it started, its wall
+minutes, the minutes of each stage group (train-ddpm, evaluate, ...) and the
+one that dominated, and the machine (CPU model and cores). A slice that
+fails records nothing and leaves <out> as it was.
+
+A slice run by hand with time-stamped output (`<epoch seconds> <line>` per
+line) is recorded without re-running it:
+
+    python scripts/survey_slice.py --factor colour --seed 0 --out reports/survey/wave3 \
+        --from-log slice.log --commit 3205bb0
+
+Run it from the clone that holds the experiments (`--repo`, default the
+current folder); `--out` is written in that clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.errors import RgfError
+from pipeline.stages import exit_with
+
+# a line of `dvc exp run` that begins a stage's work or passes over a stage
+STAGE = re.compile(
+    r"^(?:Running stage '(?P<run>[^']+)'"
+    r"|(?:Stage )?'(?P<skip>[^']+)' didn't change"
+    r"|Stage '(?P<cache>[^']+)' is cached - skipping run)"
+)
+COLUMNS = (
+    "profile",
+    "factor",
+    "seed",
+    "experiment",
+    "commit",
+    "started_utc",
+    "wall_minutes",
+    "dominant_stage",
+    "dominant_minutes",
+    "stage_minutes",
+    "cpu",
+    "cores",
+)
+
+
+def stage_minutes(lines: Iterable[tuple[float, str]]) -> tuple[dict[str, float], float]:
+    """Minutes per stage group (the name before '@': train-ddpm, evaluate, ...)
+    from (time stamp, line) pairs of DVC's output, and the whole span's
+    minutes. A stage runs from its "Running stage" line to the next line
+    that begins or passes over a stage (unchanged, or restored from the run
+    cache), or to the last line; a stage passed over counts no time."""
+    stamped = list(lines)
+    if not stamped:
+        return {}, 0.0
+    groups: dict[str, float] = {}
+    current: tuple[str, float] | None = None
+    for stamp, text in stamped:
+        found = STAGE.match(text)
+        if found is None:
+            continue
+        if current is not None:
+            groups[current[0]] = groups.get(current[0], 0.0) + (stamp - current[1]) / 60
+        current = (found["run"].split("@")[0], stamp) if found["run"] else None
+    end = stamped[-1][0]
+    if current is not None:
+        groups[current[0]] = groups.get(current[0], 0.0) + (end - current[1]) / 60
+    return {k: round(v, 2) for k, v in groups.items()}, round((end - stamped[0][0]) / 60, 2)
+
+
+def read_log(path: Path) -> list[tuple[float, str]]:
+    """A time-stamped log: `<epoch seconds> <line>` per line."""
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        stamp, _, text = line.partition(" ")
+        try:
+            out.append((float(stamp), text))
+        except ValueError:
+            raise RgfError(f"{path}:{number}: expected '<epoch seconds> <line>', got {line[:60]!r}") from None
+    if not out:
+        raise RgfError(f"{path}: empty; give the slice's time-stamped output")
+    return out
+
+
+def cpu() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (else the platform's)."""
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def row(profile: str, factor: str, seed: int, experiment: str, commit: str, lines: list[tuple[float, str]]) -> dict:
+    """The slices.csv row of one slice from its time-stamped output."""
+    groups, wall = stage_minutes(lines)
+    dominant = max(groups, key=groups.get) if groups else ""
+    started = datetime.datetime.fromtimestamp(lines[0][0], datetime.UTC)
+    return {
+        "profile": profile,
+        "factor": factor,
+        "seed": seed,
+        "experiment": experiment,
+        "commit": commit,
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_minutes": wall,
+        "dominant_stage": dominant,
+        "dominant_minutes": groups.get(dominant, 0.0),
+        "stage_minutes": json.dumps(groups),
+        "cpu": cpu(),
+        "cores": os.cpu_count(),
+    }
+
+
+def record(out: Path, new: dict) -> None:
+    """Append `new` to out/slices.csv; a slice recorded before (same profile,
+    factor, seed) is replaced, so a re-run slice keeps one row."""
+    path = out / "slices.csv"
+    rows = list(csv.DictReader(path.open())) if path.is_file() else []
+    same = ("profile", "factor", "seed")
+    rows = [r for r in rows if tuple(r[k] for k in same) != tuple(str(new[k]) for k in same)]
+    rows.append(new)
+    out.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_slice(repo: Path, profile: str, factor: str, seed: int, name: str, log: Path) -> list[tuple[float, str]]:
+    """`dvc exp run` of the slice in `repo`, its output echoed and logged with time stamps."""
+    cmd = ["dvc", "exp", "run", "-n", name, "-S", f"profile={profile}", "-S", f"factors=[{factor}]"]
+    cmd += ["-S", f"seeds=[{seed}]"]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    with (
+        log.open("w") as sink,
+        subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc,
+    ):
+        for text in proc.stdout:
+            stamp = time.time()
+            lines.append((stamp, text.rstrip("\n")))
+            sink.write(f"{stamp:.0f} {text}")
+            sink.flush()
+            sys.stdout.write(text)
+    if proc.returncode != 0:
+        raise RgfError(f"the slice failed (dvc exp run exited {proc.returncode}; its output: {log}); nothing recorded")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--factor", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default="survey")
+    parser.add_argument("--out", type=Path, required=True, help="the assembled study's folder, e.g. reports/survey")
+    parser.add_argument("--repo", type=Path, default=Path("."))
+    parser.add_argument("--from-log", type=Path, help="record a slice already run, from its time-stamped output")
+    parser.add_argument("--commit", help="with --from-log: the commit the slice ran on")
+    args = parser.parse_args(argv)
+    name = f"{args.profile}-{args.factor}-s{args.seed}"
+    if (args.from_log is None) != (args.commit is None):
+        raise RgfError("--from-log and --commit go together: give the commit the logged slice ran on")
+    commit = (
+        args.commit
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=args.repo, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
+    if args.from_log is not None:
+        lines = read_log(args.from_log)
+    else:
+        lines = run_slice(
+            args.repo, args.profile, args.factor, args.seed, name, args.repo / "logs/slices" / f"{name}.log"
+        )
+    assembled = subprocess.run(
+        ["rgf", "assemble", "--repo", str(args.repo), "--profile", args.profile, "--out", str(args.out)],
+        cwd=args.repo,
+        check=False,
+    )
+    if assembled.returncode != 0:
+        log = args.from_log or args.repo / "logs/slices" / f"{name}.log"
+        raise RgfError(
+            f"rgf assemble exited {assembled.returncode}: the slice ran but is not recorded; fix what it printed, "
+            f"then record it without re-running: --from-log {log} --commit {commit}"
+        )
+    new = row(args.profile, args.factor, args.seed, name, commit, lines)
+    record(args.repo / args.out, new)
+    print(f"{name}: {new['wall_minutes']} min, most in {new['dominant_stage']} ({new['dominant_minutes']} min)")
+
+
+if __name__ == "__main__":
+    exit_with(main)

@@ -1,0 +1,66 @@
+"""scripts/survey_slice.py: a slice's wall time and where it went, from DVC's time-stamped output."""
+
+import csv
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from pipeline.errors import RgfError
+from tests.helpers import REPO
+
+
+@pytest.fixture(scope="module")
+def slices():
+    spec = importlib.util.spec_from_file_location("survey_slice", REPO / "scripts" / "survey_slice.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["survey_slice"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# what `dvc exp run` (DVC 3.67) prints, time-stamped
+LOG = [
+    (1000.0, "Reproducing experiment 'survey-thin-s0'"),
+    (1000.0, "Running stage 'validate':"),
+    (1006.0, "Stage 'source' didn't change, skipping"),
+    (1012.0, "Running stage 'train-ddpm@thin-0':"),
+    (1300.0, "ddpm-thin-balanced-s0 epoch 40/40 loss 0.066"),  # not a stage line
+    (1612.0, "Stage 'train-vae@thin-0' is cached - skipping run, checking out outputs"),
+    (1618.0, "Running stage 'train-ddpm@thin-1':"),
+    (1678.0, "Running stage 'evaluate@ddpm-thin-1-0':"),
+    (1720.0, "Updating lock file 'dvc.lock'"),
+]
+
+
+def test_stage_minutes_sums_each_group_until_the_next_stage_line(slices):
+    groups, wall = slices.stage_minutes(LOG)
+    # validate 1000-1006; train-ddpm 1012-1612 and 1618-1678; evaluate 1678 to the last line
+    assert groups == {"validate": 0.1, "train-ddpm": 11.0, "evaluate": 0.7}
+    assert wall == 12.0
+    assert slices.stage_minutes([]) == ({}, 0.0)
+
+
+def test_a_row_names_the_dominant_stage_and_a_rerun_replaces_its_row(slices, tmp_path):
+    first = slices.row("survey", "thin", 0, "survey-thin-s0", "abc1234", LOG)
+    assert first["dominant_stage"] == "train-ddpm" and first["dominant_minutes"] == 11.0
+    assert first["started_utc"] == "1970-01-01T00:16:40Z"
+    assert json.loads(first["stage_minutes"])["evaluate"] == 0.7
+    slices.record(tmp_path, first)
+    slices.record(tmp_path, slices.row("survey", "thin", 1, "survey-thin-s1", "abc1234", LOG))
+    again = slices.row("survey", "thin", 0, "survey-thin-s0", "def5678", LOG[:4])
+    slices.record(tmp_path, again)
+    rows = list(csv.DictReader((tmp_path / "slices.csv").open()))
+    assert [(r["seed"], r["commit"]) for r in rows] == [("1", "abc1234"), ("0", "def5678")]
+    assert list(rows[0]) == list(slices.COLUMNS)
+
+
+def test_a_log_without_time_stamps_is_refused_with_its_line(slices, tmp_path):
+    log = tmp_path / "slice.log"
+    log.write_text("1000 Running stage 'validate':\nRunning stage 'source':\n")
+    with pytest.raises(RgfError, match=r"slice.log:2: expected '<epoch seconds> <line>'"):
+        slices.read_log(log)
+    log.write_text("")
+    with pytest.raises(RgfError, match="empty"):
+        slices.read_log(log)
