@@ -203,6 +203,25 @@ def test_several_seeds_give_a_row_each_and_their_majority(tmp_path):
     assert joined.loc[joined["digit"] == "0", "seed"].tolist() == ["0", "1", "2", "majority"]
 
 
+def test_agreement_and_the_claims_are_given_per_seed_and_for_the_majority(tmp_path):
+    folder = write_paper(tmp_path / "p", {(1, "colour", "gan"): "MMMMMMMMMMM"})
+    seeds = ["LLUMMMMMMMM", "MMLMMMMMMMM", "MUUMMMMMMMM"]
+    metrics = [run("gan", "colour", 1, seed, marks) for seed, marks in enumerate(seeds)]
+    summary, _ = paper.compare(metrics, paper.load_paper(folder))
+    by = summary["by"]["seed"]
+    assert list(by) == ["0", "1", "2", "majority"]
+    # the paper says M everywhere: seed 0 agrees on 8 of its 10 judged cells, seed 1 on 10 of 11,
+    # seed 2 on 9 of 9; the majority (M, tie, L, M...) on 9 of 10, as the overall count does
+    assert [(by[s]["agree"], by[s]["compared"]) for s in by] == [(8, 10), (10, 11), (9, 9), (9, 10)]
+    assert (summary["agreement"]["agree"], summary["agreement"]["compared"]) == (9, 10)
+    assert by["1"]["paper_M_study_L"] == 1 and by["2"]["undefined"] == 2
+    # "colour is memorized by every model" fails on any L among the digits: only seed 2 has none
+    held = {seed: c["a"]["holds"] for seed, c in summary["claims_by_seed"].items()}
+    assert held == {"0": False, "1": False, "2": True, "majority": False}
+    text = paper.readme(summary)
+    assert "## By seed" in text and "| seed 2 " in text and "| majority " in text
+
+
 def test_the_verdict_compared_is_a_key_or_a_function(tmp_path):
     folder = write_paper(tmp_path / "p", {(1, "colour", "gan"): "MMMMMMMMMMM"})
     metrics = [run("gan", "colour", 1, 0, "MMMMMMMMMMM")]

@@ -297,6 +297,26 @@ def agreement_by(cells: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return table.iloc[np.lexsort(order[::-1])].set_index(columns)
 
 
+def seeds_of(cells: pd.DataFrame) -> list[str]:
+    """The cells' seeds in order, then "majority" where several seeds were combined."""
+    seeds = sorted(set(cells["seed"]) - {"majority"}, key=int)
+    return seeds + (["majority"] if (cells["seed"] == "majority").any() else [])
+
+
+def by_seed(cells: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Each seed alone, and the seeds' majority (the row the other tables
+    count): `agreement` per seed as `agreement_by` gives it, and the
+    paper's claims on that seed's marks."""
+    records, held = [], {}
+    for seed in seeds_of(cells):
+        one = cells[cells["seed"] == seed].assign(counted=True)
+        a = agreement(one)
+        confusion = {f"paper_{p}_study_{s}": a["confusion"][p][s] for p in LM for s in LM}
+        records.append({"seed": seed, **a, **confusion})
+        held[seed] = claims(study_marks(one))
+    return pd.DataFrame(records).drop(columns="confusion").set_index("seed"), held
+
+
 def z_agreement(cells: pd.DataFrame) -> dict:
     """Tables 1-2 against the study's z over the counted cells where both have
     one: sign agreement and Spearman's rho; how often each side's z is
@@ -395,6 +415,7 @@ def compare(
     overall["agreement_of_all"] = overall["agree"] / overall["cells"]
     overall["agree_undefined_as_m"] = int((counted["paper"] == counted["study"].replace("", "M")).sum())
     by = {name: agreement_by(cells, columns) for name, columns in BY.items()}
+    by["seed"], seed_claims = by_seed(cells)
     ours, theirs = claims(study_marks(cells)), claims(paper_marks(paper))
     summary = {
         "metrics": source,
@@ -410,6 +431,7 @@ def compare(
             key: {"claim": text, "rule": rule, "paper": theirs[key], "study": ours[key]}
             for key, (text, rule) in CLAIMS.items()
         },
+        "claims_by_seed": {seed: {key: held[key] for key in CLAIMS} for seed, held in seed_claims.items()},
     }
     return summary, cells
 
@@ -488,6 +510,8 @@ judged cells.
 
 {claims}
 
+{seed_claims}
+
 ## Left out
 
 - {control_files} metrics files of controls (the paper has none)
@@ -500,9 +524,24 @@ SECTIONS = (
     ("factor", "By factor", str),
     ("k", "By rare class k", str),
     ("row", "By row: the rare class's own, the other digits, the total", _row_label),
+    ("seed", "By seed: each seed alone, then the seeds' majority (the cells counted above)", str),
 )
 HOLDS = {True: "holds", False: "does not hold", None: "not assessable"}
 REPRODUCED = {True: "reproduced", False: "not reproduced", None: "not assessable"}
+
+
+def _seed_label(seed: str) -> str:
+    return seed if seed == "majority" else f"seed {seed}"
+
+
+def _seed_claims(summary: dict) -> str:
+    """The claims reproduced or not by each seed alone and by the seeds' majority."""
+    by = summary["claims_by_seed"]
+    rows = [
+        {"claim": f"({key}) {text}", **{_seed_label(seed): REPRODUCED[by[seed][key]["holds"]] for seed in by}}
+        for key, (text, _) in CLAIMS.items()
+    ]
+    return "By seed:\n\n" + to_markdown(pd.DataFrame(rows).set_index("claim"))
 
 
 def readme(summary: dict) -> str:
@@ -539,6 +578,7 @@ def readme(summary: dict) -> str:
         rare_paper=f"{z['rare_paper_positive']} of {z['rare_paper_with_z']}",
         rare_study=f"{z['rare_study_positive']} of {z['rare_study_with_z']}",
         claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim (rule)")),
+        seed_claims=_seed_claims(summary),
         **summary["left_out"],
     )
 
