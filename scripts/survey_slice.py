@@ -177,8 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--from-log", type=Path, help="record a slice already run, from its time-stamped output")
     parser.add_argument("--commit", help="with --from-log: the commit the slice ran on")
+    parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>)")
     args = parser.parse_args(argv)
-    name = f"{args.profile}-{args.factor}-s{args.seed}"
+    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}"
     if (args.from_log is None) != (args.commit is None):
         raise RgfError("--from-log and --commit go together: give the commit the logged slice ran on")
     commit = (

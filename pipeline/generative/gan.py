@@ -32,9 +32,8 @@ option, off at its default (the paper's GAN):
   and G minimises -E[D(G(z))] (Lim & Ye 2017; Miyato et al. 2018, eq. 16-17)
   instead of the non-saturating BCE.
 - `gan.spectral_norm`: every layer of D divided by its largest singular
-  value, estimated by one power iteration per forward pass of D in training
-  mode, so three per step: real, generated, and G's step (Miyato et al.
-  2018; `torch.nn.utils.parametrizations.spectral_norm`).
+  value, estimated by one power iteration per step (Miyato et al. 2018;
+  `torch.nn.utils.parametrizations.spectral_norm`).
 - `gan.r1` = gamma > 0: gamma / 2 * E||grad_x D(x)||^2 on real images added
   to D's loss (Mescheder et al. 2018, eq. 9).
 - `gan.augment`: DiffAugment (Zhao et al. 2020) on every image D sees, real
