@@ -283,16 +283,21 @@ def agreement(cells: pd.DataFrame) -> dict:
     }
 
 
+def _agreement_row(cells: pd.DataFrame) -> dict:
+    """`agreement` as one table row: its confusion table as paper_<L|M>_study_<L|M>."""
+    a = agreement(cells)
+    confusion = a.pop("confusion")
+    return {**a, **{f"paper_{p}_study_{s}": confusion[p][s] for p in LM for s in LM}}
+
+
 def agreement_by(cells: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """`agreement` per group of `columns` (["model"], ["row", "rare_class"], ...),
     one row each, in the paper's order; the confusion table as paper_<L|M>_study_<L|M>."""
     rank = {"model": MODELS, "factor": FACTORS, "row": tuple(ROWS)}
     records = []
     for values, group in cells.groupby(columns):
-        a = agreement(group)
-        confusion = {f"paper_{p}_study_{s}": a["confusion"][p][s] for p in LM for s in LM}
-        records.append({**dict(zip(columns, values, strict=True)), **a, **confusion})
-    table = pd.DataFrame(records).drop(columns="confusion")
+        records.append({**dict(zip(columns, values, strict=True)), **_agreement_row(group)})
+    table = pd.DataFrame(records)
     order = [table[c].map({v: i for i, v in enumerate(rank[c])}) if c in rank else table[c] for c in columns]
     return table.iloc[np.lexsort(order[::-1])].set_index(columns)
 
@@ -310,11 +315,9 @@ def by_seed(cells: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict]]:
     records, held = [], {}
     for seed in seeds_of(cells):
         one = cells[cells["seed"] == seed].assign(counted=True)
-        a = agreement(one)
-        confusion = {f"paper_{p}_study_{s}": a["confusion"][p][s] for p in LM for s in LM}
-        records.append({"seed": seed, **a, **confusion})
+        records.append({"seed": seed, **_agreement_row(one)})
         held[seed] = claims(study_marks(one))
-    return pd.DataFrame(records).drop(columns="confusion").set_index("seed"), held
+    return pd.DataFrame(records).set_index("seed"), held
 
 
 def z_agreement(cells: pd.DataFrame) -> dict:
@@ -422,7 +425,7 @@ def compare(
         "paper": paper.folder,
         "classes": classes,
         "verdict": _select(verdict)[1],
-        "seeds": sorted(set(cells.loc[cells["seed"] != "majority", "seed"]), key=int),
+        "seeds": [seed for seed in seeds_of(cells) if seed != "majority"],
         "left_out": left_out,
         "agreement": overall,
         "by": {name: _records(table) for name, table in by.items()},
