@@ -172,7 +172,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def _rarity(args: argparse.Namespace) -> None:
     from pipeline.evaluation.experiments import check_design, collect
-    from pipeline.evaluation.rarity import write_curve
+    from pipeline.evaluation.rarity import kept_metrics, merged, write_curve
 
     reference = load_params(args.params)
     check_outputs({args.out: RARITY})
@@ -182,15 +182,21 @@ def _rarity(args: argparse.Namespace) -> None:
             f"--out {args.out}: holds a curve that does not say its design (no params.yaml); "
             "give --replace to replace it, or another --out"
         )
-    metrics, used, notes = collect(args.repo, reference)
+    collected, used, notes = collect(args.repo, reference)
+    kept = kept_metrics(args.out)
+    metrics = merged(kept, collected)
     if not metrics:
         raise MetricsError(
-            f"{args.repo}: no DVC experiment of this study's design has metrics; queue the sweep first "
-            "(`dvc exp run --queue -S skew.rare_fraction=<r>`, `dvc queue start`; README: the rarity curve)"
+            f"{args.repo}: no DVC experiment of this study's design has metrics, and {args.out} keeps no runs; "
+            "queue the sweep first (`dvc exp run --queue -S skew.rare_fraction=<r>`, `dvc queue start`; "
+            "README: the rarity curve)"
         )
     table, null = write_curve(metrics, args.out, used, notes, reference)
     fractions = ", ".join(f"{r:g}" for r in sorted(table["rare_fraction"].unique()))
-    console.print(f"{len(metrics)} comparisons from {used} experiments (r = {fractions}) -> {args.out}")
+    console.print(
+        f"{len(metrics)} comparisons (r = {fractions}): {len(collected)} from {used} experiments, "
+        f"{len(metrics) - len(collected)} kept from earlier slices -> {args.out}"
+    )
     for note in notes:
         console.print(f"  {note}", highlight=False)
     for row in null.itertuples():

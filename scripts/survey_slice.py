@@ -1,19 +1,28 @@
-"""Run one slice of the survey as a DVC experiment, time it, and assemble it.
+"""Run one slice of a study as a DVC experiment, time it, and collect it.
 
     python scripts/survey_slice.py --factor thin --seed 0 --out reports/survey/wave3
 
-A slice is one factor at one seed, every model of the profile, rare classes
-1 and 2 (`dvc exp run -n survey-<factor>-s<seed> -S profile=survey -S
-'factors=[<factor>]' -S 'seeds=[<seed>]'`). The script streams DVC's output
-with a time stamp on every line (into logs/slices/<experiment>.log, which
-git ignores), then puts every slice so far together with `rgf assemble
---repo <repo> --profile <profile> --out <out>`, and appends one row to
-<out>/slices.csv: the slice, the commit it ran on, when it started, its wall
-minutes, the minutes of each stage group (train-ddpm, evaluate, ...) and the
-one that dominated, and the machine (CPU model and cores). A slice that
-fails records nothing and leaves <out> as it was.
+A survey slice is one factor at one seed, every model of the profile, rare
+classes 1 and 2 (`dvc exp run -n survey-<factor>-s<seed> -S profile=survey
+-S 'factors=[<factor>]' -S 'seeds=[<seed>]'`), put together with every slice
+so far by `rgf assemble --repo <repo> --profile <profile> --out <out>`.
 
-A slice run by hand with time-stamped output (`<epoch seconds> <line>` per
+A point of the rarity curve is a slice with a rare fraction, collected by
+`rgf rarity --repo <repo> --params params.yaml --out <out>` (the curve folder
+keeps every run, so points run in other sessions stay):
+
+    python scripts/survey_slice.py --profile quick --factor thin --seed 1 --rare-fraction 0.05 \
+        --models vae,gan,gan_sd,ddpm,data-memorizer,data-learner --out reports/rarity/wave3
+
+The script streams DVC's output with a time stamp on every line (into
+logs/slices/<experiment>.log, which git ignores), collects, and appends one
+row to <out>/slices.csv: the slice, the commit it ran on, when it started,
+its wall minutes, the minutes of each stage group (train-ddpm, evaluate,
+...) and the one that dominated, and the machine (CPU model and cores). A
+slice that fails records nothing and leaves <out> as it was.
+
+Running a slice again under its name replaces its experiment (the run cache
+gives back whatever it trained). A slice run by hand with time-stamped output (`<epoch seconds> <line>` per
 line) is recorded without re-running it:
 
     python scripts/survey_slice.py --factor colour --seed 0 --out reports/survey/wave3 \
@@ -51,6 +60,7 @@ COLUMNS = (
     "profile",
     "factor",
     "seed",
+    "rare_fraction",
     "experiment",
     "commit",
     "started_utc",
@@ -111,7 +121,15 @@ def cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def row(profile: str, factor: str, seed: int, experiment: str, commit: str, lines: list[tuple[float, str]]) -> dict:
+def row(
+    profile: str,
+    factor: str,
+    seed: int,
+    experiment: str,
+    commit: str,
+    lines: list[tuple[float, str]],
+    rare_fraction: float = 0.0,
+) -> dict:
     """The slices.csv row of one slice from its time-stamped output."""
     groups, wall = stage_minutes(lines)
     dominant = max(groups, key=groups.get) if groups else ""
@@ -120,6 +138,7 @@ def row(profile: str, factor: str, seed: int, experiment: str, commit: str, line
         "profile": profile,
         "factor": factor,
         "seed": seed,
+        "rare_fraction": f"{rare_fraction:g}",
         "experiment": experiment,
         "commit": commit,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -134,10 +153,11 @@ def row(profile: str, factor: str, seed: int, experiment: str, commit: str, line
 
 def record(out: Path, new: dict) -> None:
     """Append `new` to out/slices.csv; a slice recorded before (same profile,
-    factor, seed) is replaced, so a re-run slice keeps one row."""
+    factor, seed and rare fraction) is replaced, so a re-run slice keeps one
+    row. Rows written before slices had a rare fraction were survey slices: r = 0."""
     path = out / "slices.csv"
-    rows = list(csv.DictReader(path.open())) if path.is_file() else []
-    same = ("profile", "factor", "seed")
+    rows = [{"rare_fraction": "0", **r} for r in csv.DictReader(path.open())] if path.is_file() else []
+    same = ("profile", "factor", "seed", "rare_fraction")
     rows = [r for r in rows if tuple(r[k] for k in same) != tuple(str(new[k]) for k in same)]
     rows.append(new)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,10 +167,41 @@ def record(out: Path, new: dict) -> None:
         writer.writerows(rows)
 
 
-def run_slice(repo: Path, profile: str, factor: str, seed: int, name: str, log: Path) -> list[tuple[float, str]]:
-    """`dvc exp run` of the slice in `repo`, its output echoed and logged with time stamps."""
-    cmd = ["dvc", "exp", "run", "-n", name, "-S", f"profile={profile}", "-S", f"factors=[{factor}]"]
-    cmd += ["-S", f"seeds=[{seed}]"]
+def overrides(profile: str, factor: str, seed: int, rare_fraction: float | None, models: str | None) -> list[str]:
+    """The slice's `-S` overrides of `dvc exp run`."""
+    sets = [f"profile={profile}", f"factors=[{factor}]", f"seeds=[{seed}]"]
+    if rare_fraction is not None:
+        sets.append(f"skew.rare_fraction={rare_fraction:g}")
+    if models:
+        sets.append(f"models=[{models}]")
+    return [a for s in sets for a in ("-S", s)]
+
+
+def collector(repo: Path, profile: str, out: Path, rarity: bool) -> list[str]:
+    """The command that puts the slice together with the others in `out`."""
+    if rarity:
+        return ["rgf", "rarity", "--repo", str(repo), "--params", str(repo / "params.yaml"), "--out", str(out)]
+    return ["rgf", "assemble", "--repo", str(repo), "--profile", profile, "--out", str(out)]
+
+
+def experiment_names(repo: Path) -> set[str]:
+    """The names of the DVC experiments in `repo`, of every baseline commit."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        listing = dvc_repo.experiments.ls(all_commits=True)
+    return {name for exps in listing.values() for name, _ in exps}
+
+
+def run_slice(repo: Path, sets: list[str], name: str, log: Path) -> list[tuple[float, str]]:
+    """`dvc exp run` of the slice in `repo`, its output echoed and logged with
+    time stamps. A slice run before under this name is re-run: its experiment
+    is removed first (DVC refuses a second experiment of one name), and what it
+    trained comes back from the run cache."""
+    if name in experiment_names(repo):
+        print(f"{name}: re-running the slice; its earlier experiment is removed (`dvc exp remove {name}`)")
+        subprocess.run(["dvc", "exp", "remove", name], cwd=repo, check=True)
+    cmd = ["dvc", "exp", "run", "-n", name, *sets]
     log.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     with (
@@ -173,13 +224,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--factor", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="survey")
-    parser.add_argument("--out", type=Path, required=True, help="the assembled study's folder, e.g. reports/survey")
+    parser.add_argument("--rare-fraction", type=float, help="a point of the rarity curve: collected by rgf rarity")
+    parser.add_argument("--models", help="the models, comma-separated (default: the profile's)")
+    parser.add_argument("--out", type=Path, required=True, help="the collected study's folder, e.g. reports/survey")
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--from-log", type=Path, help="record a slice already run, from its time-stamped output")
     parser.add_argument("--commit", help="with --from-log: the commit the slice ran on")
-    parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>)")
+    parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<r>])")
     args = parser.parse_args(argv)
-    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}"
+    args.repo = args.repo.resolve()  # the collector runs in it and is given it
+    rarity = args.rare_fraction is not None
+    if rarity and not 0 <= args.rare_fraction <= 0.5:
+        raise RgfError(f"--rare-fraction {args.rare_fraction:g}: give a fraction from 0 to 0.5")
+    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}" + (f"-r{args.rare_fraction:g}" if rarity else "")
     if (args.from_log is None) != (args.commit is None):
         raise RgfError("--from-log and --commit go together: give the commit the logged slice ran on")
     commit = (
@@ -191,21 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_log is not None:
         lines = read_log(args.from_log)
     else:
-        lines = run_slice(
-            args.repo, args.profile, args.factor, args.seed, name, args.repo / "logs/slices" / f"{name}.log"
-        )
-    assembled = subprocess.run(
-        ["rgf", "assemble", "--repo", str(args.repo), "--profile", args.profile, "--out", str(args.out)],
-        cwd=args.repo,
-        check=False,
-    )
-    if assembled.returncode != 0:
+        sets = overrides(args.profile, args.factor, args.seed, args.rare_fraction, args.models)
+        lines = run_slice(args.repo, sets, name, args.repo / "logs/slices" / f"{name}.log")
+    collected = subprocess.run(collector(args.repo, args.profile, args.out, rarity), cwd=args.repo, check=False)
+    if collected.returncode != 0:
         log = args.from_log or args.repo / "logs/slices" / f"{name}.log"
         raise RgfError(
-            f"rgf assemble exited {assembled.returncode}: the slice ran but is not recorded; fix what it printed, "
-            f"then record it without re-running: --from-log {log} --commit {commit}"
+            f"collecting the slice exited {collected.returncode}: the slice ran but is not recorded; fix what it "
+            f"printed, then record it without re-running: --from-log {log} --commit {commit}"
         )
-    new = row(args.profile, args.factor, args.seed, name, commit, lines)
+    new = row(args.profile, args.factor, args.seed, name, commit, lines, args.rare_fraction or 0.0)
     record(args.repo / args.out, new)
     print(f"{name}: {new['wall_minutes']} min, most in {new['dominant_stage']} ({new['dominant_minutes']} min)")
 

@@ -1,5 +1,6 @@
 """End to end: `dvc exp run` in a fresh copy of the repo, as a user would."""
 
+import csv
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from pipeline.io import load_checkpoint
 from pipeline.names import FACTORS
 from pipeline.registry import MODELS
 from tests.helpers import clone as _clone
-from tests.helpers import compose, write_params
+from tests.helpers import compose, digest, write_params
 from tests.helpers import dvc as _dvc
 from tests.helpers import sh as _sh
 
@@ -267,6 +268,34 @@ def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     assert all(0 <= entry["seed_agreement"] <= 1 for entry in summary["models"].values())
     readme = (root / "reports" / "tables" / "README.md").read_text()
     assert "seeds 0, 1." in readme and re.search(r"\(([LMO–]) 2/2\)", readme), readme[:3000]
+
+
+def test_a_seed_slice_reruns_alone_and_reassembles_without_touching_the_others(smoke, tmp_path):
+    """Issue 26: a seed of the survey is a slice (`scripts/survey_slice.py
+    --seed 1`, one DVC experiment), put together with the others by `rgf
+    assemble`. Seed 1's slice runs only seed 1's stages; run again, it
+    replaces its experiment, trains nothing (the run cache) and re-assembles
+    with seed 0's files byte for byte as they were."""
+    root, env = smoke
+    out = tmp_path / "survey"
+    cmd = [sys.executable, str(root / "scripts" / "survey_slice.py"), "--profile", "smoke", "--factor", "colour"]
+    cmd += ["--seed", "1", "--models", "vae,data-learner", "--out", str(out)]
+    first = _sh(cmd, root, env).stdout
+    ran = set(re.findall(r"^Running stage '([^']+)'", first, flags=re.M))
+    assert {s for s in ran if s.split("@")[0].split("-")[0] in ("train", "sample", "evaluate")} <= {
+        s for s in ran if s.endswith("-1")
+    }
+    before = digest(out / "metrics")
+    seed0 = {f: h for f, h in before.items() if f.endswith("-s0.json")}
+    assert "vae/colour/k1-s1.json" in before and "data-learner/colour/k1-s1.json" in before
+    assert "gan/colour/k1-s0.json" in seed0  # the smoke study's own runs, from its experiment
+    again = _sh(cmd, root, env).stdout
+    assert "re-running the slice" in again and "Running stage 'train-" not in again
+    after = digest(out / "metrics")
+    assert after == before
+    rows = list(csv.DictReader((out / "slices.csv").open()))
+    assert [(r["seed"], r["experiment"]) for r in rows] == [("1", "smoke-colour-s1")]
+    assert "seeds 0, 1." in (out / "tables" / "README.md").read_text()
 
 
 def test_an_outside_models_samples_are_judged_like_a_built_in_models(smoke, tmp_path):

@@ -3,6 +3,7 @@ the r = 0.5 null check against the learner's false-positive rate, the
 figure, and which experiments are collected."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from pipeline.errors import MetricsError
 from pipeline.evaluation import experiments, rarity
 from pipeline.files import load_metrics
 from pipeline.io import MARKER
-from tests.helpers import dvc, dvc_env, params, sh
+from tests.helpers import compose, dvc, dvc_env, params, sh, write_params
 from tests.test_report import BALANCED, learner, memorizer, write_metrics
 
 
@@ -136,6 +137,7 @@ def test_write_curve_writes_every_file(sweep, tmp_path):
         "README.md",
         "curve.csv",
         "curve.png",
+        "metrics",
         "null.csv",
         "runs.csv",
     ]
@@ -143,7 +145,7 @@ def test_write_curve_writes_every_file(sweep, tmp_path):
     assert pd.read_csv(out / "curve.csv").shape[0] == len(table) == 4
     text = (out / "README.md").read_text()
     assert (
-        "from 3 DVC experiments" in text
+        "3 DVC experiments collected this time" in text
         and "other-exp: left out" in text
         and "| 0.34 (0.32-0.37)" in text
         and "| r=0.5" in text.replace(" ", " ")
@@ -155,6 +157,58 @@ def test_write_curve_writes_every_file(sweep, tmp_path):
     with pytest.raises(Exception, match="did not write"):
         rarity.write_curve(sweep, other, experiments=3, notes=[])
     assert (other / "notes.txt").read_text() == "keep"
+
+
+def test_a_curve_keeps_its_runs_and_a_slice_rerun_replaces_only_its_own(sweep, tmp_path):
+    """Slices run in other sessions: the folder keeps every run's metrics file,
+    and a collection merges the runs found now into them. A slice re-run (r =
+    0.1, seed 0, now 5 classes moved) replaces its own file; every other
+    file stays byte for byte."""
+    out = tmp_path / "rarity"
+    rarity.write_curve(sweep, out, experiments=5, notes=[])
+    files = sorted(p.relative_to(out) for p in (out / "metrics").rglob("*.json"))
+    assert [str(f) for f in files] == [
+        "metrics/r0/gan/colour/k1-s0.json",
+        "metrics/r0/gan/colour/k1-s1.json",
+        "metrics/r0.1/gan/colour/k1-s0.json",
+        "metrics/r0.5/data-learner/colour/k1-s0.json",
+        "metrics/r0.5/gan/colour/k1-s0.json",
+        "metrics/r0.5/gan/colour/k1-s1.json",
+    ]
+    before = {f: (out / f).read_bytes() for f in files}
+    kept = rarity.kept_metrics(out)
+    assert sorted(map(experiments.run_key, kept)) == sorted(map(experiments.run_key, sweep))
+    rerun = tmp_path / "rerun"
+    write_metrics(rerun, "gan", "colour", 1, skewed=shifted(1, 5), seed=0, rare_fraction=0.1)
+    table, _ = rarity.write_curve(rarity.merged(kept, load_metrics(rerun)), out, experiments=1, notes=[])
+    changed = {f for f in files if (out / f).read_bytes() != before[f]}
+    assert changed == {Path("metrics/r0.1/gan/colour/k1-s0.json")}
+    assert table.set_index(["model", "rare_fraction"]).loc[("gan", 0.1), "memorized"] == 5
+    assert len(rarity.kept_metrics(out)) == len(sweep)
+
+
+def test_rgf_rarity_puts_kept_runs_together_without_any_experiment(empty_repo, sweep, tmp_path):
+    """A fresh clone without the earlier slices' experiments: `rgf rarity`
+    redraws the curve from the runs the folder keeps."""
+    from pipeline.cli import main
+
+    out = tmp_path / "rarity"
+    reference = params("quick")
+    rarity.write_curve(sweep, out, experiments=5, notes=[], params=reference)
+    (out / "curve.csv").unlink()
+    assert main(["rarity", "--repo", str(empty_repo), "--params", str(out / "params.yaml"), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out / "curve.csv")) == 4
+    assert "0 DVC experiments collected this time" in (out / "README.md").read_text()
+
+
+def test_rgf_rarity_without_experiments_or_kept_runs_is_one_line(empty_repo, tmp_path, capsys):
+    from pipeline.cli import main
+
+    reference = write_params(tmp_path, compose("quick"))
+    assert main(["rarity", "--repo", str(empty_repo), "--params", str(reference), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "keeps no runs; queue the sweep first" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_design_leaves_out_only_what_a_sweep_varies():

@@ -64,3 +64,46 @@ def test_a_log_without_time_stamps_is_refused_with_its_line(slices, tmp_path):
     log.write_text("")
     with pytest.raises(RgfError, match="empty"):
         slices.read_log(log)
+
+
+def test_a_rarity_point_is_its_own_slice_with_its_own_row(slices, tmp_path):
+    """A row written before slices had a rare fraction is a survey slice (r = 0):
+    a rarity point at the same factor and seed is another row, and its re-run
+    replaces only its own."""
+    old = slices.row("survey", "thin", 0, "survey-thin-s0", "abc1234", LOG)
+    del old["rare_fraction"]
+    with (tmp_path / "slices.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(old), lineterminator="\n")
+        writer.writeheader()
+        writer.writerow(old)
+    for r, commit in ((0.05, "abc1234"), (0.5, "abc1234"), (0.05, "def5678")):
+        slices.record(tmp_path, slices.row("survey", "thin", 0, f"survey-thin-s0-r{r:g}", commit, LOG, r))
+    rows = list(csv.DictReader((tmp_path / "slices.csv").open()))
+    expected = [("0", "abc1234"), ("0.5", "abc1234"), ("0.05", "def5678")]
+    assert [(r["rare_fraction"], r["commit"]) for r in rows] == expected
+
+
+def test_a_slice_sets_its_overrides_and_its_collector(slices, tmp_path):
+    assert slices.overrides("survey", "thin", 1, None, None) == [
+        "-S",
+        "profile=survey",
+        "-S",
+        "factors=[thin]",
+        "-S",
+        "seeds=[1]",
+    ]
+    assert slices.overrides("quick", "swell", 2, 0.05, "vae,ddpm")[6:] == [
+        "-S",
+        "skew.rare_fraction=0.05",
+        "-S",
+        "models=[vae,ddpm]",
+    ]
+    assert slices.collector(tmp_path, "survey", "reports/survey", rarity=False)[:2] == ["rgf", "assemble"]
+    rarity = slices.collector(tmp_path, "quick", "reports/rarity", rarity=True)
+    assert rarity[:2] == ["rgf", "rarity"] and rarity[rarity.index("--params") + 1] == str(tmp_path / "params.yaml")
+
+
+def test_a_rare_fraction_past_a_half_is_refused_before_any_run(slices, tmp_path):
+    with pytest.raises(RgfError, match="--rare-fraction 0.7: give a fraction from 0 to 0.5"):
+        slices.main(["--factor", "thin", "--rare-fraction", "0.7", "--out", "x", "--repo", str(tmp_path)])
+    assert not (tmp_path / "logs").exists()

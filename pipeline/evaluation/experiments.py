@@ -115,6 +115,11 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def run_key(m: dict) -> tuple:
+    """What makes a run one run across experiments: (r, model, factor, k, seed)."""
+    return (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
+
+
 def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
     """The metrics files of every experiment whose design is `reference`'s
     (each experiment's own study only: metrics/ also carries files of earlier
@@ -134,7 +139,7 @@ def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
         exp = read_experiment(repo, name, rev, params)
         used += 1
         for m in in_study(exp.metrics, exp.params)[0]:
-            key = (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
+            key = run_key(m)
             if key not in chosen or chosen[key][0] < exp.created:
                 chosen[key] = (exp.created, m)
     return [m for _, m in chosen.values()], used, notes
@@ -161,10 +166,6 @@ def check_design(out: Path, reference: Params) -> None:
         )
 
 
-def _run_key(m: dict) -> tuple:
-    return (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
-
-
 def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[str]]:
     """A study run in slices (one experiment per factor, say), put together in
     `out`: the metrics files of every experiment of `reference`'s design that
@@ -186,8 +187,8 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     check_design(out, reference)
     collected, _, notes = collect(repo, reference)
     collected, _ = in_study(collected, reference)
-    kept = {_run_key(m): m for m in load_metrics(out / "metrics")} if (out / "metrics").is_dir() else {}
-    kept.update({_run_key(m): m for m in collected})
+    kept = {run_key(m): m for m in load_metrics(out / "metrics")} if (out / "metrics").is_dir() else {}
+    kept.update({run_key(m): m for m in collected})
     metrics = sorted(kept.values(), key=lambda m: (m["model"], m["factor"], m["rare_class"], m["seed"]))
     if not metrics:
         raise MetricsError(

@@ -13,6 +13,12 @@ give the factor to the classes other than k (`p_skewed_others`, beside the
 skewed data's own rate r), each as the mean over seeds with its min-max. At r = 0.5 nothing changed, so any class called
 memorized there is a false positive; `null_check` sets the 0.5 point beside
 the learner control's measured false-positive rate.
+
+A sweep too long for one session runs in slices (a factor, r and seed at a
+time, on any machine): the curve folder keeps every run's metrics file
+(`metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json`, committed with git), and
+each collection merges the experiments found now into them (`merged`), so a
+slice re-run replaces its own runs and leaves the others' files as they were.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pandas as pd
 import yaml
 
 from pipeline import registry
+from pipeline.evaluation.experiments import run_key
 from pipeline.evaluation.tables import (
     CORRECTED,
     concentration_of,
@@ -32,9 +39,10 @@ from pipeline.evaluation.tables import (
     to_markdown,
     verdict_counts,
 )
-from pipeline.io import atomic_entries
+from pipeline.files import load_metrics
+from pipeline.io import atomic_entries, write_json
 from pipeline.params import Params
-from pipeline.paths import RARITY
+from pipeline.paths import RARITY, metrics_path
 from pipeline.registry import MODELS, display
 
 NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
@@ -303,8 +311,9 @@ def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] 
 README = """\
 # Memorization against rarity
 
-`rgf rarity` collected {runs} comparisons from {experiments} DVC experiments (one per rare fraction r,
-`skew.rare_fraction`; r = 0: f=1 exactly on the rare class, r = 0.5: no skew). A cell reads
+`rgf rarity` put together {runs} comparisons, one metrics file per run in `metrics/r<r>/`, from a
+sweep of the rare fraction r (`skew.rare_fraction`; r = 0: f=1 exactly on the rare class, r = 0.5: no
+skew) run in slices: {experiments} DVC experiments collected this time, the runs of earlier slices kept. A cell reads
 `M/T [M*] |z|`: classes memorized (a significant move towards or against the skew) of the classes
 tested under the study's test ({test}), memorized under the pooled two-proportion test with Holm's
 correction, and mean |z|; with several seeds the mean over seeds, their range in brackets.
@@ -335,10 +344,31 @@ the count is what the test's false positives alone give.
 {notes}"""
 
 
+def fraction_folder(r: float) -> str:
+    """The folder of a curve's runs at rare fraction r: r0, r0.05, r0.5."""
+    return f"r{r:g}"
+
+
+def kept_metrics(out: Path) -> list[dict]:
+    """The runs a curve folder holds (metrics/r<r>/...), as plain dicts; none
+    for a new folder or a curve written before curves kept their runs."""
+    root = Path(out) / "metrics"
+    return [m for folder in sorted(root.glob("r*")) if folder.is_dir() for m in load_metrics(folder)]
+
+
+def merged(kept: list[dict], collected: list[dict]) -> list[dict]:
+    """`kept` with `collected` added: a run in both (same r, model, factor, k
+    and seed) is the collected one."""
+    runs = {run_key(m): m for m in kept}
+    runs.update({run_key(m): m for m in collected})
+    return [runs[key] for key in sorted(runs)]
+
+
 def write_curve(
     metrics: list[dict], out: Path, experiments: int, notes: list[str], params: Params | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """curve.csv, runs.csv, null.csv, curve.png, README.md and (with
+    """curve.csv, runs.csv, null.csv, curve.png, README.md, the runs' metrics
+    files (metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json) and (with
     `params`, the design the experiments share) params.yaml in `out`,
     replaced together; whatever else `out` holds stays. Returns the curve
     table and the null check."""
@@ -348,6 +378,9 @@ def write_curve(
     with atomic_entries(out, RARITY) as tmp:
         if params is not None:
             (tmp / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+        for m in metrics:
+            folder = tmp / "metrics" / fraction_folder(m["rare_fraction"])
+            write_json(metrics_path(folder, m["model"], m["factor"], m["rare_class"], m["seed"]), m)
         runs.to_csv(tmp / "runs.csv", index=False)
         table.to_csv(tmp / "curve.csv", index=False)
         null.to_csv(tmp / "null.csv", index=False)
