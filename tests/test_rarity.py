@@ -246,10 +246,30 @@ def test_assemble_keeps_earlier_slices_and_writes_the_report(empty_repo, tmp_pat
     now, total, notes = experiments.assemble(empty_repo, reference, out)
     assert (now, total, notes) == (0, 2, [])
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "metrics", "params.yaml", "summary.json", "tables"]
-    assert experiments.parse_params(yaml.safe_load((out / "params.yaml").read_text())) == reference
+    # the study's params: the reference's design with the models, factors and seeds the slices ran
+    study = experiments.parse_params(yaml.safe_load((out / "params.yaml").read_text()))
+    assert experiments.design(study) == experiments.design(reference)
+    assert (study.models, study.factors, study.seeds) == (["gan", "data-learner"], ["colour"], [0])
     readme = (out / "tables" / "README.md").read_text()
     assert "colour / GAN" in readme and "Table 4" in readme
     assert set(json.loads((out / "summary.json").read_text())["models"]) == {"gan", "data-learner"}
+
+
+def test_assemble_keeps_every_seed_of_a_survey_run_one_seed_at_a_time(empty_repo, tmp_path):
+    """Slices of seeds 0, 1 and 2 against the profile's params (seeds: [0]):
+    every seed's runs are in the study and its report, none left out."""
+    out = tmp_path / "survey"
+    for seed in (0, 1, 2):
+        write_metrics(out / "metrics", "gan", "colour", 1, seed=seed)
+    write_metrics(out / "metrics", "gan", "thin", 1, seed=1)
+    reference = params("smoke")
+    assert reference.seeds == [0]
+    (out / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json")))
+    assert experiments.assemble(empty_repo, reference, out)[1] == 4
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1, 2]
+    readme = (out / "tables" / "README.md").read_text()
+    assert "seeds 0, 1, 2." in readme and "Left out" not in readme
+    assert yaml.safe_load((out / "params.yaml").read_text())["factors"] == ["colour", "thin"]
 
 
 def test_assemble_without_any_metrics_is_one_line(empty_repo, tmp_path):

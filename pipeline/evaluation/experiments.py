@@ -166,6 +166,29 @@ def check_design(out: Path, reference: Params) -> None:
         )
 
 
+def in_design(m: dict, reference: Params) -> bool:
+    """A run of the study `reference` describes, whatever models, factors and
+    seeds its slice ran: its rare fraction, a rare class and source of the study."""
+    return (
+        m["rare_fraction"] == reference.skew.rare_fraction
+        and m["rare_class"] in reference.skew.rare_classes
+        and m.get("source", reference.data.source) == reference.data.source
+    )
+
+
+def spanning(reference: Params, metrics: list[dict]) -> Params:
+    """`reference` with the models, factors and seeds its slices ran (the
+    keys a slice varies): the params of the study put together from them."""
+    raw = reference.model_dump(mode="json")
+    ran = {key: {m[key] for m in metrics} for key in ("model", "factor", "seed")}
+    raw["models"] = [name for name in registry.MODELS if name in ran["model"]]
+    others = sorted(ran["factor"] - set(reference.factors))
+    raw["factors"] = [f for f in reference.factors if f in ran["factor"]] + others
+    raw["seeds"] = sorted(ran["seed"])
+    raw["runs"] = registry.runs(raw["models"], raw["factors"])
+    return parse_params(raw, "the assembled study's params")
+
+
 def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[str]]:
     """A study run in slices (one experiment per factor, say), put together in
     `out`: the metrics files of every experiment of `reference`'s design that
@@ -178,6 +201,8 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
         out/tables/README.md, out/tables/*.csv            the report (Tables 1, 2 and 4, ...)
         out/summary.json                                  its headline numbers
 
+    The study's params are `reference`'s with the models, factors and seeds
+    the slices ran (a survey run one seed at a time has every seed's runs).
     Returns (runs collected now, runs in out, notes)."""
     from pipeline.evaluation.report import study_report, write_report
     from pipeline.files import load_metrics
@@ -186,7 +211,7 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     check_outputs({out: STUDY})
     check_design(out, reference)
     collected, _, notes = collect(repo, reference)
-    collected, _ = in_study(collected, reference)
+    collected = [m for m in collected if in_design(m, reference)]
     kept = {run_key(m): m for m in load_metrics(out / "metrics")} if (out / "metrics").is_dir() else {}
     kept.update({run_key(m): m for m in collected})
     metrics = sorted(kept.values(), key=lambda m: (m["model"], m["factor"], m["rare_class"], m["seed"]))
@@ -195,9 +220,10 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
             f"no experiment of this study's design holds metrics, and {out}/metrics is empty: run a slice first, "
             "e.g. `dvc exp run -S profile=survey -S 'factors=[colour]'`"
         )
-    report = study_report(metrics, reference, str(out / "metrics"))
+    study = spanning(reference, metrics)
+    report = study_report(metrics, study, str(out / "metrics"))
     with atomic_entries(out, STUDY) as tmp:
-        (tmp / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json"), sort_keys=False))
+        (tmp / "params.yaml").write_text(yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
         for m in metrics:
             write_json(metrics_path(tmp / "metrics", m["model"], m["factor"], m["rare_class"], m["seed"]), m)
         write_report(tmp / "tables", report.readme, report.tables)
