@@ -171,8 +171,8 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _rarity(args: argparse.Namespace) -> None:
-    from pipeline.evaluation.experiments import check_design, collect
-    from pipeline.evaluation.rarity import kept_metrics, merged, write_curve
+    from pipeline.evaluation.experiments import check_design, collect, merged
+    from pipeline.evaluation.rarity import kept_metrics, write_curve
 
     reference = load_params(args.params)
     check_outputs({args.out: RARITY})

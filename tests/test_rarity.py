@@ -180,7 +180,7 @@ def test_a_curve_keeps_its_runs_and_a_slice_rerun_replaces_only_its_own(sweep, t
     assert sorted(map(experiments.run_key, kept)) == sorted(map(experiments.run_key, sweep))
     rerun = tmp_path / "rerun"
     write_metrics(rerun, "gan", "colour", 1, skewed=shifted(1, 5), seed=0, rare_fraction=0.1)
-    table, _ = rarity.write_curve(rarity.merged(kept, load_metrics(rerun)), out, experiments=1, notes=[])
+    table, _ = rarity.write_curve(experiments.merged(kept, load_metrics(rerun)), out, experiments=1, notes=[])
     changed = {f for f in files if (out / f).read_bytes() != before[f]}
     assert changed == {Path("metrics/r0.1/gan/colour/k1-s0.json")}
     assert table.set_index(["model", "rare_fraction"]).loc[("gan", 0.1), "memorized"] == 5

@@ -120,6 +120,14 @@ def run_key(m: dict) -> tuple:
     return (m["rare_fraction"], m["model"], m["factor"], m["rare_class"], m["seed"])
 
 
+def merged(kept: list[dict], collected: list[dict]) -> list[dict]:
+    """`kept` with `collected` added: a run in both (same r, model, factor, k
+    and seed) is the collected one."""
+    runs = {run_key(m): m for m in kept}
+    runs.update({run_key(m): m for m in collected})
+    return [runs[key] for key in sorted(runs)]
+
+
 def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
     """The metrics files of every experiment whose design is `reference`'s
     (each experiment's own study only: metrics/ also carries files of earlier
@@ -212,9 +220,8 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     check_design(out, reference)
     collected, _, notes = collect(repo, reference)
     collected = [m for m in collected if in_design(m, reference)]
-    kept = {run_key(m): m for m in load_metrics(out / "metrics")} if (out / "metrics").is_dir() else {}
-    kept.update({run_key(m): m for m in collected})
-    metrics = sorted(kept.values(), key=lambda m: (m["model"], m["factor"], m["rare_class"], m["seed"]))
+    kept = load_metrics(out / "metrics") if (out / "metrics").is_dir() else []
+    metrics = sorted(merged(kept, collected), key=lambda m: (m["model"], m["factor"], m["rare_class"], m["seed"]))
     if not metrics:
         raise MetricsError(
             f"no experiment of this study's design holds metrics, and {out}/metrics is empty: run a slice first, "

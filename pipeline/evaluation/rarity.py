@@ -17,7 +17,7 @@ the learner control's measured false-positive rate.
 A sweep too long for one session runs in slices (a factor, r and seed at a
 time, on any machine): the curve folder keeps every run's metrics file
 (`metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json`, committed with git), and
-each collection merges the experiments found now into them (`merged`), so a
+each collection merges the experiments found now into them (`experiments.merged`), so a
 slice re-run replaces its own runs and leaves the others' files as they were.
 """
 
@@ -30,7 +30,6 @@ import pandas as pd
 import yaml
 
 from pipeline import registry
-from pipeline.evaluation.experiments import run_key
 from pipeline.evaluation.tables import (
     CORRECTED,
     concentration_of,
@@ -354,14 +353,6 @@ def kept_metrics(out: Path) -> list[dict]:
     for a new folder or a curve written before curves kept their runs."""
     root = Path(out) / "metrics"
     return [m for folder in sorted(root.glob("r*")) if folder.is_dir() for m in load_metrics(folder)]
-
-
-def merged(kept: list[dict], collected: list[dict]) -> list[dict]:
-    """`kept` with `collected` added: a run in both (same r, model, factor, k
-    and seed) is the collected one."""
-    runs = {run_key(m): m for m in kept}
-    runs.update({run_key(m): m for m in collected})
-    return [runs[key] for key in sorted(runs)]
 
 
 def write_curve(
