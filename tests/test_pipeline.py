@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,17 @@ from tests.helpers import dvc as _dvc
 from tests.helpers import sh as _sh
 
 pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def _restored(root: Path, *names: str):
+    """The files `names` of `root` as they were, whatever the block did."""
+    kept = {name: (root / name).read_bytes() for name in names}
+    try:
+        yield
+    finally:
+        for name, content in kept.items():
+            (root / name).write_bytes(content)
 
 
 def _metrics(root, model, factor, k, seed=0):
@@ -280,19 +292,24 @@ def test_a_seed_slice_reruns_alone_and_reassembles_without_touching_the_others(s
     out = tmp_path / "survey"
     cmd = [sys.executable, str(root / "scripts" / "survey_slice.py"), "--profile", "smoke", "--factor", "colour"]
     cmd += ["--seed", "1", "--models", "vae,data-learner", "--out", str(out)]
-    first = _sh(cmd, root, env).stdout
+    # the slice's experiment stays applied (seeds: [1]); the smoke study is
+    # shared, so its params and lock file are put back afterwards
+    found = (root / "params.yaml").read_text()
+    with _restored(root, "params.yaml", "dvc.lock"):
+        first = _sh(cmd, root, env).stdout
+        before = digest(out / "metrics")
+        again = _sh(cmd, root, env).stdout
+        assert yaml.safe_load((root / "params.yaml").read_text())["seeds"] == [1]
+    assert (root / "params.yaml").read_text() == found
     ran = set(re.findall(r"^Running stage '([^']+)'", first, flags=re.M))
     assert {s for s in ran if s.split("@")[0].split("-")[0] in ("train", "sample", "evaluate")} <= {
         s for s in ran if s.endswith("-1")
     }
-    before = digest(out / "metrics")
     seed0 = {f: h for f, h in before.items() if f.endswith("-s0.json")}
     assert "vae/colour/k1-s1.json" in before and "data-learner/colour/k1-s1.json" in before
     assert "gan/colour/k1-s0.json" in seed0  # the smoke study's own runs, from its experiment
-    again = _sh(cmd, root, env).stdout
     assert "re-running the slice" in again and "Running stage 'train-" not in again
-    after = digest(out / "metrics")
-    assert after == before
+    assert digest(out / "metrics") == before
     rows = list(csv.DictReader((out / "slices.csv").open()))
     assert [(r["seed"], r["experiment"]) for r in rows] == [("1", "smoke-colour-s1")]
     assert "seeds 0, 1." in (out / "tables" / "README.md").read_text()
