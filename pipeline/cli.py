@@ -463,14 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     sv = _command(
         sub,
         "assemble",
-        "put a study run in slices (DVC experiments) together: its metrics and report",
+        "put a study run in slices (DVC experiments) together: its metrics, reads and report",
         "rgf assemble --profile survey --out reports/survey",
     )
     sv.add_argument("--repo", type=Path, default=Path("."), help="the study's DVC repository")
     study = sv.add_mutually_exclusive_group(required=True)
     study.add_argument("--profile", help="the study: a profile of conf/profile/, composed as `-S profile=` would")
     study.add_argument("--params", type=Path, help="the study: a params file")
-    sv.add_argument("--out", type=Path, required=True, help="folder for params.yaml, metrics/, tables/, summary.json")
+    sv.add_argument("--out", type=Path, required=True, help="folder for params.yaml, metrics/, reads/, tables/, summary.json")
     sv.set_defaults(func=_assemble)
 
     cc = _command(

@@ -308,6 +308,7 @@ def test_a_seed_slice_reruns_alone_and_reassembles_without_touching_the_others(s
     seed0 = {f: h for f, h in before.items() if f.endswith("-s0.json")}
     assert "vae/colour/k1-s1.json" in before and "data-learner/colour/k1-s1.json" in before
     assert "gan/colour/k1-s0.json" in seed0  # the smoke study's own runs, from its experiment
+    assert read_reads(out / "reads" / "vae" / "colour" / "k1-s1.npz")["skewed"]["label"].shape == (200,)
     assert "re-running the slice" in again and "Running stage 'train-" not in again
     assert digest(out / "metrics") == before
     rows = list(csv.DictReader((out / "slices.csv").open()))

@@ -272,6 +272,49 @@ def test_assemble_keeps_every_seed_of_a_survey_run_one_seed_at_a_time(empty_repo
     assert yaml.safe_load((out / "params.yaml").read_text())["factors"] == ["colour", "thin"]
 
 
+def _experiment(repo, name: str, files: dict[str, bytes], env) -> str:
+    """A commit holding `files`, under the experiment ref `dvc exp run -n <name>`
+    would make (refs/exps/<base[:2]>/<base[2:]>/<name>); the workspace stays at the base."""
+    if sh(["git", "rev-parse", "-q", "--verify", "HEAD"], repo, env, check=False).returncode != 0:
+        sh(["git", "commit", "-q", "-m", "base"], repo, env)
+    base = sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+    for path, content in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(content)
+    sh(["git", "add", *files], repo, env)
+    tree = sh(["git", "write-tree"], repo, env).stdout.strip()
+    commit = sh(["git", "commit-tree", tree, "-p", base, "-m", name], repo, env).stdout.strip()
+    sh(["git", "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{name}", commit], repo, env)
+    sh(["git", "reset", "-q", "--hard", base], repo, env)
+    return commit
+
+
+def test_assemble_brings_each_collected_runs_reads_and_keeps_the_others(empty_repo, tmp_path):
+    """A slice's reads arrive with its metrics, from the experiment's commit;
+    reads assembled earlier stay byte for byte; a run collected again without
+    reads loses the stale ones (reads never stand beside another run's metrics)."""
+    env = dvc_env()
+    out = tmp_path / "survey"
+    write_metrics(out / "metrics", "gan", "colour", 1, seed=0)
+    write_metrics(out / "metrics", "gan", "colour", 1, seed=2)
+    (out / "reads" / "gan" / "colour").mkdir(parents=True)
+    (out / "reads" / "gan" / "colour" / "k1-s0.npz").write_bytes(b"seed 0, an earlier session")
+    (out / "reads" / "gan" / "colour" / "k1-s2.npz").write_bytes(b"seed 2, stale")
+    reference = params("smoke")
+    (out / "params.yaml").write_text(yaml.safe_dump(reference.model_dump(mode="json")))
+    slices = tmp_path / "slices"
+    for seed in (1, 2):
+        write_metrics(slices, "gan", "colour", 1, seed=seed)
+    for seed, reads in ((1, {"reads/gan/colour/k1-s1.npz": b"seed 1, from its experiment"}), (2, {})):
+        raw = compose("smoke", f"seeds=[{seed}]", "models=[gan]", "factors=[colour]")
+        files = {"params.yaml": yaml.safe_dump(raw).encode(), **reads}
+        files[f"metrics/gan/colour/k1-s{seed}.json"] = (slices / "gan" / "colour" / f"k1-s{seed}.json").read_bytes()
+        _experiment(empty_repo, f"smoke-colour-s{seed}", files, env)
+    assert experiments.assemble(empty_repo, reference, out)[:2] == (2, 3)
+    reads = {p.name: p.read_bytes() for p in (out / "reads" / "gan" / "colour").iterdir()}
+    assert reads == {"k1-s0.npz": b"seed 0, an earlier session", "k1-s1.npz": b"seed 1, from its experiment"}
+
+
 def test_assemble_without_any_metrics_is_one_line(empty_repo, tmp_path):
     with pytest.raises(MetricsError, match="run a slice first"):
         experiments.assemble(empty_repo, params("smoke"), tmp_path / "survey")

@@ -14,6 +14,7 @@ fraction, model, factor, k, seed), the newer one counts.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,7 +26,7 @@ from pipeline.errors import MetricsError, RgfError
 from pipeline.evaluation.report import in_study
 from pipeline.files import MetricsFile
 from pipeline.params import Params, load_params, parse_params
-from pipeline.paths import STUDY, metrics_path
+from pipeline.paths import STUDY, key_of, metrics_path
 
 # what a sweep may vary between its experiments
 VARIED = ("skew.rare_fraction", "factors", "models", "imported", "seeds", "workers", "runs")  # runs: from models
@@ -134,8 +135,14 @@ def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
     configurations), the newer experiment winning a run two produced, and a
     note per experiment left out (another design); also how many experiments
     were used."""
+    runs, used, notes = collect_runs(repo, reference)
+    return [m for m, _ in runs], used, notes
+
+
+def collect_runs(repo: Path, reference: Params) -> tuple[list[tuple[dict, str]], int, list[str]]:
+    """`collect`, each metrics file with the commit of the experiment it came from."""
     wanted = design(reference)
-    chosen: dict[tuple, tuple[int, dict]] = {}
+    chosen: dict[tuple, tuple[int, dict, str]] = {}
     notes = []
     used = 0
     for name, rev in _listing(repo):
@@ -149,8 +156,20 @@ def collect(repo: Path, reference: Params) -> tuple[list[dict], int, list[str]]:
         for m in in_study(exp.metrics, exp.params)[0]:
             key = run_key(m)
             if key not in chosen or chosen[key][0] < exp.created:
-                chosen[key] = (exp.created, m)
-    return [m for _, m in chosen.values()], used, notes
+                chosen[key] = (exp.created, m, exp.rev)
+    return [(m, rev) for _, m, rev in chosen.values()], used, notes
+
+
+def reads_path(m: dict) -> str:
+    """Where the evaluate stage wrote the reads of a run's comparison (`dvc.yaml`), relative to the repo."""
+    return f"reads/{key_of(m)}.npz"
+
+
+def read_reads_file(repo: Path, rev: str, m: dict) -> bytes | None:
+    """The reads file of a run's comparison as its experiment committed it;
+    None when the commit has none (an experiment from before reads existed)."""
+    done = subprocess.run(["git", "show", f"{rev}:{reads_path(m)}"], cwd=repo, capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
 
 
 def check_design(out: Path, reference: Params) -> None:
@@ -197,6 +216,19 @@ def spanning(reference: Params, metrics: list[dict]) -> Params:
     return parse_params(raw, "the assembled study's params")
 
 
+def _gather_reads(repo: Path, runs: list[tuple[dict, str]], out: Path, tmp: Path) -> None:
+    """tmp/reads: the reads `out` holds, with those of the runs collected now
+    (from their experiments' commits) in their place."""
+    if (out / "reads").is_dir():
+        shutil.copytree(out / "reads", tmp / "reads")
+    for m, rev in runs:
+        content, path = read_reads_file(repo, rev, m), tmp / reads_path(m)
+        path.unlink(missing_ok=True)  # an earlier run's reads never stand beside a new run's metrics
+        if content is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+
+
 def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[str]]:
     """A study run in slices (one experiment per factor, say), put together in
     `out`: the metrics files of every experiment of `reference`'s design that
@@ -206,6 +238,7 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
 
         out/params.yaml                                   the study's params
         out/metrics/<model>/<factor>/k<k>-s<seed>.json    one per run, committed with git
+        out/reads/<model>/<factor>/k<k>-s<seed>.npz       how the oracles read its samples (when committed)
         out/tables/README.md, out/tables/*.csv            the report (Tables 1, 2 and 4, ...)
         out/summary.json                                  its headline numbers
 
@@ -218,8 +251,9 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
 
     check_outputs({out: STUDY})
     check_design(out, reference)
-    collected, _, notes = collect(repo, reference)
-    collected = [m for m in collected if in_design(m, reference)]
+    runs, _, notes = collect_runs(repo, reference)
+    runs = [(m, rev) for m, rev in runs if in_design(m, reference)]
+    collected = [m for m, _ in runs]
     kept = load_metrics(out / "metrics") if (out / "metrics").is_dir() else []
     metrics = sorted(merged(kept, collected), key=lambda m: (m["model"], m["factor"], m["rare_class"], m["seed"]))
     if not metrics:
@@ -233,6 +267,7 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
         (tmp / "params.yaml").write_text(yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
         for m in metrics:
             write_json(metrics_path(tmp / "metrics", m["model"], m["factor"], m["rare_class"], m["seed"]), m)
+        _gather_reads(repo, runs, out, tmp)
         write_report(tmp / "tables", report.readme, report.tables)
         write_json(tmp / "summary.json", report.summary)
     return len(collected), len(metrics), notes
