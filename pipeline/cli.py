@@ -470,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     study = sv.add_mutually_exclusive_group(required=True)
     study.add_argument("--profile", help="the study: a profile of conf/profile/, composed as `-S profile=` would")
     study.add_argument("--params", type=Path, help="the study: a params file")
-    sv.add_argument("--out", type=Path, required=True, help="folder for params.yaml, metrics/, reads/, tables/, summary.json")
+    sv.add_argument(
+        "--out", type=Path, required=True, help="folder for params.yaml, metrics/, reads/, tables/, summary.json"
+    )
     sv.set_defaults(func=_assemble)
 
     cc = _command(
