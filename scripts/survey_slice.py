@@ -1,6 +1,6 @@
 """Run one slice of a study as a DVC experiment, time it, and collect it.
 
-    python scripts/survey_slice.py --factor thin --seed 0 --out reports/survey/wave3
+    python scripts/survey_slice.py --factor thin --seed 1 --out reports/survey
 
 A survey slice is one factor at one seed, every model of the profile, rare
 classes 1 and 2 (`dvc exp run -n survey-<factor>-s<seed> -S profile=survey
@@ -25,7 +25,7 @@ Running a slice again under its name replaces its experiment (the run cache
 gives back whatever it trained). A slice run by hand with time-stamped output (`<epoch seconds> <line>` per
 line) is recorded without re-running it:
 
-    python scripts/survey_slice.py --factor colour --seed 0 --out reports/survey/wave3 \
+    python scripts/survey_slice.py --factor colour --seed 0 --out reports/survey \
         --from-log slice.log --commit 3205bb0
 
 Run it from the clone that holds the experiments (`--repo`, default the
