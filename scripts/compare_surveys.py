@@ -6,7 +6,7 @@ Each folder is what `rgf assemble` and `rgf paper` wrote: `tables/quality.csv`,
 `paper/cells.csv` and `paper/comparison.json`. Printed as Markdown tables
 (before -> after), per model and per factor:
 
-- quality: the balanced run's FD and precision, the mean FD of the skewed runs,
+- quality, means over the runs: the balanced run's FD and precision, the skewed runs' FD,
   the label oracle's mean confidence on the skewed samples (`sample_confidence`);
 - verdicts: the generative cells (model, factor, k, class) called memorized
   (the seeds' majority where there are several), and how many cells changed
@@ -40,7 +40,7 @@ def load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def quality_table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """Per generative model, the mean over its (factor, k) runs, before -> after."""
+    """Per generative model, the mean over its runs (factor, k, seed), before -> after."""
     columns = {
         "fd_u": "FD balanced",
         "fd_s": "FD skewed",
@@ -52,11 +52,10 @@ def quality_table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
         b, a = before[before.model == label], after[after.model == label]
         if a.empty or b.empty:
             continue
-        # the balanced run is shared by k = 1 and 2: one value per factor
+        # the balanced run is shared by k = 1 and 2: one value per factor and seed
         means = {
-            name: (
-                (b.groupby("factor")[col].first() if col.endswith("_u") else b[col]).mean(),
-                (a.groupby("factor")[col].first() if col.endswith("_u") else a[col]).mean(),
+            name: tuple(
+                (d.groupby(["factor", "seed"])[col].first() if col.endswith("_u") else d[col]).mean() for d in (b, a)
             )
             for col, name in columns.items()
         }

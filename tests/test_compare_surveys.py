@@ -21,7 +21,7 @@ def surveys():
 
 
 def _quality(rows):
-    columns = ["model", "factor", "k", "fd_u", "fd_s", "precision_u", "sample_confidence"]
+    columns = ["model", "factor", "k", "seed", "fd_u", "fd_s", "precision_u", "sample_confidence"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -36,23 +36,23 @@ def _cells(marks, seed="0", counted=True):
     return pd.DataFrame([*rows, total | {"counted": counted, "study": "M"}])
 
 
-def test_quality_takes_the_balanced_run_once_per_factor(surveys):
-    # k = 1 and 2 share the balanced run: its FD counts once per factor, the skewed runs' each
+def test_quality_takes_the_balanced_run_once_per_factor_and_seed(surveys):
+    # k = 1 and 2 share the balanced run: its FD counts once per factor and seed, the skewed runs' each
     before = _quality(
         [
-            ("VAE", "colour", 1, 60.0, 50.0, 0.8, 0.7),
-            ("VAE", "colour", 2, 60.0, 70.0, 0.8, 0.9),
-            ("VAE", "thin", 1, 40.0, 30.0, 0.6, 0.5),
+            ("VAE", "colour", 1, 0, 60.0, 50.0, 0.8, 0.7),
+            ("VAE", "colour", 2, 0, 60.0, 70.0, 0.8, 0.9),
+            ("VAE", "thin", 1, 0, 40.0, 30.0, 0.6, 0.5),
         ]
     )
-    after = _quality([("VAE", "colour", 1, 20.0, 10.0, 0.9, 0.95)])
+    after = _quality([("VAE", "colour", 1, 0, 20.0, 10.0, 0.9, 0.95), ("VAE", "colour", 1, 1, 30.0, 20.0, 0.7, 0.85)])
     table = surveys.quality_table(before, after)
     assert list(table.index) == ["VAE"]  # the models neither study has are left out
     assert table.loc["VAE"].to_dict() == {
-        "FD balanced": "50.00 → 20.00",  # (60 + 40) / 2, not (60 + 60 + 40) / 3
-        "FD skewed": "50.00 → 10.00",
-        "precision": "0.70 → 0.90",
-        "confidence": "0.70 → 0.95",
+        "FD balanced": "50.00 → 25.00",  # (60 + 40) / 2, not (60 + 60 + 40) / 3; seed 1's balanced run counts
+        "FD skewed": "50.00 → 15.00",
+        "precision": "0.70 → 0.80",
+        "confidence": "0.70 → 0.90",
     }
 
 
