@@ -244,7 +244,8 @@ def test_killing_the_train_stage_kills_its_workers(killed):
 
 
 def test_ctrl_c_stops_the_train_stage_in_one_line_and_keeps_valid_resume_files(tmp_path, colour_data):
-    root = _train_dir(tmp_path, colour_data, "vae.epochs=400")
+    # 4,000 epochs: the Ctrl-C must find the runs training (400 ended before it twice on 2 loaded cores)
+    root = _train_dir(tmp_path, colour_data, "vae.epochs=4000")
     proc, children = _start_training(root)
     try:
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
