@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -62,6 +63,15 @@ def write_params(folder: Path, raw: dict) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (the scripts are no package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def sh(cmd, cwd, env, check=True):

@@ -1,23 +1,17 @@
 """scripts/compare_surveys.py: two assembled studies side by side, from hand-made folders with known answers."""
 
-import importlib.util
 import json
-import sys
 
 import pandas as pd
 import pytest
 
 from pipeline.errors import RgfError
-from tests.helpers import REPO
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def surveys():
-    spec = importlib.util.spec_from_file_location("compare_surveys", REPO / "scripts" / "compare_surveys.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_surveys"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_surveys")
 
 
 def _quality(rows):

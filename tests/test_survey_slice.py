@@ -1,23 +1,17 @@
 """scripts/survey_slice.py: a slice's wall time and where it went, from DVC's time-stamped output."""
 
 import csv
-import importlib.util
 import json
-import sys
 
 import pytest
 
 from pipeline.errors import RgfError
-from tests.helpers import REPO
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def slices():
-    spec = importlib.util.spec_from_file_location("survey_slice", REPO / "scripts" / "survey_slice.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["survey_slice"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("survey_slice")
 
 
 # what `dvc exp run` (DVC 3.67) prints, time-stamped
