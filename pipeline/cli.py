@@ -167,7 +167,7 @@ def _report(args: argparse.Namespace) -> None:
         )
     # the default params.yaml is optional; a --params given must exist
     path = args.params or Path("params.yaml")
-    print_report(args.metrics, params=load_params(path) if args.params or path.exists() else None)
+    print_report(args.metrics, params=load_params(path, stored=True) if args.params or path.exists() else None)
 
 
 def _rarity(args: argparse.Namespace) -> None:
@@ -188,7 +188,7 @@ def _rarity(args: argparse.Namespace) -> None:
     if not metrics:
         raise MetricsError(
             f"{args.repo}: no DVC experiment of this study's design has metrics, and {args.out} keeps no runs; "
-            "queue the sweep first (`dvc exp run --queue -S skew.rare_fraction=<r>`, `dvc queue start`; "
+            "run the sweep first (`dvc exp run -S 'skew.rare_fractions=[0,0.05,0.5]'`; "
             "README: the rarity curve)"
         )
     table, null = write_curve(metrics, args.out, used, notes, reference)

@@ -97,7 +97,7 @@ class DataManifest(_File):
     factor: str
     source: str
     seed: int
-    skew: dict[str, int | float | list[int]]
+    skew: dict[str, list[int] | list[float] | int | float]
     num_classes: int
     class_names: list[str]
     factor_values: tuple[str, str]  # (absent, present)
@@ -348,7 +348,7 @@ class MetricsFile(_File):
     rare_class: StrictInt
     seed: StrictInt  # the replicate (seeds); data and oracles come from `seed`
     source: str
-    rare_fraction: float  # skew.rare_fraction of the skewed set (0: f=1 exactly on class k; 0.5: no skew)
+    rare_fraction: float  # r of the skewed set (skew.rare_fractions; 0: f=1 exactly on class k; 0.5: no skew)
     class_names: list[str]
     factor_values: tuple[str, str]
     num_samples: int
@@ -406,14 +406,16 @@ def read_metrics(path: Path) -> MetricsFile:
     except UnicodeDecodeError as err:
         raise MetricsError(f"{path}: not valid JSON ({err}); {fix}") from None
     expected = path_key(path)
-    found = tuple(metrics_key(metrics.model, metrics.factor, metrics.rare_class, metrics.seed).split("/"))
+    found = tuple(
+        metrics_key(metrics.model, metrics.factor, metrics.rare_class, metrics.seed, metrics.rare_fraction).split("/")
+    )
     if expected != found:
-        raise MetricsError(f"{path}: holds model/factor/k-seed {found}, its path says {expected}")
+        raise MetricsError(f"{path}: holds model/factor/skew-seed {found}, its path says {expected}")
     return metrics
 
 
 def load_metrics(root: Path) -> list[dict]:
-    """Every metrics/<model>/<factor>/k<k>-s<seed>.json under `root` (oracles skipped),
+    """Every metrics/<model>/<factor>/<skew>-s<seed>.json under `root` (oracles skipped),
     in path order, as plain dicts; a missing root gives []."""
     paths = sorted(Path(root).glob(METRICS_GLOB))
     return [read_metrics(p).dump() for p in paths if p.parent.parent.name != "oracles"]

@@ -5,6 +5,8 @@ included) can use it."""
 
 from __future__ import annotations
 
+import re
+
 # Factors on MNIST (method, step 2): colour and four Morpho-MNIST perturbations
 FACTORS = ("colour", "thin", "thick", "swell", "fracture")
 MORPHOLOGICAL = FACTORS[1:]
@@ -22,11 +24,43 @@ VERDICTS = ("learned", "memorized", "opposite", "undefined")
 REASONS = ("no_samples", "low_support", "degenerate_balanced")
 
 
-def skewed(rare_class: int) -> str:
-    """The name of the dataset skewed towards `rare_class`: skewed_k<k>."""
-    return f"skewed_k{rare_class}"
+def skew_label(rare_class: int, rare_fraction: float = 0.0) -> str:
+    """A skew's name: k<k> for f=1 exactly on class k (r = 0, the paper's),
+    k<k>_r<percent> for the relaxed skew of rare fraction r (k1_r5: r = 0.05;
+    a decimal point is written p, k1_r2p5: r = 0.025, since DVC's stage names
+    take no dot)."""
+    if rare_fraction == 0:
+        return f"k{rare_class}"
+    percent = f"{100 * rare_fraction:.6g}".replace(".", "p")
+    return f"k{rare_class}_r{percent}"
 
 
-def datasets(rare_classes: list[int]) -> list[str]:
-    """The training sets of a study: balanced, then one skewed set per rare class."""
-    return [BALANCED] + [skewed(k) for k in rare_classes]
+def parse_skew(label: str) -> tuple[int, float]:
+    """(rare_class, rare_fraction) of a skew's name (skew_label's inverse);
+    ValueError for anything else."""
+    match = _SKEW.fullmatch(label)
+    if match is None:
+        raise ValueError(f"{label!r} is not a skew's name (k<k> or k<k>_r<percent>, e.g. k1, k1_r5)")
+    k, percent = match.groups()
+    return int(k), round(float(percent.replace("p", ".")) / 100, 8) if percent else 0.0
+
+
+_SKEW = re.compile(r"k(\d+)(?:_r(\d+(?:p\d+)?))?")
+
+
+def skewed(rare_class: int, rare_fraction: float = 0.0) -> str:
+    """The name of the dataset skewed towards `rare_class` at `rare_fraction`:
+    skewed_k<k> (r = 0), skewed_k<k>_r<percent> (skew_label)."""
+    return f"skewed_{skew_label(rare_class, rare_fraction)}"
+
+
+def skews(rare_classes: list[int], rare_fractions: list[float] = (0.0,)) -> list[str]:
+    """Every skew of a study, one per rare class and rare fraction: the
+    comparisons each model is judged on (dvc.yaml's evaluate matrix)."""
+    return [skew_label(k, r) for k in rare_classes for r in rare_fractions]
+
+
+def datasets(rare_classes: list[int], rare_fractions: list[float] = (0.0,)) -> list[str]:
+    """The training sets of a study: balanced, then one skewed set per rare
+    class and rare fraction."""
+    return [BALANCED] + [f"skewed_{s}" for s in skews(rare_classes, rare_fractions)]

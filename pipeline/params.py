@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 
 from pipeline import registry
 from pipeline.errors import ParamsError, RgfError
-from pipeline.names import FACTORS, MNIST_CLASSES, datasets
+from pipeline.names import FACTORS, MNIST_CLASSES, datasets, parse_skew, skew_label, skews
 
 # a factor is one of the MNIST factors or, for a manifest source, the name of
 # the manifest's factor column; checked against the source in Params
@@ -87,14 +87,29 @@ class DataParams(_Section):
 
 class SkewParams(_Section):
     rare_classes: list[ClassIndex]
-    # 0 = extreme rarity (the paper), 0.5 = no skew; above 0.5 the factor would be common, not rare
-    rare_fraction: Annotated[float, Field(ge=0.0, le=0.5)]
+    # one skewed set per rare class and rare fraction r: 0 = extreme rarity (the
+    # paper), 0.5 = no skew; above 0.5 the factor would be common, not rare.
+    # Several fractions train the rarity curve's points in one experiment, the
+    # balanced run (which no r changes) once.
+    rare_fractions: list[Annotated[float, Field(ge=0.0, le=0.5)]]
 
     @field_validator("rare_classes")
     @classmethod
     def _distinct(cls, v: list[int]) -> list[int]:
         if not v or len(set(v)) != len(v):
             raise ValueError("must list at least one class, each once")
+        return v
+
+    @field_validator("rare_fractions")
+    @classmethod
+    def _distinct_and_named(cls, v: list[float]) -> list[float]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must list at least one fraction, each once")
+        if odd := [r for r in v if parse_skew(skew_label(0, r))[1] != r]:
+            raise ValueError(
+                f"{odd}: round each fraction to fewer digits (its datasets are named by its percent, "
+                "6 significant digits: skewed_k1_r5 for 0.05)"
+            )
         return v
 
 
@@ -202,7 +217,8 @@ class _Study(_Section):
     models: list[Model]
     # models trained outside rgf whose samples `rgf import-samples` brought in (imports/<name>/)
     imported: list[ImportedName]
-    datasets: list[str]  # for dvc.yaml's matrix
+    datasets: list[str]  # for dvc.yaml's matrix: balanced, then skewed_<skew> per skew
+    skews: list[str]  # k<k>[_r<percent>] per rare class and fraction (names.skews): the evaluate matrix
     # the factors each model's train and sample stages run on (registry.runs):
     # composed by Hydra from models and factors, for dvc.yaml's per-model groups
     runs: dict[str, list[Factor]]
@@ -253,11 +269,16 @@ class _Study(_Section):
         return self
 
     @model_validator(mode="after")
-    def _datasets_follow_rare_classes(self) -> Params:
-        # dvc.yaml cannot compute names, so the list is spelled out; keep it honest
-        expected = datasets(self.skew.rare_classes)
-        if self.datasets != expected:
-            raise ValueError(f"datasets must be {expected} to match skew.rare_classes {self.skew.rare_classes}")
+    def _datasets_follow_the_skew(self) -> Params:
+        # dvc.yaml cannot compute names, so Hydra spells the lists out (conf/config.yaml); keep them honest
+        skew = f"skew.rare_classes {self.skew.rare_classes} and skew.rare_fractions {self.skew.rare_fractions}"
+        fix = "compose params.yaml again (`dvc exp run -S ...`) or edit it to match"
+        for key, expected in (
+            ("datasets", datasets(self.skew.rare_classes, self.skew.rare_fractions)),
+            ("skews", skews(self.skew.rare_classes, self.skew.rare_fractions)),
+        ):
+            if getattr(self, key) != expected:
+                raise ValueError(f"{key} must be {expected} to match {skew}; {fix}")
         return self
 
     @model_validator(mode="after")
@@ -350,6 +371,29 @@ def _describe(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def upgrade(raw: dict) -> dict:
+    """Params written by an earlier design, in today's keys, for reading a
+    stored study or experiment (never the workspace's params.yaml, which Hydra
+    composes): one `skew.rare_fraction` became the list `skew.rare_fractions`
+    with the derived `skews`; params from before `runs` get theirs."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = dict(raw)
+    skew = raw.get("skew")
+    if isinstance(skew, dict) and "rare_fraction" in skew and "rare_fractions" not in skew:
+        skew = {**skew, "rare_fractions": [skew["rare_fraction"]]}
+        del skew["rare_fraction"]
+        raw["skew"] = skew
+        classes = skew.get("rare_classes")
+        if isinstance(classes, list):
+            raw.setdefault("skews", skews(classes, skew["rare_fractions"]))
+            raw["datasets"] = datasets(classes, skew["rare_fractions"])
+    if "runs" not in raw:  # made before params had runs and imported
+        raw["runs"] = registry.runs(raw.get("models") or [], raw.get("factors") or [])
+        raw.setdefault("imported", [])
+    return raw
+
+
 def parse_params(raw: dict, source: str = "params") -> Params:
     """Validate a params mapping; raise ParamsError naming every bad key."""
     if not isinstance(raw, dict):
@@ -387,8 +431,10 @@ _Yaml12Floats.add_implicit_resolver(
 )
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml."""
+def load_params(path: str | Path = "params.yaml", stored: bool = False) -> Params:
+    """Read and validate params.yaml; `stored`: a study's or experiment's
+    params kept from before, read in today's keys when an earlier design
+    wrote them (`upgrade`)."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(), Loader=_Yaml12Floats)  # a SafeLoader
@@ -405,4 +451,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: not valid YAML at {where}: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
-    return parse_params(raw, str(path))
+    return parse_params(upgrade(raw) if stored else raw, str(path))

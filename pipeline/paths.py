@@ -2,12 +2,14 @@
 
 A run is one model trained on one dataset of one factor, for one seed
 (`gan_sd-thick-skewed_k1-s0`); a comparison is a model's balanced run
-against its skewed_k<k> run, and its verdicts live in one metrics file:
+against its run on the skewed set of one skew (rare class k, rare fraction
+r; `pipeline.names.skew_label`: k1, or k1_r5 for r = 0.05), and its verdicts
+live in one metrics file:
 
     models/<model>-<factor>-s<seed>/<dataset>/          train   (one folder per stage)
     plots/train/<model>-<factor>-s<seed>/<dataset>/     train   (DVCLive: plots/metrics/<term>.tsv)
     data/samples/<model>-<factor>-<dataset>-s<seed>/    sample (imported: from imports/<model>/)
-    metrics/<model>/<factor>/k<k>-s<seed>.json          evaluate
+    metrics/<model>/<factor>/<skew>-s<seed>.json        evaluate (k1-s0.json, k1_r5-s0.json)
 
 dvc.yaml spells the same paths (its matrix cannot call Python); a test
 keeps the two in step.
@@ -22,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.io import Owned
+from pipeline.names import skew_label
 
 METRICS_GLOB = "*/*/k*-s*.json"  # under the metrics folder; metrics/oracles/ is skipped by its depth
 
@@ -61,23 +64,26 @@ def model_of(train_folder: str, models: tuple[str, ...]) -> str | None:
     return max((m for m in models if train_folder.startswith(f"{m}-")), key=len, default=None)
 
 
-def metrics_key(model: str, factor: str, rare_class: int, seed: int) -> str:
-    """model/factor/k<k>-s<seed>: a metrics file's path under the metrics folder, without .json."""
-    return f"{model}/{factor}/k{rare_class}-s{seed}"
+def metrics_key(model: str, factor: str, rare_class: int, seed: int, rare_fraction: float = 0.0) -> str:
+    """model/factor/<skew>-s<seed>: a metrics file's path under the metrics
+    folder, without .json (vae/thin/k1-s0; at r = 0.05 vae/thin/k1_r5-s0)."""
+    return f"{model}/{factor}/{skew_label(rare_class, rare_fraction)}-s{seed}"
 
 
-def metrics_path(root: Path | str, model: str, factor: str, rare_class: int, seed: int) -> Path:
-    """<root>/<model>/<factor>/k<k>-s<seed>.json."""
-    return Path(root) / f"{metrics_key(model, factor, rare_class, seed)}.json"
+def metrics_path(
+    root: Path | str, model: str, factor: str, rare_class: int, seed: int, rare_fraction: float = 0.0
+) -> Path:
+    """<root>/<model>/<factor>/<skew>-s<seed>.json."""
+    return Path(root) / f"{metrics_key(model, factor, rare_class, seed, rare_fraction)}.json"
 
 
 def key_of(m: dict) -> str:
     """metrics_key of a metrics dict."""
-    return metrics_key(m["model"], m["factor"], m["rare_class"], m["seed"])
+    return metrics_key(m["model"], m["factor"], m["rare_class"], m["seed"], m.get("rare_fraction", 0.0))
 
 
 def path_key(path: Path) -> tuple[str, str, str]:
-    """(model, factor, k<k>-s<seed>) as a metrics file's path says them."""
+    """(model, factor, <skew>-s<seed>) as a metrics file's path says them."""
     return path.parent.parent.name, path.parent.name, path.stem
 
 
@@ -96,6 +102,6 @@ def imported_stage(model: str, factor: str, dataset: str, seed: int) -> str:
     return f"imported@{model}-{factor}-{dataset}-{seed}"
 
 
-def evaluate_stage(model: str, factor: str, rare_class: int, seed: int) -> str:
-    """evaluate@<model>-<factor>-<k>-<seed>."""
-    return f"evaluate@{model}-{factor}-{rare_class}-{seed}"
+def evaluate_stage(model: str, factor: str, skew: str, seed: int) -> str:
+    """evaluate@<model>-<factor>-<skew>-<seed> (skew: k1, k1_r5)."""
+    return f"evaluate@{model}-{factor}-{skew}-{seed}"

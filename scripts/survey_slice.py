@@ -7,12 +7,14 @@ classes 1 and 2 (`dvc exp run -n survey-<factor>-s<seed> -S profile=survey
 -S 'factors=[<factor>]' -S 'seeds=[<seed>]'`), put together with every slice
 so far by `rgf assemble --repo <repo> --profile <profile> --out <out>`.
 
-A point of the rarity curve is a slice with a rare fraction, collected by
+A slice of the rarity curve is one factor at one seed with the curve's rare
+fractions (`-S 'skew.rare_fractions=[...]'`: one balanced run and one skewed
+run per fraction, trained in one stage per model), collected by
 `rgf rarity --repo <repo> --params params.yaml --out <out>` (the curve folder
-keeps every run, so points run in other sessions stay):
+keeps every run, so slices run in other sessions stay):
 
-    python scripts/survey_slice.py --profile quick --factor thin --seed 1 --rare-fraction 0.05 \
-        --models vae,gan,gan_sd,ddpm,data-memorizer,data-learner --out reports/rarity/wave3
+    python scripts/survey_slice.py --factor thin --seed 1 --rare-classes 1 \
+        --rare-fractions 0,0.01,0.02,0.05,0.1,0.2,0.5 --out reports/rarity
 
 The script streams DVC's output with a time stamp on every line (into
 logs/slices/<experiment>.log, which git ignores), collects, and appends one
@@ -128,7 +130,7 @@ def row(
     experiment: str,
     commit: str,
     lines: list[tuple[float, str]],
-    rare_fraction: float = 0.0,
+    rare_fractions: Iterable[float] = (0.0,),
 ) -> dict:
     """The slices.csv row of one slice from its time-stamped output."""
     groups, wall = stage_minutes(lines)
@@ -138,7 +140,7 @@ def row(
         "profile": profile,
         "factor": factor,
         "seed": seed,
-        "rare_fraction": f"{rare_fraction:g}",
+        "rare_fraction": fractions_text(rare_fractions),
         "experiment": experiment,
         "commit": commit,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -167,11 +169,33 @@ def record(out: Path, new: dict) -> None:
         writer.writerows(rows)
 
 
-def overrides(profile: str, factor: str, seed: int, rare_fraction: float | None, models: str | None) -> list[str]:
+def fractions_text(rare_fractions: Iterable[float]) -> str:
+    """slices.csv's rare_fraction: the slice's rare fractions, space-separated ("0", "0 0.05 0.5")."""
+    return " ".join(f"{r:g}" for r in rare_fractions)
+
+
+def parse_list(text: str, kind: type, flag: str) -> list:
+    """A comma-separated option as a list of `kind`, or one line naming the problem."""
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise RgfError(f"{flag} {text}: give comma-separated numbers, e.g. {flag} 0,0.05,0.5") from None
+
+
+def overrides(
+    profile: str,
+    factor: str,
+    seed: int,
+    rare_fractions: list[float] | None,
+    models: str | None,
+    rare_classes: list[int] | None = None,
+) -> list[str]:
     """The slice's `-S` overrides of `dvc exp run`."""
     sets = [f"profile={profile}", f"factors=[{factor}]", f"seeds=[{seed}]"]
-    if rare_fraction is not None:
-        sets.append(f"skew.rare_fraction={rare_fraction:g}")
+    if rare_classes is not None:
+        sets.append(f"skew.rare_classes=[{','.join(str(k) for k in rare_classes)}]")
+    if rare_fractions is not None:
+        sets.append(f"skew.rare_fractions=[{','.join(f'{r:g}' for r in rare_fractions)}]")
     if models:
         sets.append(f"models=[{models}]")
     return [a for s in sets for a in ("-S", s)]
@@ -224,7 +248,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--factor", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="survey")
-    parser.add_argument("--rare-fraction", type=float, help="a point of the rarity curve: collected by rgf rarity")
+    parser.add_argument(
+        "--rare-fractions", help="the rarity curve's fractions, comma-separated (0,0.05,0.5): collected by rgf rarity"
+    )
+    parser.add_argument("--rare-classes", help="the rare classes, comma-separated (default: the profile's)")
     parser.add_argument("--models", help="the models, comma-separated (default: the profile's)")
     parser.add_argument("--out", type=Path, required=True, help="the collected study's folder, e.g. reports/survey")
     parser.add_argument("--repo", type=Path, default=Path("."))
@@ -233,10 +260,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<r>])")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()  # the collector runs in it and is given it
-    rarity = args.rare_fraction is not None
-    if rarity and not 0 <= args.rare_fraction <= 0.5:
-        raise RgfError(f"--rare-fraction {args.rare_fraction:g}: give a fraction from 0 to 0.5")
-    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}" + (f"-r{args.rare_fraction:g}" if rarity else "")
+    rarity = args.rare_fractions is not None
+    fractions = parse_list(args.rare_fractions, float, "--rare-fractions") if rarity else None
+    classes = parse_list(args.rare_classes, int, "--rare-classes") if args.rare_classes else None
+    if rarity and (not fractions or not all(0 <= r <= 0.5 for r in fractions)):
+        raise RgfError(f"--rare-fractions {args.rare_fractions}: give fractions from 0 to 0.5")
+    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}" + ("-curve" if rarity else "")
     if (args.from_log is None) != (args.commit is None):
         raise RgfError("--from-log and --commit go together: give the commit the logged slice ran on")
     commit = (
@@ -248,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_log is not None:
         lines = read_log(args.from_log)
     else:
-        sets = overrides(args.profile, args.factor, args.seed, args.rare_fraction, args.models)
+        sets = overrides(args.profile, args.factor, args.seed, fractions, args.models, classes)
         lines = run_slice(args.repo, sets, name, args.repo / "logs/slices" / f"{name}.log")
     collected = subprocess.run(collector(args.repo, args.profile, args.out, rarity), cwd=args.repo, check=False)
     if collected.returncode != 0:
@@ -257,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
             f"collecting the slice exited {collected.returncode}: the slice ran but is not recorded; fix what it "
             f"printed, then record it without re-running: --from-log {log} --commit {commit}"
         )
-    new = row(args.profile, args.factor, args.seed, name, commit, lines, args.rare_fraction or 0.0)
+    new = row(args.profile, args.factor, args.seed, name, commit, lines, fractions or (0.0,))
     record(args.repo / args.out, new)
     print(f"{name}: {new['wall_minutes']} min, most in {new['dominant_stage']} ({new['dominant_minutes']} min)")
 

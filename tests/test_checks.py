@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import yaml
 from pipeline.data.datasets import FactorDataset, load_dataset, save_dataset
 from pipeline.errors import DataError, ParamsError, RgfError
 from pipeline.files import SampleMeta, read_samples, write_samples
-from pipeline.params import load_params
+from pipeline.params import load_params, parse_params
 from pipeline.stages import os_problem, run
 from pipeline.stages.validate import last_profile
 from pipeline.workers import run_jobs
@@ -37,8 +38,8 @@ def test_a_section_written_twice_is_refused_as_dvc_refuses_it(tmp_path):
 def test_a_key_written_twice_inside_a_section_is_refused(tmp_path):
     path = tmp_path / "params.yaml"
     text = yaml.safe_dump(compose("smoke"), sort_keys=False)
-    path.write_text(text.replace("skew:\n", "skew:\n  rare_fraction: 0.1\n", 1))
-    with pytest.raises(ParamsError, match="key 'rare_fraction' written twice"):
+    path.write_text(text.replace("skew:\n", "skew:\n  rare_fractions: [0.1]\n", 1))
+    with pytest.raises(ParamsError, match="key 'rare_fractions' written twice"):
         load_params(path)
 
 
@@ -50,8 +51,40 @@ def test_a_profile_conf_does_not_hold_is_refused(tmp_path):
 
 @pytest.mark.parametrize("fraction", [0.51, 0.9, 1.0])
 def test_a_rare_fraction_that_makes_the_factor_common_is_refused(tmp_path, fraction):
-    path = write_params(tmp_path, with_key(compose("smoke"), "skew.rare_fraction", fraction))
-    with pytest.raises(ParamsError, match="skew.rare_fraction .* less than or equal to 0.5"):
+    path = write_params(tmp_path, with_key(compose("smoke"), "skew.rare_fractions", [0.0, fraction]))
+    with pytest.raises(ParamsError, match=r"skew.rare_fractions.1 = .* less than or equal to 0.5"):
+        load_params(path)
+
+
+def test_rare_fractions_edited_by_hand_must_bring_their_datasets_and_skews(tmp_path):
+    """dvc.yaml's matrices iterate over `datasets` and `skews`, which Hydra
+    derives; a hand edit of the fractions alone would train the old sets."""
+    path = write_params(tmp_path, with_key(compose("smoke"), "skew.rare_fractions", [0.0, 0.05]))
+    expected = "['balanced', 'skewed_k1', 'skewed_k1_r5'] to match skew.rare_classes [1] and skew.rare_fractions"
+    with pytest.raises(ParamsError, match=re.escape(f"datasets must be {expected}")):
+        load_params(path)
+    fixed = with_key(compose("smoke"), "skew.rare_fractions", [0.0, 0.05])
+    fixed["datasets"] = ["balanced", "skewed_k1", "skewed_k1_r5"]
+    with pytest.raises(ParamsError, match=re.escape("skews must be ['k1', 'k1_r5']")):
+        load_params(write_params(tmp_path, fixed))
+    fixed["skews"] = ["k1", "k1_r5"]
+    assert load_params(write_params(tmp_path, fixed)).skews == ["k1", "k1_r5"]
+
+
+def test_a_study_stored_by_an_earlier_design_is_read_in_todays_keys(tmp_path):
+    """An assembled study or an experiment's params.yaml from before the
+    rare fractions were a list: read as the same study (stored=True), refused
+    as the workspace's params."""
+    old = compose("survey")
+    old["skew"] = {"rare_classes": [1, 2], "rare_fraction": 0.0}
+    del old["skews"]
+    old["datasets"] = ["balanced", "skewed_k1", "skewed_k2"]
+    path = write_params(tmp_path, old)
+    stored = load_params(path, stored=True)
+    assert stored.skew.rare_fractions == [0.0] and stored.skews == ["k1", "k2"]
+    assert stored.datasets == ["balanced", "skewed_k1", "skewed_k2"]
+    assert stored == parse_params(compose("survey"))
+    with pytest.raises(ParamsError, match="unknown key 'skew.rare_fraction'"):
         load_params(path)
 
 

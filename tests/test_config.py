@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from pipeline.errors import ParamsError, RgfError
+from pipeline.names import parse_skew, skew_label, skewed
 from pipeline.params import load_params, parse_params
 from tests.helpers import REPO, compose, params, with_key
 
@@ -44,7 +45,9 @@ def test_profiles_validate_and_share_the_same_keys(profile):
         ("skew.rare_classes", [1, 10], "skew.rare_classes [10] out of range: the source has classes 0..9"),
         ("skew.rare_classes", [-1], "skew.rare_classes.0 = -1"),
         ("data.manifest.classes", ["a"], "data.manifest.classes = ['a']: Value error, must list at least two"),
-        ("skew.rare_fraction", 1.5, "skew.rare_fraction = 1.5"),
+        ("skew.rare_fractions", [1.5], "skew.rare_fractions.0 = 1.5"),
+        ("skew.rare_fractions", [0.1, 0.1], "skew.rare_fractions = [0.1, 0.1]: Value error, must list at least one"),
+        ("skew.rare_fractions", [0.123456789], "[0.123456789]: round each fraction to fewer digits"),
         ("seed", -1, "seed = -1"),
         ("data.source", "cifar", "data.source = 'cifar'"),
         ("perturb.thin.amount", 0.0, "perturb.thin.amount = 0.0"),
@@ -78,25 +81,41 @@ def test_missing_and_broken_files(tmp_path):
 
 
 def test_dataset_names_must_follow_the_rare_classes():
-    raw = compose("quick", "skew.rare_classes=[1,2]", "datasets=[balanced,skewed_k1,skewed_k2]")
+    raw = compose("quick", "skew.rare_classes=[1,2]")  # Hydra derives datasets and skews
     assert parse_params(raw).datasets == ["balanced", "skewed_k1", "skewed_k2"]
+    assert parse_params(raw).skews == ["k1", "k2"]
     raw = with_key(raw, "skew.rare_classes", [1, 3])
     with pytest.raises(ParamsError, match=r"datasets must be \['balanced', 'skewed_k1', 'skewed_k3'\]"):
         parse_params(raw)
-    raw["datasets"] = ["balanced", "skewed_k1", "skewed_k3"]
+    raw["datasets"], raw["skews"] = ["balanced", "skewed_k1", "skewed_k3"], ["k1", "k3"]
     assert parse_params(raw).skew.rare_classes == [1, 3]
+
+
+def test_rare_fractions_give_one_skewed_set_per_class_and_fraction_named_in_percent():
+    raw = compose("quick", "skew.rare_classes=[1,2]", "skew.rare_fractions=[0,0.025,0.5]")
+    parsed = parse_params(raw)
+    assert parsed.datasets == [
+        "balanced",
+        "skewed_k1",
+        "skewed_k1_r2p5",
+        "skewed_k1_r50",
+        "skewed_k2",
+        "skewed_k2_r2p5",
+        "skewed_k2_r50",
+    ]
+    assert parsed.skews == ["k1", "k1_r2p5", "k1_r50", "k2", "k2_r2p5", "k2_r50"]
 
 
 def test_a_manifest_source_names_its_factor_and_bounds_its_classes():
     raw = with_key(compose("quick"), "data.source", "manifest")
-    raw["skew"]["rare_classes"], raw["datasets"] = [0], ["balanced", "skewed_k0"]
+    raw["skew"]["rare_classes"], raw["datasets"], raw["skews"] = [0], ["balanced", "skewed_k0"], ["k0"]
     parsed = parse_params(raw)
     assert parsed.data.num_classes == 2 and parsed.factors == ["colour"]
     raw["factors"] = ["thin"]
     with pytest.raises(ParamsError, match=r"factors must be \[colour\] \(data.manifest.factor_column\)"):
         parse_params(raw)
     raw["factors"] = ["colour"]
-    raw["skew"]["rare_classes"], raw["datasets"] = [2], ["balanced", "skewed_k2"]
+    raw["skew"]["rare_classes"], raw["datasets"], raw["skews"] = [2], ["balanced", "skewed_k2"], ["k2"]
     with pytest.raises(ParamsError, match=r"skew.rare_classes \[2\] out of range: the source has classes 0..1"):
         parse_params(raw)
 
@@ -197,3 +216,19 @@ def test_cuda_is_refused_where_torch_sees_none(monkeypatch):
     assert parse_params(with_key(compose("smoke"), "device", "cpu")).device == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert parse_params(with_key(compose("smoke"), "device", "cuda")).device == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("rare_class", "rare_fraction", "label"),
+    [(1, 0.0, "k1"), (2, 0.05, "k2_r5"), (1, 0.5, "k1_r50"), (1, 0.01, "k1_r1"), (0, 0.025, "k0_r2p5")],
+)
+def test_a_skews_name_gives_back_its_class_and_fraction(rare_class, rare_fraction, label):
+    assert skew_label(rare_class, rare_fraction) == label
+    assert parse_skew(label) == (rare_class, rare_fraction)
+    assert skewed(rare_class, rare_fraction) == f"skewed_{label}"
+
+
+@pytest.mark.parametrize("label", ["k", "k1_r", "k1_r5.0", "1", "k1-r5", "skewed_k1"])
+def test_a_name_that_is_no_skew_is_refused(label):
+    with pytest.raises(ValueError, match="is not a skew's name"):
+        parse_skew(label)

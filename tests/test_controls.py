@@ -107,7 +107,7 @@ def _manifest(counts: dict) -> DataManifest:
         factor="colour",
         source="mnist-bundled",
         seed=0,
-        skew={"rare_classes": [1], "rare_fraction": 0.0},
+        skew={"rare_classes": [1], "rare_fractions": [0.0]},
         num_classes=10,
         class_names=[str(c) for c in range(10)],
         factor_values=("red", "green"),
@@ -138,7 +138,7 @@ def _evaluate_setup(data_dir):
 def _evaluate(data_dir, old, oracles, oracle_metrics):
     """The evaluate stage's command line as dvc.yaml writes it, into data_dir."""
     argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
-    argv += ["--rare-class", "1", "--seed", "0", "--samples", str(data_dir / "samples")]
+    argv += ["--skew", "k1", "--seed", "0", "--samples", str(data_dir / "samples")]
     argv += ["--data", str(data_dir / "colour")]
     argv += ["--oracles", str(oracles), "--oracle-metrics", str(oracle_metrics)]
     reads = data_dir / "reads" / "data-learner" / "colour" / "k1-s0.npz"

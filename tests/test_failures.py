@@ -311,7 +311,7 @@ OUTPUTS = {
         "data/samples/vae-colour-balanced-s0",
         "plots/samples/vae-colour-balanced-s0.png",
     ),
-    "evaluate@vae-colour-1-0": ("metrics/vae/colour/k1-s0.json", "reads/vae/colour/k1-s0.npz"),
+    "evaluate@vae-colour-k1-0": ("metrics/vae/colour/k1-s0.json", "reads/vae/colour/k1-s0.npz"),
     "report": ("reports/tables", "reports/plots", "reports/summary.json"),
 }
 

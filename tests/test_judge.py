@@ -82,7 +82,7 @@ def test_a_balanced_runs_quality_is_one_number_in_every_row(oracle_reads):
         factor="colour",
         source="mnist-bundled",
         seed=0,
-        skew={"rare_classes": [0, 1], "rare_fraction": 0.0},
+        skew={"rare_classes": [0, 1], "rare_fractions": [0.0]},
         num_classes=2,
         class_names=["0", "1"],
         factor_values=("red", "green"),

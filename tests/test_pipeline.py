@@ -192,17 +192,18 @@ def test_a_queued_sd_lambda_sweep_runs_with_queue_start(smoke):
 
 
 def test_a_queued_rare_fraction_sweep_gives_the_rarity_curve(smoke, tmp_path):
-    """The README's rarity curve at smoke size: two queued experiments (r =
-    0.25 and 0.5, the VAE and the learner on colour) and `rgf rarity`, which
-    also collects the smoke experiment itself (r = 0) and leaves out the
-    sd_lambda sweep's experiments (another design)."""
+    """The README's rarity curve at smoke size: one queued experiment with two
+    rare fractions (r = 0.25 and 0.5: one balanced and two skewed runs of the
+    VAE and the learner on colour) and `rgf rarity`, which also collects the
+    smoke experiment itself (r = 0) and leaves out the sd_lambda sweep's
+    experiments (another design)."""
     root, env = smoke
     _dvc(root, env, "queue", "remove", "--all")
     base = ["-S", "profile=smoke", "-S", "factors=[colour]", "-S", "models=[vae,data-learner]"]
-    for value in ("0.25", "0.5"):
-        _dvc(root, env, "exp", "run", "--queue", *base, "-S", f"skew.rare_fraction={value}")
+    _dvc(root, env, "exp", "run", "--queue", *base, "-S", "skew.rare_fractions=[0.25,0.5]")
     status = _run_queue(root, env)
-    assert status.count("Success") == 2, f"{status}\n{_collect_failures(root)}"
+    assert status.count("Success") == 1, f"{status}\n{_collect_failures(root)}"
+
     out = tmp_path / "rarity"
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "rarity", "--out", str(out)],
@@ -222,6 +223,9 @@ def test_a_queued_rare_fraction_sweep_gives_the_rarity_curve(smoke, tmp_path):
     runs = pd.read_csv(out / "runs.csv")
     at_half = runs[(runs["rare_fraction"] == 0.5) & (runs["model"] == "vae")]
     assert len(at_half) == 1 and at_half["factor"].tolist() == ["colour"]
+    # one experiment trained the balanced run once for both fractions: both compare against the same samples
+    vae = runs[(runs["model"] == "vae") & (runs["rare_fraction"] > 0)]
+    assert len(vae) == 2 and vae["p_balanced_others"].nunique() == 1, vae
     # the sd_lambda sweep differs in gan_sd.sd_lambda: named, not mixed in
     assert done.stderr.count("left out, its params differ in gan_sd.sd_lambda") == 2, done.stderr
     assert (out / "curve.png").stat().st_size > 0 and "## The null point" in (out / "README.md").read_text()
@@ -270,7 +274,7 @@ def test_a_second_seed_adds_its_runs_and_the_report_shows_agreement(smoke):
     per_seed = {s for s in ran if s.split("@")[0].split("-")[0] in ("train", "sample", "evaluate")}
     trained = {s for s in per_seed if s.startswith("train-")}
     assert trained == {f"train-{m}@colour-1" for m in ("vae", "gan_sd", "data-learner")}
-    assert all(s.endswith("-1") for s in per_seed) and "evaluate@gan_sd-colour-1-1" in per_seed
+    assert all(s.endswith("-1") for s in per_seed) and "evaluate@gan_sd-colour-k1-1" in per_seed
     assert ran - per_seed <= {"validate", "report"}
     for model in ("vae", "gan_sd", "data-learner"):
         assert _metrics(root, model, "colour", 1, seed=1)["seed"] == 1
@@ -361,7 +365,7 @@ def test_an_outside_models_samples_are_judged_like_a_built_in_models(smoke, tmp_
     assert ran - {"validate", "report"} == {
         "imported@ppca-colour-balanced-0",
         "imported@ppca-colour-skewed_k1-0",
-        "evaluate@ppca-colour-1-0",
+        "evaluate@ppca-colour-k1-0",
     }
     metrics = _metrics(root, "ppca", "colour", 1)
     assert metrics["model"] == "ppca" and metrics["quality"]["skewed"]["fd"] > 0
@@ -451,7 +455,7 @@ def test_a_family_added_as_one_file_and_one_entry_runs_through_the_study(smoke):
         )
         out = _dvc(root, env, "exp", "run", *[a for o in study for a in ("-S", o)]).stdout
         ran = set(re.findall(r"^Running stage '([^']+)'", out, flags=re.M))
-        assert {"train-flow@colour-0", "sample-flow@colour-skewed_k1-0", "evaluate@flow-colour-1-0"} <= ran
+        assert {"train-flow@colour-0", "sample-flow@colour-skewed_k1-0", "evaluate@flow-colour-k1-0"} <= ran
         assert not {s for s in ran if s.startswith(("train-", "sample-")) and "flow" not in s}
         history = read_curves(root / "plots" / "train" / "flow-colour-s0" / "balanced")
         assert [row["epoch"] for row in history] == [1] and "nll" in history[0]

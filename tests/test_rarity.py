@@ -3,6 +3,7 @@ the r = 0.5 null check against the learner's false-positive rate, the
 figure, and which experiments are collected."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,13 +168,13 @@ def test_a_curve_keeps_its_runs_and_a_slice_rerun_replaces_only_its_own(sweep, t
     out = tmp_path / "rarity"
     rarity.write_curve(sweep, out, experiments=5, notes=[])
     files = sorted(p.relative_to(out) for p in (out / "metrics").rglob("*.json"))
-    assert [str(f) for f in files] == [
-        "metrics/r0/gan/colour/k1-s0.json",
-        "metrics/r0/gan/colour/k1-s1.json",
-        "metrics/r0.1/gan/colour/k1-s0.json",
-        "metrics/r0.5/data-learner/colour/k1-s0.json",
-        "metrics/r0.5/gan/colour/k1-s0.json",
-        "metrics/r0.5/gan/colour/k1-s1.json",
+    assert [str(f) for f in files] == [  # a run's skew names its rare fraction: k1_r10 is r = 0.1
+        "metrics/data-learner/colour/k1_r50-s0.json",
+        "metrics/gan/colour/k1-s0.json",
+        "metrics/gan/colour/k1-s1.json",
+        "metrics/gan/colour/k1_r10-s0.json",
+        "metrics/gan/colour/k1_r50-s0.json",
+        "metrics/gan/colour/k1_r50-s1.json",
     ]
     before = {f: (out / f).read_bytes() for f in files}
     kept = rarity.kept_metrics(out)
@@ -182,9 +183,26 @@ def test_a_curve_keeps_its_runs_and_a_slice_rerun_replaces_only_its_own(sweep, t
     write_metrics(rerun, "gan", "colour", 1, skewed=shifted(1, 5), seed=0, rare_fraction=0.1)
     table, _ = rarity.write_curve(experiments.merged(kept, load_metrics(rerun)), out, experiments=1, notes=[])
     changed = {f for f in files if (out / f).read_bytes() != before[f]}
-    assert changed == {Path("metrics/r0.1/gan/colour/k1-s0.json")}
+    assert changed == {Path("metrics/gan/colour/k1_r10-s0.json")}
     assert table.set_index(["model", "rare_fraction"]).loc[("gan", 0.1), "memorized"] == 5
     assert len(rarity.kept_metrics(out)) == len(sweep)
+
+
+def test_a_curve_written_before_keeps_its_runs_in_folders_per_fraction(sweep, tmp_path):
+    """A curve of the earlier layout (metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json,
+    the fraction only in the folder's name and the file) is read as it is,
+    and the next collection writes its runs in today's layout."""
+    out = tmp_path / "rarity"
+    rarity.write_curve(sweep, out, experiments=0, notes=[])
+    shutil.rmtree(out / "metrics")
+    for m in sweep:
+        path = out / "metrics" / f"r{m['rare_fraction']:g}" / m["model"] / m["factor"] / f"k1-s{m['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(m))
+    kept = rarity.kept_metrics(out)
+    assert sorted(map(experiments.run_key, kept)) == sorted(map(experiments.run_key, sweep))
+    rarity.write_curve(kept, out, experiments=0, notes=[])
+    assert not list((out / "metrics").glob("r*")) and len(rarity.kept_metrics(out)) == len(sweep)
 
 
 def test_rgf_rarity_puts_kept_runs_together_without_any_experiment(empty_repo, sweep, tmp_path):
@@ -207,13 +225,13 @@ def test_rgf_rarity_without_experiments_or_kept_runs_is_one_line(empty_repo, tmp
     reference = write_params(tmp_path, compose("quick"))
     assert main(["rarity", "--repo", str(empty_repo), "--params", str(reference), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 1 and "keeps no runs; queue the sweep first" in err
+    assert err.count("error:") == 1 and "keeps no runs; run the sweep first" in err
     assert not (tmp_path / "r").exists()
 
 
 def test_the_design_leaves_out_only_what_a_sweep_varies():
     base = params("quick")
-    swept = params("quick", "skew.rare_fraction=0.25", "models=[vae,ddpm]", "seeds=[0,1]", "factors=[thin]")
+    swept = params("quick", "skew.rare_fractions=[0,0.25]", "models=[vae,ddpm]", "seeds=[0,1]", "factors=[thin]")
     assert experiments.design(base) == experiments.design(swept)
     other = params("quick", "vae.epochs=99")
     assert experiments._differences(experiments.design(other), experiments.design(base)) == ["vae.epochs"]

@@ -11,6 +11,7 @@ from pipeline.evaluation import report, tables
 from pipeline.evaluation.stats import TESTS, compare, false_positive_rate
 from pipeline.files import load_metrics, write_curves
 from pipeline.io import MARKER
+from pipeline.paths import metrics_path
 from pipeline.stages import run
 from pipeline.stages.report import main
 from tests.helpers import compose, params, write_params
@@ -101,7 +102,7 @@ def write_metrics(
         "confident_fraction": 0.88,
         "classes": {key: r.to_dict() for key, r in results.items()},
     }
-    path = root / model / factor / f"k{k}-s{seed}.json"
+    path = metrics_path(root, model, factor, k, seed, rare_fraction)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return results

@@ -74,7 +74,7 @@ def _computed(factor: str) -> set[str]:
         f"oracle@{factor}",
         f"train-vae@{factor}-0",
         *(f"sample-vae@{factor}-{d}-0" for d in ("balanced", "skewed_k1")),
-        f"evaluate@vae-{factor}-1-0",
+        f"evaluate@vae-{factor}-k1-0",
     }
 
 
@@ -107,7 +107,7 @@ def test_two_machines_compute_halves_and_a_third_assembles_the_report_from_the_r
     ran, restored = _stages(out)
     # what trains, samples or prepares data comes back from the machine that
     # computed it; the params check, the evaluations and the report run
-    evaluations = {"evaluate@vae-colour-1-0", "evaluate@vae-thick-1-0"}
+    evaluations = {"evaluate@vae-colour-k1-0", "evaluate@vae-thick-k1-0"}
     assert ran == {"validate", "report"} | evaluations, out
     assert restored == {"source"} | (_computed("colour") | _computed("thick")) - evaluations, out
     for factor, half in halves.items():

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -23,7 +24,7 @@ LOG = [
     (1300.0, "ddpm-thin-balanced-s0 epoch 40/40 loss 0.066"),  # not a stage line
     (1612.0, "Stage 'train-vae@thin-0' is cached - skipping run, checking out outputs"),
     (1618.0, "Running stage 'train-ddpm@thin-1':"),
-    (1678.0, "Running stage 'evaluate@ddpm-thin-1-0':"),
+    (1678.0, "Running stage 'evaluate@ddpm-thin-k1-0':"),
     (1720.0, "Updating lock file 'dvc.lock'"),
 ]
 
@@ -60,20 +61,20 @@ def test_a_log_without_time_stamps_is_refused_with_its_line(slices, tmp_path):
         slices.read_log(log)
 
 
-def test_a_rarity_point_is_its_own_slice_with_its_own_row(slices, tmp_path):
+def test_a_rarity_slice_is_its_own_slice_with_its_own_row(slices, tmp_path):
     """A row written before slices had a rare fraction is a survey slice (r = 0):
-    a rarity point at the same factor and seed is another row, and its re-run
-    replaces only its own."""
+    a rarity slice at the same factor and seed (its fractions in one row) is
+    another row, and its re-run replaces only its own."""
     old = slices.row("survey", "thin", 0, "survey-thin-s0", "abc1234", LOG)
     del old["rare_fraction"]
     with (tmp_path / "slices.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(old), lineterminator="\n")
         writer.writeheader()
         writer.writerow(old)
-    for r, commit in ((0.05, "abc1234"), (0.5, "abc1234"), (0.05, "def5678")):
-        slices.record(tmp_path, slices.row("survey", "thin", 0, f"survey-thin-s0-r{r:g}", commit, LOG, r))
+    for fractions, commit in (((0, 0.05, 0.5), "abc1234"), ((0.5,), "abc1234"), ((0, 0.05, 0.5), "def5678")):
+        slices.record(tmp_path, slices.row("survey", "thin", 0, "survey-thin-s0-curve", commit, LOG, fractions))
     rows = list(csv.DictReader((tmp_path / "slices.csv").open()))
-    expected = [("0", "abc1234"), ("0.5", "abc1234"), ("0.05", "def5678")]
+    expected = [("0", "abc1234"), ("0.5", "abc1234"), ("0 0.05 0.5", "def5678")]
     assert [(r["rare_fraction"], r["commit"]) for r in rows] == expected
 
 
@@ -86,9 +87,11 @@ def test_a_slice_sets_its_overrides_and_its_collector(slices, tmp_path):
         "-S",
         "seeds=[1]",
     ]
-    assert slices.overrides("quick", "swell", 2, 0.05, "vae,ddpm")[6:] == [
+    assert slices.overrides("quick", "swell", 2, [0, 0.05, 0.5], "vae,ddpm", [1])[6:] == [
         "-S",
-        "skew.rare_fraction=0.05",
+        "skew.rare_classes=[1]",
+        "-S",
+        "skew.rare_fractions=[0,0.05,0.5]",
         "-S",
         "models=[vae,ddpm]",
     ]
@@ -97,7 +100,15 @@ def test_a_slice_sets_its_overrides_and_its_collector(slices, tmp_path):
     assert rarity[:2] == ["rgf", "rarity"] and rarity[rarity.index("--params") + 1] == str(tmp_path / "params.yaml")
 
 
-def test_a_rare_fraction_past_a_half_is_refused_before_any_run(slices, tmp_path):
-    with pytest.raises(RgfError, match="--rare-fraction 0.7: give a fraction from 0 to 0.5"):
-        slices.main(["--factor", "thin", "--rare-fraction", "0.7", "--out", "x", "--repo", str(tmp_path)])
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("0,0.7", "--rare-fractions 0,0.7: give fractions from 0 to 0.5"),
+        ("0,a", "--rare-fractions 0,a: give comma-separated numbers"),
+        (",", "--rare-fractions ,: give fractions from 0 to 0.5"),
+    ],
+)
+def test_rare_fractions_out_of_range_are_refused_before_any_run(slices, tmp_path, given, says):
+    with pytest.raises(RgfError, match=re.escape(says)):
+        slices.main(["--factor", "thin", "--rare-fractions", given, "--out", "x", "--repo", str(tmp_path)])
     assert not (tmp_path / "logs").exists()

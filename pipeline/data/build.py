@@ -1,7 +1,7 @@
 """All datasets of one factor (method, step 1), and their manifest.
 
 Under data/<factor>/ one folder per dataset
-  balanced, skewed_k<k>  the generative models' training sets
+  balanced, skewed_k<k>[_r<percent>]  the generative models' training sets (names.datasets)
   test                   every test digit twice, without and with the factor
   val                    a balanced held-out set for the discriminator probe
 and manifest.json with counts per (class, f), class names, parameters and
@@ -54,8 +54,9 @@ def build(factor: str, params: Params, source: Path, workers: int, progress: Pro
         )
     }
     for k in params.skew.rare_classes:
-        f = skewed_factor(train.labels, k, params.skew.rare_fraction, rng_for(seed, "skewed", factor, k))
-        out[skewed(k)] = assemble(absent, present, train.labels, f, green)
+        for r in params.skew.rare_fractions:  # each r draws from k's stream: one r alone gives the set it always gave
+            f = skewed_factor(train.labels, k, r, rng_for(seed, "skewed", factor, k))
+            out[skewed(k, r)] = assemble(absent, present, train.labels, f, green)
     out["test"] = both_ways(t_absent, t_present, test.labels, t_green)
     val = rng_for(seed, "val", factor).choice(len(test.labels), size=params.data.val_size, replace=False)
     val.sort()
@@ -74,7 +75,8 @@ def build_observed(factor: str, train: LabelledImages, test: LabelledImages, par
     n, seed = params.data.num_classes, params.seed
     shares = {BALANCED: present_share(n, None)}
     for k in params.skew.rare_classes:
-        shares[skewed(k)] = present_share(n, k, params.skew.rare_fraction)
+        for r in params.skew.rare_fractions:
+            shares[skewed(k, r)] = present_share(n, k, r)
     # the same number of images per class in every dataset: the smallest any of them allows
     sizes = np.min([capacity(train.labels, train.factor, share) for share in shares.values()], axis=0)
     if (empty := np.flatnonzero(sizes == 0)).size:

@@ -25,11 +25,12 @@ from pipeline import registry
 from pipeline.errors import MetricsError, RgfError
 from pipeline.evaluation.report import in_study
 from pipeline.files import MetricsFile
-from pipeline.params import Params, load_params, parse_params
-from pipeline.paths import STUDY, key_of, metrics_path
+from pipeline.params import Params, load_params, parse_params, upgrade
+from pipeline.paths import STUDY, key_of
 
 # what a sweep may vary between its experiments
-VARIED = ("skew.rare_fraction", "factors", "models", "imported", "seeds", "workers", "runs")  # runs: from models
+# (runs, datasets and skews are derived from them)
+VARIED = ("skew.rare_fractions", "factors", "models", "imported", "seeds", "workers", "runs", "datasets", "skews")
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,7 @@ def read_params(repo: Path, name: str, rev: str) -> Params:
     """One experiment's params, from its commit."""
     try:
         raw = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml"))
-        if isinstance(raw, dict) and "runs" not in raw:  # made before params had runs and imported
-            raw["runs"] = registry.runs(raw.get("models") or [], raw.get("factors") or [])
-            raw.setdefault("imported", [])
-        return parse_params(raw, f"experiment {name} ({rev[:7]}) params.yaml")
+        return parse_params(upgrade(raw), f"experiment {name} ({rev[:7]}) params.yaml")
     except RgfError as err:
         raise RgfError(f"{err}; remove the experiment with `dvc exp remove {name}`") from None
 
@@ -179,7 +177,7 @@ def check_design(out: Path, reference: Params) -> None:
     if not held.is_file():
         return
     try:
-        params = load_params(held)
+        params = load_params(held, stored=True)
     except RgfError as err:  # written under other keys: an earlier design
         raise MetricsError(
             f"{out}: holds a study of an earlier design (its params.yaml: {str(err).splitlines()[0]}); "
@@ -195,9 +193,9 @@ def check_design(out: Path, reference: Params) -> None:
 
 def in_design(m: dict, reference: Params) -> bool:
     """A run of the study `reference` describes, whatever models, factors and
-    seeds its slice ran: its rare fraction, a rare class and source of the study."""
+    seeds its slice ran: a rare fraction, a rare class and the source of the study."""
     return (
-        m["rare_fraction"] == reference.skew.rare_fraction
+        m["rare_fraction"] in reference.skew.rare_fractions
         and m["rare_class"] in reference.skew.rare_classes
         and m.get("source", reference.data.source) == reference.data.source
     )
@@ -266,7 +264,7 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     with atomic_entries(out, STUDY) as tmp:
         (tmp / "params.yaml").write_text(yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
         for m in metrics:
-            write_json(metrics_path(tmp / "metrics", m["model"], m["factor"], m["rare_class"], m["seed"]), m)
+            write_json(tmp / "metrics" / f"{key_of(m)}.json", m)
         _gather_reads(repo, runs, out, tmp)
         write_report(tmp / "tables", report.readme, report.tables)
         write_json(tmp / "summary.json", report.summary)

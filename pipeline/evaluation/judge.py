@@ -226,6 +226,7 @@ def calibrate(
     total_direction: int,
     num_classes: int,
     keep: dict[str, np.ndarray] | None = None,
+    skewed_set: str | None = None,
 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """Each test's flagged / defined classes over `ev.control_resamples`
     fresh draws of a control's samples (both runs), from the oracles' reading
@@ -235,13 +236,14 @@ def calibrate(
     mixer a memorized one (a true positive); besides the per-class tests,
     the concentration test (`CONCENTRATION`: one comparison a draw). The second tally counts the same
     draws after the sample filter (`keep`: dataset -> the images it keeps;
-    without it, every image the factor oracle reads surely enough)."""
+    without it, every image the factor oracle reads surely enough).
+    `skewed_set`: the skewed run's dataset (default skewed_k<k>)."""
     control = registry.control(model)
     tallies = [{test: {"flagged": 0, "defined": 0} for test in (*TESTS, CONCENTRATION)} for _ in range(2)]
     sizes = {name: len(read.labels) for name, read in pools.items()}
     for _ in range(ev.control_resamples):
         counts: list[list[np.ndarray]] = [[], []]
-        for dataset in (BALANCED, skewed_name(rare_class)):
+        for dataset in (BALANCED, skewed_set or skewed_name(rare_class)):
             idx = draw_indices(sizes, sources(model, dataset, ev.mixer_fraction), ev.num_samples, rng, dataset)
             labels = np.concatenate([pools[name].labels[i] for name, i in idx.items()])
             factor = np.concatenate([pools[name].factor[i] for name, i in idx.items()])
@@ -311,15 +313,18 @@ def evaluate_run(
     device: torch.device | str,
     seed: int,
     pools: dict[str, FactorDataset] | None = None,
+    rare_fraction: float = 0.0,
 ) -> tuple[MetricsFile, dict]:
-    """The metrics file of one (model, factor, k) from both runs' samples
-    (`samples`: balanced and skewed_k<k> -> (M, H, W, 3) uint8) and the
+    """The metrics file of one (model, factor, k, r) from both runs' samples
+    (`samples`: balanced and skewed_k<k>[_r<percent>] -> (M, H, W, 3) uint8) and the
     per-sample reads behind it; for a control, given the datasets it draws
     from (`pools`), also its calibration. A degraded control's samples and
     pools are first degraded to `ev.degraded_fd` (`match_fd`)."""
     label_oracle, factor_oracle, accuracy = oracles
     calibration, calibration_filtered, degradation = {}, {}, None
-    skewed_name_k = skewed_name(rare_class)
+    skewed_name_k = skewed_name(rare_class, rare_fraction)
+    # a control's draws per skew; r = 0 keeps the key it always had, so its results stay as they were
+    skew_key = (rare_class,) if rare_fraction == 0 else (rare_class, skewed_name_k)
     # the oracles' reading of the real test images, once: degradation, calibration and judge all use it
     real_read = read_samples(label_oracle, factor_oracle, real.images, device) if registry.is_control(model) else None
     if registry.is_control(model) and registry.control(model).degraded:
@@ -330,7 +335,7 @@ def evaluate_run(
             lambda x: features(label_oracle, x, device),
             seed,
         )
-        noise = rng_for(seed, "degrade", model, factor, rare_class)
+        noise = rng_for(seed, "degrade", model, factor, *skew_key)
         samples = {name: degrade(x, strength, noise) for name, x in samples.items()}
         if pools is not None:
             pools = {name: replace(ds, images=degrade(ds.images, strength, noise)) for name, ds in pools.items()}
@@ -338,10 +343,10 @@ def evaluate_run(
     if registry.is_control(model) and pools is not None and ev.control_resamples > 0:
         reads = {name: read_samples(label_oracle, factor_oracle, ds.images, device) for name, ds in pools.items()}
         keep = {name: kept(r, on_manifold(real_read, r), ev) for name, r in reads.items()}
-        rng = rng_for(seed, "calibrate", model, factor, rare_class)
+        rng = rng_for(seed, "calibrate", model, factor, *skew_key)
         direction = data_manifest.skew_direction(skewed_name_k)
         calibration, calibration_filtered = calibrate(
-            model, rare_class, reads, ev, rng, direction, data_manifest.num_classes, keep
+            model, rare_class, reads, ev, rng, direction, data_manifest.num_classes, keep, skewed_name_k
         )
     skewed = samples[skewed_name_k]
     metrics, sample_reads = judge(
@@ -367,7 +372,7 @@ def evaluate_run(
         rare_class=rare_class,
         seed=seed,
         source=data_manifest.source,
-        rare_fraction=float(data_manifest.skew["rare_fraction"]),
+        rare_fraction=rare_fraction,
         class_names=data_manifest.class_names,
         factor_values=data_manifest.factor_values,
         num_samples=len(skewed),

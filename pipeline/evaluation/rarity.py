@@ -1,12 +1,14 @@
 """The memorization-versus-rarity curve: how rare must a factor be before a
 model memorizes it?
 
-`skew.rare_fraction` r relaxes the skewed set: the rare class k keeps f=1 on
+A rare fraction r relaxes the skewed set: the rare class k keeps f=1 on
 1 - r of its images and every other class gets f=1 on r of its images, so
 r = 0 is the paper's extreme skew and r = 0.5 is no skew at all (the skewed
-set then asks for what the balanced one does). A sweep runs one DVC
-experiment per r (`dvc exp run --queue -S skew.rare_fraction=<r>`); this
-module turns their metrics into one row per (factor, k, model, r):
+set then asks for what the balanced one does). A sweep lists its fractions in
+`skew.rare_fractions`: one experiment trains the balanced run once and one
+skewed run per r (`dvc exp run -S 'skew.rare_fractions=[0,0.01,...,0.5]'`),
+and experiments split the sweep by factor, seed or fraction as a session
+allows. This module turns their metrics into one row per (factor, k, model, r):
 memorized classes under the study's test and under the pooled test with
 Holm, learned classes, classes tested, mean |z|, and how often the models
 give the factor to the classes other than k (`p_skewed_others`, beside the
@@ -14,9 +16,10 @@ skewed data's own rate r), each as the mean over seeds with its min-max. At r = 
 memorized there is a false positive; `null_check` sets the 0.5 point beside
 the learner control's measured false-positive rate.
 
-A sweep too long for one session runs in slices (a factor, r and seed at a
+A sweep too long for one session runs in slices (a factor and seed at a
 time, on any machine): the curve folder keeps every run's metrics file
-(`metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json`, committed with git), and
+(`metrics/<model>/<factor>/<skew>-s<seed>.json`, committed with git; a curve
+written before kept them as `metrics/r<r>/.../k<k>-s<seed>.json`), and
 each collection merges the experiments found now into them (`experiments.merged`), so a
 slice re-run replaces its own runs and leaves the others' files as they were.
 """
@@ -30,6 +33,7 @@ import pandas as pd
 import yaml
 
 from pipeline import registry
+from pipeline.errors import MetricsError
 from pipeline.evaluation.tables import (
     CORRECTED,
     concentration_of,
@@ -38,10 +42,10 @@ from pipeline.evaluation.tables import (
     to_markdown,
     verdict_counts,
 )
-from pipeline.files import load_metrics
+from pipeline.files import MetricsFile, load_metrics, read
 from pipeline.io import atomic_entries, write_json
 from pipeline.params import Params
-from pipeline.paths import RARITY, metrics_path
+from pipeline.paths import RARITY, key_of
 from pipeline.registry import MODELS, display
 
 NO_SKEW = 0.5  # the rare fraction at which the skewed set equals the balanced one in distribution
@@ -310,8 +314,8 @@ def learner_rates(metrics: list[dict]) -> dict[str, tuple[float, float, float]] 
 README = """\
 # Memorization against rarity
 
-`rgf rarity` put together {runs} comparisons, one metrics file per run in `metrics/r<r>/`, from a
-sweep of the rare fraction r (`skew.rare_fraction`; r = 0: f=1 exactly on the rare class, r = 0.5: no
+`rgf rarity` put together {runs} comparisons, one metrics file per run in `metrics/`, from a
+sweep of the rare fraction r (`skew.rare_fractions`; r = 0: f=1 exactly on the rare class, r = 0.5: no
 skew) run in slices: {experiments} DVC experiments collected this time, the runs of earlier slices kept. A cell reads
 `M/T [M*] |z|`: classes memorized (a significant move towards or against the skew) of the classes
 tested under the study's test ({test}), memorized under the pooled two-proportion test with Holm's
@@ -343,23 +347,27 @@ the count is what the test's false positives alone give.
 {notes}"""
 
 
-def fraction_folder(r: float) -> str:
-    """The folder of a curve's runs at rare fraction r: r0, r0.05, r0.5."""
-    return f"r{r:g}"
-
-
 def kept_metrics(out: Path) -> list[dict]:
-    """The runs a curve folder holds (metrics/r<r>/...), as plain dicts; none
-    for a new folder or a curve written before curves kept their runs."""
+    """The runs a curve folder holds (metrics/<model>/<factor>/<skew>-s<seed>.json;
+    an earlier curve's metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json), as
+    plain dicts; none for a new folder or a curve written before curves kept
+    their runs."""
     root = Path(out) / "metrics"
-    return [m for folder in sorted(root.glob("r*")) if folder.is_dir() for m in load_metrics(folder)]
+    fix = "remove the file, or give another --out"
+    legacy = [
+        read(MetricsFile, path, fix, MetricsError).dump()
+        for folder in sorted(root.glob("r*"))
+        if folder.is_dir()
+        for path in sorted(folder.glob("*/*/k*-s*.json"))
+    ]
+    return legacy + load_metrics(root)
 
 
 def write_curve(
     metrics: list[dict], out: Path, experiments: int, notes: list[str], params: Params | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """curve.csv, runs.csv, null.csv, curve.png, README.md, the runs' metrics
-    files (metrics/r<r>/<model>/<factor>/k<k>-s<seed>.json) and (with
+    files (metrics/<model>/<factor>/<skew>-s<seed>.json) and (with
     `params`, the design the experiments share) params.yaml in `out`,
     replaced together; whatever else `out` holds stays. Returns the curve
     table and the null check."""
@@ -370,8 +378,7 @@ def write_curve(
         if params is not None:
             (tmp / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
         for m in metrics:
-            folder = tmp / "metrics" / fraction_folder(m["rare_fraction"])
-            write_json(metrics_path(folder, m["model"], m["factor"], m["rare_class"], m["seed"]), m)
+            write_json(tmp / "metrics" / f"{key_of(m)}.json", m)
         runs.to_csv(tmp / "runs.csv", index=False)
         table.to_csv(tmp / "curve.csv", index=False)
         null.to_csv(tmp / "null.csv", index=False)

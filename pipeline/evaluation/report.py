@@ -114,13 +114,31 @@ def in_study(metrics: list[dict], params: Params) -> tuple[list[dict], list[str]
             and m["rare_class"] in params.skew.rare_classes
             and m["seed"] in params.seeds
             and m.get("source", params.data.source) == params.data.source
-            and m["rare_fraction"] == params.skew.rare_fraction
+            and m["rare_fraction"] in params.skew.rare_fractions
         )
         if wanted:
             kept.append(m)
         else:
             left_out.append(key_of(m))
     return kept, left_out
+
+
+def headline(metrics: list[dict], params: Params) -> tuple[list[dict], int]:
+    """The comparisons the report's tables show: one skew per rare class, at
+    the study's sharpest rare fraction (the smallest of skew.rare_fractions:
+    the paper's r = 0 where it is listed). The others are points of the rarity
+    curve, which `rgf rarity` draws; returns how many those are."""
+    sharpest = min(params.skew.rare_fractions)
+    shown = [m for m in metrics if m["rare_fraction"] == sharpest]
+    return shown, len(metrics) - len(shown)
+
+
+def _curve_note(curve: int, params: Params) -> str:
+    fractions = ", ".join(f"{r:g}" for r in sorted(params.skew.rare_fractions)[1:])
+    return (
+        f"{curve} comparisons at the study's other rare fractions (r = {fractions}) are the rarity curve's "
+        "points, not in these tables: `rgf rarity` draws them"
+    )
 
 
 def build_tables(metrics: list[dict], rare_classes: list[int], min_accuracy: float | None = None) -> dict:
@@ -436,8 +454,10 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
     `params`, only the study they describe, as the report stage does."""
     console = console or Console()
     metrics, left_out = load_metrics(Path(metrics_root)), []
+    curve = 0
     if params is not None:
         metrics, left_out = in_study(metrics, params)
+        metrics, curve = headline(metrics, params)
     if metrics:
         rare = _rare_classes(metrics, params.skew.rare_classes if params else None)
         for name, df in build_tables(metrics, rare).items():
@@ -447,6 +467,8 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
         console.print(f"No metrics found under {metrics_root}/: run the evaluate stage first.")
     if left_out:
         console.print(f"Left out {len(left_out)} metrics files of other studies: {', '.join(left_out)}")
+    if curve:
+        console.print(_curve_note(curve, params) + ".")
 
 
 def _agreement_share(metrics: list[dict]) -> dict[str, float]:
@@ -540,6 +562,7 @@ def study_report(all_metrics: list[dict], params: Params, source: str = "metrics
     """Tables and README of the study in `params`, from every metrics file
     found under `source`; files of other studies are named, not used."""
     metrics, left_out = in_study(all_metrics, params)
+    metrics, curve = headline(metrics, params)
     rare = _rare_classes(metrics, params.skew.rare_classes)
     tables = build_tables(metrics, rare, params.oracle.min_accuracy)
     readme = render_readme(metrics, tables, rare, source, params.evaluation, params.oracle.min_accuracy)
@@ -548,5 +571,7 @@ def study_report(all_metrics: list[dict], params: Params, source: str = "metrics
             f"\n## Left out\n\n{len(left_out)} metrics files under `{source}/` belong to other studies "
             f"(models, factors, rare classes or source not in params.yaml): {', '.join(left_out)}.\n"
         )
+    if curve:
+        readme += f"\n## The rarity curve\n\n{_curve_note(curve, params)}.\n"
     runs = {train_name(model, factor, s) for model in params.models for factor in params.factors for s in params.seeds}
     return Report(metrics, rare, tables, readme, runs)

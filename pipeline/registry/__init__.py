@@ -32,6 +32,8 @@ import pkgutil
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
+from pipeline import names
+
 
 @dataclass(frozen=True)
 class Family:
@@ -186,16 +188,26 @@ def runs(models: list[str], factors: list[str]) -> dict[str, list[str]]:
 
 
 RESOLVER = "rgf_runs"
+# the lists dvc.yaml's matrices need from `skew` (pipeline.names.datasets, skews)
+SKEW_RESOLVERS = {"rgf_datasets": names.datasets, "rgf_skews": names.skews}
 
 
 def register_resolver() -> None:
-    """Let Hydra compute `runs` from `models` and `factors` when it composes
-    params.yaml (conf/config.yaml: `runs: ${rgf_runs:${models},${factors}}`).
-    DVC loads it through hydra_plugins/ at the repository's root; the tests
-    and `rgf` call it before they compose."""
+    """Let Hydra compute the derived keys when it composes params.yaml:
+    `runs` from `models` and `factors` (conf/config.yaml:
+    `runs: ${rgf_runs:${models},${factors}}`), `datasets` and `skews` from
+    `skew.rare_classes` and `skew.rare_fractions`. DVC loads it through
+    hydra_plugins/ at the repository's root; the tests and `rgf` call it
+    before they compose."""
     from omegaconf import OmegaConf
 
     def resolve(models, factors):
         return OmegaConf.create(runs(list(models), list(factors)))
 
     OmegaConf.register_new_resolver(RESOLVER, resolve, replace=True)
+    for name, derive in SKEW_RESOLVERS.items():
+        OmegaConf.register_new_resolver(
+            name,
+            lambda classes, fractions, derive=derive: OmegaConf.create(derive(list(classes), list(fractions))),
+            replace=True,
+        )
