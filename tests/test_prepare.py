@@ -92,6 +92,32 @@ def test_output_is_byte_identical_across_runs_and_worker_counts(smoke, tmp_path)
     assert manifests[0] == manifests[1] == manifests[2]
 
 
+def test_rare_fractions_cut_one_skewed_set_each_and_leave_the_extreme_one_as_it_was(smoke, tmp_path):
+    """skew.rare_fractions [0, 0.1]: skewed_k1 byte for byte the set of a study
+    with r = 0 alone, and skewed_k1_r10 with f=1 on round(0.1 n_c) images of
+    every other class and f=0 on round(0.1 n_1) of class 1, the same digits."""
+    alone = _run(smoke, "colour", tmp_path / "alone")
+    both = with_key(compose("smoke", *SMOKE), "skew.rare_fractions", [0.0, 0.1])
+    both["datasets"], both["skews"] = ["balanced", "skewed_k1", "skewed_k1_r10"], ["k1", "k1_r10"]
+    params = write_params(tmp_path / "p", both)
+    out = tmp_path / "both"
+    argv = ["--params", str(params), "--factor", "colour", "--source", str(smoke / "source"), "--out", str(out)]
+    assert run(prepare.main, argv) == 0
+    manifest = read_data_manifest(out)
+    assert set(manifest.datasets) == {"balanced", "skewed_k1", "skewed_k1_r10", "test", "val"}
+    assert _digest(out / "skewed_k1") == _digest(alone / "skewed_k1")
+    assert _digest(out / "balanced") == _digest(alone / "balanced")
+    sizes = np.bincount(np.load(smoke / "source" / "train_labels.npy"), minlength=10)
+    for c in range(10):
+        flipped = int(round(0.1 * sizes[c]))
+        expected = (
+            {"f0": flipped, "f1": int(sizes[c]) - flipped} if c == 1 else {"f0": int(sizes[c]) - flipped, "f1": flipped}
+        )
+        assert manifest.datasets["skewed_k1_r10"].counts[str(c)] == expected, c
+    relaxed = load_dataset(out / "skewed_k1_r10")
+    assert np.array_equal(relaxed.labels, load_dataset(out / "skewed_k1").labels)
+
+
 def test_bad_source_is_reported_before_work(smoke, tmp_path, capsys):
     out, source = tmp_path / "thin", tmp_path / "source"
     source.mkdir()
