@@ -135,10 +135,10 @@ def _evaluate_setup(data_dir):
     return old
 
 
-def _evaluate(data_dir, old, oracles, oracle_metrics):
+def _evaluate(data_dir, old, oracles, oracle_metrics, skew="k1"):
     """The evaluate stage's command line as dvc.yaml writes it, into data_dir."""
     argv = ["--params", str(data_dir / "params.yaml"), "--model", "data-learner", "--factor", "colour"]
-    argv += ["--skew", "k1", "--seed", "0", "--samples", str(data_dir / "samples")]
+    argv += ["--skew", skew, "--seed", "0", "--samples", str(data_dir / "samples")]
     argv += ["--data", str(data_dir / "colour")]
     argv += ["--oracles", str(oracles), "--oracle-metrics", str(oracle_metrics)]
     reads = data_dir / "reads" / "data-learner" / "colour" / "k1-s0.npz"
@@ -162,6 +162,22 @@ def test_evaluate_refuses_missing_oracles_and_keeps_old_metrics(data_dir, capsys
     assert "none.json: missing" in capsys.readouterr().err
     assert old.read_text() == "OLD"
     assert sorted(p.name for p in old.parent.iterdir()) == ["k1-s0.json"]
+
+
+@pytest.mark.parametrize(
+    ("skew", "says"),
+    [
+        ("k1_r5", "--skew k1_r5: not one of this study's skews ['k1']; set skew.rare_classes and skew.rare_fractions"),
+        ("k2", "--skew k2: not one of this study's skews ['k1']"),
+    ],
+)
+def test_evaluate_refuses_a_skew_the_study_does_not_have_and_keeps_old_metrics(data_dir, capsys, skew, says):
+    old = _evaluate_setup(data_dir)
+    oracles = data_dir / "models" / "oracles" / "colour"
+    assert _evaluate(data_dir, old, oracles, data_dir / "metrics" / "oracles" / "colour.json", skew) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and says in err
+    assert old.read_text() == "OLD"
 
 
 @pytest.mark.parametrize("control", ["data-learner", "degraded-learner", "data-mixer"])
