@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     ra = _command(
         sub,
         "rarity",
-        "collect a sweep of skew.rare_fraction experiments into the rarity curve",
+        "collect the experiments of a sweep of skew.rare_fractions into the rarity curve",
         "rgf rarity --out reports/rarity",
     )
     ra.add_argument("--repo", type=Path, default=Path("."), help="the study's DVC repository")
@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("source", type=Path, help="an .npz, an .npy or a folder of PNGs: (M, S, S, 3) images")
     im.add_argument("--model", required=True, help="your model's name (lower-case letters, digits, _)")
     im.add_argument("--factor", required=True, help="the factor whose sets it was trained on")
-    im.add_argument("--dataset", required=True, help="the set it was trained on: balanced or skewed_k<k>")
+    im.add_argument("--dataset", required=True, help="the set it was trained on: balanced or skewed_k<k>[_r<percent>]")
     im.add_argument("--seed", required=True, type=int, help="the replicate: one of the study's seeds")
     im.add_argument("--into", type=Path, default=Path("imports"), help="where imported samples are kept")
     im.add_argument("--replace", action="store_true", help="replace samples imported before for this run")

@@ -409,7 +409,9 @@ def read_metrics(path: Path) -> MetricsFile:
     found = tuple(
         metrics_key(metrics.model, metrics.factor, metrics.rare_class, metrics.seed, metrics.rare_fraction).split("/")
     )
-    if expected != found:
+    # before the rare fractions were a list, a relaxed skew's file was named as r = 0's (k<k>-s<seed>)
+    earlier = tuple(metrics_key(metrics.model, metrics.factor, metrics.rare_class, metrics.seed).split("/"))
+    if expected not in (found, earlier):
         raise MetricsError(f"{path}: holds model/factor/skew-seed {found}, its path says {expected}")
     return metrics
 

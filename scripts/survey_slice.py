@@ -174,6 +174,13 @@ def fractions_text(rare_fractions: Iterable[float]) -> str:
     return " ".join(f"{r:g}" for r in rare_fractions)
 
 
+def curve_name(rare_fractions: Iterable[float]) -> str:
+    """A rarity slice's part of its experiment's name: its fractions in percent
+    (r0_5_50 for 0, 0.05, 0.5), so slices of one factor and seed that split the
+    fractions keep their own experiments."""
+    return "r" + "_".join(f"{100 * r:.6g}".replace(".", "p") for r in rare_fractions)
+
+
 def parse_list(text: str, kind: type, flag: str) -> list:
     """A comma-separated option as a list of `kind`, or one line naming the problem."""
     try:
@@ -257,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--from-log", type=Path, help="record a slice already run, from its time-stamped output")
     parser.add_argument("--commit", help="with --from-log: the commit the slice ran on")
-    parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<r>])")
+    parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<percents>])")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()  # the collector runs in it and is given it
     rarity = args.rare_fractions is not None
@@ -265,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     classes = parse_list(args.rare_classes, int, "--rare-classes") if args.rare_classes else None
     if rarity and (not fractions or not all(0 <= r <= 0.5 for r in fractions)):
         raise RgfError(f"--rare-fractions {args.rare_fractions}: give fractions from 0 to 0.5")
-    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}" + ("-curve" if rarity else "")
+    if classes is not None and not rarity:
+        raise RgfError("--rare-classes goes with --rare-fractions (a rarity slice); a survey slice takes the profile's")
+    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}" + (f"-{curve_name(fractions)}" if rarity else "")
     if (args.from_log is None) != (args.commit is None):
         raise RgfError("--from-log and --commit go together: give the commit the logged slice ran on")
     commit = (

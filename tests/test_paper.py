@@ -175,10 +175,12 @@ def test_the_join_drops_controls_and_counts_undefined_cells(tmp_path):
         run("gan", "colour", 1, 0, "MLMMMMMMMUM"),
         run("data-memorizer", "colour", 1, 0, "M" * 11),
         run("gan", "colour", 3, 0, "M" * 11),  # no k = 3 in the paper
+        # a relaxed skew of the same cell (a rarity curve's point): the paper's tables are r = 0's, not a seed
+        {**run("gan", "colour", 1, 0, "L" * 11), "rare_fraction": 0.5},
     ]
     joined, left_out = paper.join(metrics, paper.load_paper(folder))
     assert left_out == {
-        **{"control_files": 1, "files_not_in_paper": 1, "cells_not_in_paper": 0},
+        **{"control_files": 1, "files_not_in_paper": 2, "cells_not_in_paper": 0},
         "paper_cells_missing": 11,  # thin
     }
     assert len(joined) == 11 and joined["counted"].all()

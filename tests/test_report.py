@@ -551,3 +551,22 @@ def test_seeds_are_aggregated_with_their_agreement(tmp_path):
 def test_one_seed_keeps_the_plain_cells(metrics_root):
     z = tables.z_table(load_metrics(metrics_root), 1)[("colour", "GAN")]
     assert z["0"] == "-4.00 (M)"
+
+
+def test_a_study_of_several_rare_fractions_tables_its_sharpest_and_names_the_rest(tmp_path):
+    """skew.rare_fractions [0, 0.5]: Table 4 and the z tables are r = 0's (the
+    GAN's mixture); the r = 0.5 comparison (nothing moved) is named as the
+    rarity curve's point, not averaged in as if it were a second seed."""
+    root = tmp_path / "metrics"
+    write_metrics(root, "gan", "colour", 1, skewed=gan(1))
+    write_metrics(root, "gan", "colour", 1, skewed=BALANCED, rare_fraction=0.5)
+    assert sorted(p.name for p in (root / "gan" / "colour").iterdir()) == ["k1-s0.json", "k1_r50-s0.json"]
+    study = params("smoke", "models=[gan]", "factors=[colour]", "skew.rare_fractions=[0,0.5]")
+    result = report.study_report(load_metrics(root), study)
+    assert [m["rare_fraction"] for m in result.metrics] == [0.0] and result.rare_fraction == 0.0
+    assert result.tables["z_k1"][("colour", "GAN")]["0"].startswith("-4.00")  # one run, not the mean with 0
+    note = "1 comparisons at the study's other rare fractions (r = 0.5) are the rarity curve's points"
+    assert note in result.readme
+    out = io.StringIO()
+    report.print_report(root, Console(file=out, width=200))  # without params: the smallest fraction there
+    assert note in " ".join(out.getvalue().split())

@@ -78,6 +78,17 @@ def test_a_rarity_slice_is_its_own_slice_with_its_own_row(slices, tmp_path):
     assert [(r["rare_fraction"], r["commit"]) for r in rows] == expected
 
 
+def test_a_rarity_slice_is_named_by_its_fractions(slices):
+    assert slices.curve_name([0, 0.01, 0.05, 0.5]) == "r0_1_5_50"
+    assert slices.curve_name([0.025]) == "r2p5"
+
+
+def test_rare_classes_without_rare_fractions_are_refused_before_any_run(slices, tmp_path):
+    with pytest.raises(RgfError, match="--rare-classes goes with --rare-fractions"):
+        slices.main(["--factor", "thin", "--rare-classes", "1", "--out", "x", "--repo", str(tmp_path)])
+    assert not (tmp_path / "logs").exists()
+
+
 def test_a_slice_sets_its_overrides_and_its_collector(slices, tmp_path):
     assert slices.overrides("survey", "thin", 1, None, None) == [
         "-S",

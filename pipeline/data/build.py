@@ -77,7 +77,8 @@ def build_observed(factor: str, train: LabelledImages, test: LabelledImages, par
     for k in params.skew.rare_classes:
         for r in params.skew.rare_fractions:
             shares[skewed(k, r)] = present_share(n, k, r)
-    # the same number of images per class in every dataset: the smallest any of them allows
+    # the same number of images per class in every dataset: the smallest any of them allows (so a
+    # fraction added to skew.rare_fractions can shrink every set of a manifest source, the balanced one too)
     sizes = np.min([capacity(train.labels, train.factor, share) for share in shares.values()], axis=0)
     if (empty := np.flatnonzero(sizes == 0)).size:
         names = [params.data.manifest.classes[c] for c in empty]

@@ -1,7 +1,7 @@
 """The study's training sets for a model trained outside rgf (`rgf export-data`).
 
 Exports the images of every training set of a factor (balanced,
-skewed_k<k>), and nothing else: the method never gives a generative model f
+skewed_k<k>[_r<percent>]), and nothing else: the method never gives a generative model f
 or y, so neither labels nor the factor leave with them. Beside them,
 export.json records where they came from (the data manifest's hash), each
 set's count and sha256, and how to bring samples back (`rgf import-samples`).

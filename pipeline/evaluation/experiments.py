@@ -235,8 +235,8 @@ def assemble(repo: Path, reference: Params, out: Path) -> tuple[int, int, list[s
     its old file), and the study's report from them:
 
         out/params.yaml                                   the study's params
-        out/metrics/<model>/<factor>/k<k>-s<seed>.json    one per run, committed with git
-        out/reads/<model>/<factor>/k<k>-s<seed>.npz       how the oracles read its samples (when committed)
+        out/metrics/<model>/<factor>/<skew>-s<seed>.json  one per run, committed with git
+        out/reads/<model>/<factor>/<skew>-s<seed>.npz     how the oracles read its samples (when committed)
         out/tables/README.md, out/tables/*.csv            the report (Tables 1, 2 and 4, ...)
         out/summary.json                                  its headline numbers
 

@@ -56,13 +56,14 @@ def loss_rows(histories: dict[str, list[dict]], title: str) -> list[dict]:
     ]
 
 
-def probe_rows(histories: dict[str, list[dict]], rare_class: int, title: str) -> list[dict]:
-    """The probe of the balanced and the skewed_k<k> run in one long table
-    (title, dataset, epoch, images, bce); [] when neither has probe columns."""
+def probe_rows(histories: dict[str, list[dict]], rare_class: int, title: str, rare_fraction: float = 0.0) -> list[dict]:
+    """The probe of the balanced and the skewed_k<k> run (at `rare_fraction`:
+    skewed_k<k>_r<percent>) in one long table (title, dataset, epoch, images,
+    bce); [] when neither has probe columns."""
     return [
         {"title": title, "dataset": dataset, "epoch": r["epoch"], "images": images, "bce": r[column]}
         for dataset, rows in histories.items()
-        if dataset in (BALANCED, skewed(rare_class))
+        if dataset in (BALANCED, skewed(rare_class, rare_fraction))
         for r in probe_series(rows, rare_class)
         for images, column in (("with the factor", "with_factor"), ("without the factor", "without_factor"))
     ]

@@ -36,7 +36,7 @@ from pipeline.errors import RgfError
 from pipeline.evaluation.tables import MARKS, ordered, to_markdown
 from pipeline.io import atomic_entries, check_outputs, write_json
 from pipeline.names import FACTORS, VERDICTS
-from pipeline.paths import PAPER
+from pipeline.paths import PAPER, key_of
 from pipeline.registry import MODELS, display
 
 TABLE_4 = "table_4_verdicts.csv"
@@ -160,7 +160,7 @@ def _select(verdict: Selector) -> tuple[Callable[[dict], str], str]:
 
 
 def _study_rows(m: dict, classes: str, pick: Callable[[dict], str], label: str) -> list[dict]:
-    run = f"{m['model']}/{m['factor']}/k{m['rare_class']}-s{m['seed']}"
+    run = key_of(m)
     if not isinstance(m.get(classes), dict):
         raise RgfError(
             f"{run}: no {classes!r} (written before it existed?); rerun its evaluate stage or compare `classes`"
@@ -214,7 +214,8 @@ def join(
     paper, paper_z, paper_bold, study_verdict, study, study_z, agree; `counted`
     marks the one row per cell the statistics use: the seeds' majority, or the
     only seed's row) and what was left out: files of controls, files and cells
-    the paper has no cell for, paper cells the study lacks."""
+    the paper has no cell for (a relaxed skew, r > 0, among them), paper cells
+    the study lacks."""
     pick, label = _select(verdict)
     left_out = {"control_files": 0, "files_not_in_paper": 0, "cells_not_in_paper": 0}
     keys = ["rare_class", "factor", "model"]
@@ -223,7 +224,11 @@ def join(
     for m in metrics:
         if not registry.is_family(m["model"]):
             left_out["control_files"] += 1
-        elif m.get("source") == "manifest" or (m["rare_class"], m["factor"], m["model"]) not in columns:
+        elif (
+            m.get("source") == "manifest"
+            or m.get("rare_fraction", 0.0) != 0  # a relaxed skew: the paper's tables are r = 0's
+            or (m["rare_class"], m["factor"], m["model"]) not in columns
+        ):
             left_out["files_not_in_paper"] += 1
         else:
             rows += _study_rows(m, classes, pick, label)
@@ -518,7 +523,7 @@ judged cells.
 ## Left out
 
 - {control_files} metrics files of controls (the paper has none)
-- {files_not_in_paper} files of a model, factor, k or source the paper has no column for
+- {files_not_in_paper} files of a model, factor, k, rare fraction (r > 0) or source the paper has no column for
 - {cells_not_in_paper} classes the paper has no row for
 - {paper_cells_missing} of the paper's cells the study has no metrics file for
 """

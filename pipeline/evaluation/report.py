@@ -39,7 +39,7 @@ from pipeline.evaluation.tables import (
 )
 from pipeline.files import load_metrics, read_curves
 from pipeline.io import atomic_dir
-from pipeline.names import FACTORS
+from pipeline.names import BALANCED, FACTORS, skewed
 from pipeline.params import EvaluationParams, Params
 from pipeline.paths import PLOT_DATA, TABLES, key_of, model_of, train_name
 from pipeline.registry import MODELS, display
@@ -123,18 +123,21 @@ def in_study(metrics: list[dict], params: Params) -> tuple[list[dict], list[str]
     return kept, left_out
 
 
-def headline(metrics: list[dict], params: Params) -> tuple[list[dict], int]:
+def headline(metrics: list[dict], params: Params | None = None) -> tuple[list[dict], int]:
     """The comparisons the report's tables show: one skew per rare class, at
-    the study's sharpest rare fraction (the smallest of skew.rare_fractions:
-    the paper's r = 0 where it is listed). The others are points of the rarity
-    curve, which `rgf rarity` draws; returns how many those are."""
-    sharpest = min(params.skew.rare_fractions)
+    the study's sharpest rare fraction (the smallest of skew.rare_fractions,
+    or without params of the metrics: the paper's r = 0 where it is there).
+    The others are points of the rarity curve, which `rgf rarity` draws;
+    returns how many those are."""
+    if not metrics:
+        return [], 0
+    sharpest = min(params.skew.rare_fractions) if params else min(m["rare_fraction"] for m in metrics)
     shown = [m for m in metrics if m["rare_fraction"] == sharpest]
     return shown, len(metrics) - len(shown)
 
 
-def _curve_note(curve: int, params: Params) -> str:
-    fractions = ", ".join(f"{r:g}" for r in sorted(params.skew.rare_fractions)[1:])
+def _curve_note(curve: int, metrics: list[dict]) -> str:
+    fractions = ", ".join(f"{r:g}" for r in sorted({m["rare_fraction"] for m in metrics})[1:])
     return (
         f"{curve} comparisons at the study's other rare fractions (r = {fractions}) are the rarity curve's "
         "points, not in these tables: `rgf rarity` draws them"
@@ -324,13 +327,16 @@ def _histories(run_dir: Path) -> dict[str, list[dict]]:
     return {d.name: read_curves(d) for d in sorted(run_dir.iterdir()) if d.is_dir()}
 
 
-def draw_probes(plots: Path, rare_classes: list[int], out: Path, runs: set[str] | None = None) -> list[str]:
-    """probe_<model>-<factor>_k<k>.png for every GAN run with probe data."""
+def draw_probes(
+    plots: Path, rare_classes: list[int], out: Path, runs: set[str] | None = None, rare_fraction: float = 0.0
+) -> list[str]:
+    """probe_<model>-<factor>_k<k>.png for every GAN run with probe data: its
+    balanced run beside its skewed run at `rare_fraction` (the report's)."""
     names = []
     for run_dir in _history_dirs(plots, runs, probe_only=True):
         histories = _histories(run_dir)
         for k in rare_classes:
-            wanted = {d: h for d, h in histories.items() if d in ("balanced", f"skewed_k{k}")}
+            wanted = {d: h for d, h in histories.items() if d in (BALANCED, skewed(k, rare_fraction))}
             name = f"probe_{run_dir.name}_k{k}.png"
             if probe_figure(wanted, k, f"{run_dir.name}: discriminator probe, k = {k}", out / name):
                 names.append(name)
@@ -344,10 +350,11 @@ def write_report(
     plots: Path | None = None,
     rare_classes: Iterable[int] = (),
     runs: set[str] | None = None,
+    rare_fraction: float = 0.0,
 ) -> None:
     """README.md, one CSV per table and the probe figures, replacing `out` as a whole."""
     with atomic_dir(out, TABLES) as tmp:
-        figures = draw_probes(plots, list(rare_classes), tmp, runs) if plots else []
+        figures = draw_probes(plots, list(rare_classes), tmp, runs, rare_fraction) if plots else []
         if figures:
             readme += (
                 "\n## Discriminator probe (section 6.2)\n\nD's loss w.r.t. the real label on held-out digits of the"
@@ -360,7 +367,12 @@ def write_report(
 
 
 def write_plot_data(
-    out: Path, metrics: list[dict], plots: Path | None, rare_classes: list[int], runs: set[str] | None = None
+    out: Path,
+    metrics: list[dict],
+    plots: Path | None,
+    rare_classes: list[int],
+    runs: set[str] | None = None,
+    rare_fraction: float = 0.0,
 ) -> None:
     """The data of `dvc plots show` (templates: .dvc/plots/), replacing `out`
     as a whole: z/<model>-<factor>-k<k>.csv (z per class, one bar chart each),
@@ -397,7 +409,7 @@ def write_plot_data(
             if rows := loss_rows(histories, title):
                 pd.DataFrame(rows).to_csv(tmp / "train" / f"{run_dir.name}.csv", index=False)
             for k in rare_classes:
-                if rows := probe_rows(histories, k, f"{title} · k = {k}"):
+                if rows := probe_rows(histories, k, f"{title} · k = {k}", rare_fraction):
                     pd.DataFrame(rows).to_csv(tmp / "probe" / f"{run_dir.name}-k{k}.csv", index=False)
 
 
@@ -454,10 +466,10 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
     `params`, only the study they describe, as the report stage does."""
     console = console or Console()
     metrics, left_out = load_metrics(Path(metrics_root)), []
-    curve = 0
     if params is not None:
         metrics, left_out = in_study(metrics, params)
-        metrics, curve = headline(metrics, params)
+    every = metrics
+    metrics, curve = headline(metrics, params)
     if metrics:
         rare = _rare_classes(metrics, params.skew.rare_classes if params else None)
         for name, df in build_tables(metrics, rare).items():
@@ -468,7 +480,7 @@ def print_report(metrics_root: Path, console: Console | None = None, params: Par
     if left_out:
         console.print(f"Left out {len(left_out)} metrics files of other studies: {', '.join(left_out)}")
     if curve:
-        console.print(_curve_note(curve, params) + ".")
+        console.print(_curve_note(curve, every) + ".")
 
 
 def _agreement_share(metrics: list[dict]) -> dict[str, float]:
@@ -551,6 +563,7 @@ class Report:
     tables: dict[str, pd.DataFrame]  # CSV stem -> table
     readme: str
     runs: set[str]  # <model>-<factor>-s<seed> of the study, for the probe figures
+    rare_fraction: float = 0.0  # the one the tables and the probe figures show (`headline`)
 
     @property
     def summary(self) -> dict:
@@ -562,6 +575,7 @@ def study_report(all_metrics: list[dict], params: Params, source: str = "metrics
     """Tables and README of the study in `params`, from every metrics file
     found under `source`; files of other studies are named, not used."""
     metrics, left_out = in_study(all_metrics, params)
+    every = metrics
     metrics, curve = headline(metrics, params)
     rare = _rare_classes(metrics, params.skew.rare_classes)
     tables = build_tables(metrics, rare, params.oracle.min_accuracy)
@@ -572,6 +586,6 @@ def study_report(all_metrics: list[dict], params: Params, source: str = "metrics
             f"(models, factors, rare classes or source not in params.yaml): {', '.join(left_out)}.\n"
         )
     if curve:
-        readme += f"\n## The rarity curve\n\n{_curve_note(curve, params)}.\n"
+        readme += f"\n## The rarity curve\n\n{_curve_note(curve, every)}.\n"
     runs = {train_name(model, factor, s) for model in params.models for factor in params.factors for s in params.seeds}
-    return Report(metrics, rare, tables, readme, runs)
+    return Report(metrics, rare, tables, readme, runs, min(params.skew.rare_fractions))

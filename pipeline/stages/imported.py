@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="one of imported")
     p.add_argument("--factor", required=True)
-    p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
+    p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>[_r<percent>] (one of datasets)")
     p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--source", required=True, type=Path, help="imports/<model>/<factor>-<dataset>-s<seed>.npz")
     p.add_argument("--out", required=True, type=Path, help="data/samples/<run>")

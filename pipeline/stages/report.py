@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     params, started = read_params(args.params, "report")
     report = study_report(load_metrics(args.metrics), params, str(args.metrics))
     with outputs(started, folders, [args.summary]) as (tables, plot_data, summary):
-        write_report(tables, report.readme, report.tables, args.plots, report.rare_classes, report.runs)
-        write_plot_data(plot_data, report.metrics, args.plots, report.rare_classes, report.runs)
+        r = report.rare_fraction
+        write_report(tables, report.readme, report.tables, args.plots, report.rare_classes, report.runs, r)
+        write_plot_data(plot_data, report.metrics, args.plots, report.rare_classes, report.runs, r)
         write_json(summary, report.summary)
     print(f"report: {len(report.metrics)} metrics files, {len(report.tables)} tables -> {args.out}")
 

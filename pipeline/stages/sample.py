@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--factor", required=True)
-    p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>")
+    p.add_argument("--dataset", required=True, help="balanced or skewed_k<k>[_r<percent>] (one of datasets)")
     p.add_argument("--seed", required=True, type=int, help="one of seeds")
     p.add_argument("--data", required=True, type=Path, help="data/<factor>")
     p.add_argument("--model-dir", required=True, type=Path, help="models/<model>-<factor>-s<seed>/<dataset>")
