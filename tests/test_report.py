@@ -570,3 +570,16 @@ def test_a_study_of_several_rare_fractions_tables_its_sharpest_and_names_the_res
     out = io.StringIO()
     report.print_report(root, Console(file=out, width=200))  # without params: the smallest fraction there
     assert note in " ".join(out.getvalue().split())
+
+
+def test_an_earlier_designs_relaxed_skew_file_is_read_under_its_old_name(tmp_path):
+    """Before the rare fractions were a list, a run at r = 0.25 was written as
+    k1-s0.json; it still loads (a persisted output a report must not choke
+    on), while a file whose content names another run is still refused."""
+    root = tmp_path / "metrics"
+    write_metrics(root, "gan", "colour", 1, skewed=gan(1), rare_fraction=0.25)
+    (root / "gan" / "colour" / "k1_r25-s0.json").rename(root / "gan" / "colour" / "k1-s0.json")
+    assert [m["rare_fraction"] for m in load_metrics(root)] == [0.25]
+    (root / "gan" / "colour" / "k1-s0.json").rename(root / "gan" / "colour" / "k1_r5-s0.json")
+    with pytest.raises(MetricsError, match="holds model/factor/skew-seed .*'k1_r25-s0'.* its path says"):
+        load_metrics(root)
