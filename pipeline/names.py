@@ -29,10 +29,13 @@ def skew_label(rare_class: int, rare_fraction: float = 0.0) -> str:
     k<k>_r<percent> for the relaxed skew of rare fraction r (k1_r5: r = 0.05;
     a decimal point is written p, k1_r2p5: r = 0.025, since DVC's stage names
     take no dot)."""
-    if rare_fraction == 0:
-        return f"k{rare_class}"
-    percent = f"{100 * rare_fraction:.6g}".replace(".", "p")
-    return f"k{rare_class}_r{percent}"
+    return f"k{rare_class}" if rare_fraction == 0 else f"k{rare_class}_r{percent(rare_fraction)}"
+
+
+def percent(rare_fraction: float) -> str:
+    """A rare fraction as a name writes it: in percent, 6 significant digits,
+    p for the decimal point (0.05 -> 5, 0.025 -> 2p5)."""
+    return f"{100 * rare_fraction:.6g}".replace(".", "p")
 
 
 def parse_skew(label: str) -> tuple[int, float]:
@@ -63,4 +66,4 @@ def skews(rare_classes: list[int], rare_fractions: list[float] = (0.0,)) -> list
 def datasets(rare_classes: list[int], rare_fractions: list[float] = (0.0,)) -> list[str]:
     """The training sets of a study: balanced, then one skewed set per rare
     class and rare fraction."""
-    return [BALANCED] + [f"skewed_{s}" for s in skews(rare_classes, rare_fractions)]
+    return [BALANCED] + [skewed(k, r) for k in rare_classes for r in rare_fractions]

@@ -50,6 +50,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import RgfError
+from pipeline.names import percent
 from pipeline.stages import exit_with
 
 # a line of `dvc exp run` that begins a stage's work or passes over a stage
@@ -178,7 +179,7 @@ def curve_name(rare_fractions: Iterable[float]) -> str:
     """A rarity slice's part of its experiment's name: its fractions in percent
     (r0_5_50 for 0, 0.05, 0.5), so slices of one factor and seed that split the
     fractions keep their own experiments."""
-    return "r" + "_".join(f"{100 * r:.6g}".replace(".", "p") for r in rare_fractions)
+    return "r" + "_".join(percent(r) for r in rare_fractions)
 
 
 def parse_list(text: str, kind: type, flag: str) -> list:
