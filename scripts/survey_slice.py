@@ -20,8 +20,11 @@ The script streams DVC's output with a time stamp on every line (into
 logs/slices/<experiment>.log, which git ignores), collects, and appends one
 row to <out>/slices.csv: the slice, the commit it ran on, when it started,
 its wall minutes, the minutes of each stage group (train-ddpm, evaluate,
-...) and the one that dominated, and the machine (CPU model and cores). A
-slice that fails records nothing and leaves <out> as it was.
+...) and the one that dominated, and the machine (CPU model and cores). It
+then writes <out>/slices.md: every slice's wall time, the totals per seed
+and in all, and the stages the time went to (`--tabulate` writes it again
+from slices.csv alone). A slice that fails records nothing and leaves <out>
+as it was.
 
 Running a slice again under its name replaces its experiment (the run cache
 gives back whatever it trained). A slice run by hand with time-stamped output (`<epoch seconds> <line>` per
@@ -168,6 +171,80 @@ def record(out: Path, new: dict) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    (out / "slices.md").write_text(tabulate([{k: str(v) for k, v in r.items()} for r in rows]))
+
+
+def retabulate(out: Path) -> None:
+    """Write out/slices.md again from out/slices.csv."""
+    path = out / "slices.csv"
+    if not path.is_file():
+        raise RgfError(f"{path}: not found; --tabulate writes slices.md from the slices a study recorded")
+    rows = [{"rare_fraction": "0", **r} for r in csv.DictReader(path.open())]
+    (out / "slices.md").write_text(tabulate(rows))
+    print(f"{out / 'slices.md'}: {len(rows)} slices")
+
+
+def tabulate(rows: list[dict]) -> str:
+    """slices.md from slices.csv's rows: every slice's wall time and where it
+    went (training, the DDPM's training, sampling, evaluation, the dominant
+    stage), the wall time per profile, rare fractions and seed and in total,
+    and the stage groups that took the most minutes over all slices."""
+    lines = [
+        "# The slices' wall time",
+        "",
+        "Written by `scripts/survey_slice.py` from `slices.csv` (one row per slice; its `stage_minutes` has every",
+        "stage group). Minutes are wall minutes on the machine named; training, sampling and evaluation sum the",
+        "stage groups `train-*`, `sample-*` and `evaluate`.",
+        "",
+        "| profile | factor | seed | rare fractions | commit | started (UTC) | wall min | training (DDPM) "
+        "| sampling | evaluation | dominant stage (min) | CPU, cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    totals: dict[tuple[str, str, str], list[dict]] = {}
+    stages: dict[str, float] = {}
+    for r in rows:
+        groups = json.loads(r["stage_minutes"])
+        train = sum(v for k, v in groups.items() if k.startswith("train-"))
+        sample = sum(v for k, v in groups.items() if k.startswith("sample-"))
+        lines.append(
+            f"| {r['profile']} | {r['factor']} | {r['seed']} | {r['rare_fraction']} | {r['commit']} "
+            f"| {r['started_utc'].replace('T', ' ').rstrip('Z')} | {float(r['wall_minutes']):.1f} "
+            f"| {train:.1f} ({groups.get('train-ddpm', 0.0):.1f}) | {sample:.1f} | {groups.get('evaluate', 0.0):.1f} "
+            f"| {r['dominant_stage']} ({float(r['dominant_minutes']):.1f}) | {r['cpu']}, {r['cores']} |"
+        )
+        totals.setdefault((r["profile"], r["rare_fraction"], str(r["seed"])), []).append(r)
+        for k, v in groups.items():
+            stages[k] = stages.get(k, 0.0) + v
+    lines += [
+        "",
+        "## Totals",
+        "",
+        "| profile | rare fractions | seed | slices | factors | wall min | wall hours |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    everything = 0.0
+    for (profile, fractions, seed), group in sorted(totals.items()):
+        wall = sum(float(r["wall_minutes"]) for r in group)
+        everything += wall
+        factors = " ".join(sorted({r["factor"] for r in group}))
+        lines.append(f"| {profile} | {fractions} | {seed} | {len(group)} | {factors} | {wall:.1f} | {wall / 60:.2f} |")
+    lines.append(f"| all |  |  | {len(rows)} |  | {everything:.1f} | {everything / 60:.2f} |")
+    spent = sum(stages.values())
+    lines += [
+        "",
+        "## Where the time went",
+        "",
+        "The stage groups over all slices, most minutes first (share of the minutes spent in stages):",
+        "",
+        "| stage group | minutes | share |",
+        "|---|---|---|",
+    ]
+    for k, v in sorted(stages.items(), key=lambda kv: -kv[1])[:8]:
+        lines.append(f"| {k} | {v:.1f} | {v / spent:.0%} |")
+    rest = sum(sorted(stages.values(), reverse=True)[8:])
+    if rest:
+        lines.append(f"| every other group | {rest:.1f} | {rest / spent:.0%} |")
+    return "\n".join(lines) + "\n"
 
 
 def fractions_text(rare_fractions: Iterable[float]) -> str:
@@ -253,7 +330,7 @@ def run_slice(repo: Path, sets: list[str], name: str, log: Path) -> list[tuple[f
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--factor", required=True)
+    parser.add_argument("--factor")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="survey")
     parser.add_argument(
@@ -266,8 +343,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-log", type=Path, help="record a slice already run, from its time-stamped output")
     parser.add_argument("--commit", help="with --from-log: the commit the slice ran on")
     parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<percents>])")
+    parser.add_argument("--tabulate", action="store_true", help="only write <out>/slices.md again from its slices.csv")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()  # the collector runs in it and is given it
+    if args.tabulate:
+        retabulate(args.repo / args.out)
+        return
+    if args.factor is None:
+        raise RgfError("--factor: give the slice's factor, e.g. --factor thin")
     rarity = args.rare_fractions is not None
     fractions = parse_list(args.rare_fractions, float, "--rare-fractions") if rarity else None
     classes = parse_list(args.rare_classes, int, "--rare-classes") if args.rare_classes else None

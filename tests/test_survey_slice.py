@@ -51,6 +51,36 @@ def test_a_row_names_the_dominant_stage_and_a_rerun_replaces_its_row(slices, tmp
     assert list(rows[0]) == list(slices.COLUMNS)
 
 
+def test_slices_md_gives_each_slice_the_totals_per_seed_and_where_the_time_went(slices, tmp_path):
+    """record writes slices.md beside slices.csv; --tabulate writes it again from the csv alone."""
+    slices.record(tmp_path, slices.row("survey", "thin", 0, "survey-thin-s0", "abc1234", LOG))
+    slices.record(tmp_path, slices.row("survey", "swell", 0, "survey-swell-s0", "abc1234", LOG[:4]))
+    slices.record(tmp_path, slices.row("survey", "thin", 1, "survey-thin-s1", "abc1234", LOG))
+    text = (tmp_path / "slices.md").read_text()
+    # a slice: wall 12.0; training 11.0 of it the DDPM's; no sampling; evaluation 0.7
+    assert (
+        "| survey | thin | 0 | 0 | abc1234 | 1970-01-01 00:16:40 | 12.0 | 11.0 (11.0) | 0.0 | 0.7 | train-ddpm (11.0) |"
+        in text
+    )
+    # seed 0: thin (12.0) and swell (its log stops as its DDPM starts: 0.2 min)
+    assert "| survey | 0 | 0 | 2 | swell thin | 12.2 | 0.20 |" in text
+    assert "| survey | 0 | 1 | 1 | thin | 12.0 | 0.20 |" in text
+    assert "| all |  |  | 3 |  | 24.2 | 0.40 |" in text
+    # train-ddpm 11 + 0 + 11 of 22 + 0.7 x 2 + validate 0.1 x 3 (+ swell's train-ddpm, 0 min) = 23.7
+    assert "| train-ddpm | 22.0 | 93% |" in text and "| evaluate | 1.4 | 6% |" in text
+    (tmp_path / "slices.md").unlink()
+    slices.main(["--tabulate", "--out", str(tmp_path), "--repo", str(tmp_path)])
+    assert (tmp_path / "slices.md").read_text() == text
+
+
+def test_tabulate_without_slices_and_a_slice_without_a_factor_are_refused(slices, tmp_path):
+    with pytest.raises(RgfError, match="slices.csv: not found; --tabulate writes slices.md"):
+        slices.main(["--tabulate", "--out", "x", "--repo", str(tmp_path)])
+    with pytest.raises(RgfError, match="--factor: give the slice's factor"):
+        slices.main(["--out", "x", "--repo", str(tmp_path)])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "logs").exists()
+
+
 def test_a_log_without_time_stamps_is_refused_with_its_line(slices, tmp_path):
     log = tmp_path / "slice.log"
     log.write_text("1000 Running stage 'validate':\nRunning stage 'source':\n")
