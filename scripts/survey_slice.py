@@ -67,6 +67,7 @@ COLUMNS = (
     "factor",
     "seed",
     "rare_fraction",
+    "models",
     "experiment",
     "commit",
     "started_utc",
@@ -135,8 +136,10 @@ def row(
     commit: str,
     lines: list[tuple[float, str]],
     rare_fractions: Iterable[float] = (0.0,),
+    models: str = "",
 ) -> dict:
-    """The slices.csv row of one slice from its time-stamped output."""
+    """The slices.csv row of one slice from its time-stamped output; `models`
+    is the slice's --models ("" for the profile's)."""
     groups, wall = stage_minutes(lines)
     dominant = max(groups, key=groups.get) if groups else ""
     started = datetime.datetime.fromtimestamp(lines[0][0], datetime.UTC)
@@ -145,6 +148,7 @@ def row(
         "factor": factor,
         "seed": seed,
         "rare_fraction": fractions_text(rare_fractions),
+        "models": models,
         "experiment": experiment,
         "commit": commit,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -159,11 +163,11 @@ def row(
 
 def record(out: Path, new: dict) -> None:
     """Append `new` to out/slices.csv; a slice recorded before (same profile,
-    factor, seed and rare fraction) is replaced, so a re-run slice keeps one
-    row. Rows written before slices had a rare fraction were survey slices: r = 0."""
+    factor, seed, rare fractions and models) is replaced, so a re-run slice
+    keeps one row, and slices that split the models keep one each."""
     path = out / "slices.csv"
-    rows = [{"rare_fraction": "0", **r} for r in csv.DictReader(path.open())] if path.is_file() else []
-    same = ("profile", "factor", "seed", "rare_fraction")
+    rows = read_rows(path) if path.is_file() else []
+    same = ("profile", "factor", "seed", "rare_fraction", "models")
     rows = [r for r in rows if tuple(r[k] for k in same) != tuple(str(new[k]) for k in same)]
     rows.append(new)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,12 +178,18 @@ def record(out: Path, new: dict) -> None:
     (out / "slices.md").write_text(tabulate([{k: str(v) for k, v in r.items()} for r in rows]))
 
 
+def read_rows(path: Path) -> list[dict]:
+    """slices.csv's rows. Rows written before slices had a rare fraction were
+    survey slices (r = 0); rows written before they had models ran the profile's."""
+    return [{"rare_fraction": "0", "models": "", **r} for r in csv.DictReader(path.open())]
+
+
 def retabulate(out: Path) -> None:
     """Write out/slices.md again from out/slices.csv."""
     path = out / "slices.csv"
     if not path.is_file():
         raise RgfError(f"{path}: not found; --tabulate writes slices.md from the slices a study recorded")
-    rows = [{"rare_fraction": "0", **r} for r in csv.DictReader(path.open())]
+    rows = read_rows(path)
     (out / "slices.md").write_text(tabulate(rows))
     print(f"{out / 'slices.md'}: {len(rows)} slices")
 
@@ -196,9 +206,9 @@ def tabulate(rows: list[dict]) -> str:
         "stage group). Minutes are wall minutes on the machine named; training, sampling and evaluation sum the",
         "stage groups `train-*`, `sample-*` and `evaluate`.",
         "",
-        "| profile | factor | seed | rare fractions | commit | started (UTC) | wall min | training (DDPM) "
+        "| profile | factor | seed | rare fractions | models | commit | started (UTC) | wall min | training (DDPM) "
         "| sampling | evaluation | dominant stage (min) | CPU, cores |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     totals: dict[tuple[str, str, str], list[dict]] = {}
     stages: dict[str, float] = {}
@@ -207,7 +217,8 @@ def tabulate(rows: list[dict]) -> str:
         train = sum(v for k, v in groups.items() if k.startswith("train-"))
         sample = sum(v for k, v in groups.items() if k.startswith("sample-"))
         lines.append(
-            f"| {r['profile']} | {r['factor']} | {r['seed']} | {r['rare_fraction']} | {r['commit']} "
+            f"| {r['profile']} | {r['factor']} | {r['seed']} | {r['rare_fraction']} | {r['models'] or 'all'} "
+            f"| {r['commit']} "
             f"| {r['started_utc'].replace('T', ' ').rstrip('Z')} | {float(r['wall_minutes']):.1f} "
             f"| {train:.1f} ({groups.get('train-ddpm', 0.0):.1f}) | {sample:.1f} | {groups.get('evaluate', 0.0):.1f} "
             f"| {r['dominant_stage']} ({float(r['dominant_minutes']):.1f}) | {r['cpu']}, {r['cores']} |"
@@ -379,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
             f"collecting the slice exited {collected.returncode}: the slice ran but is not recorded; fix what it "
             f"printed, then record it without re-running: --from-log {log} --commit {commit}"
         )
-    new = row(args.profile, args.factor, args.seed, name, commit, lines, fractions or (0.0,))
+    new = row(args.profile, args.factor, args.seed, name, commit, lines, fractions or (0.0,), args.models or "")
     record(args.repo / args.out, new)
     print(f"{name}: {new['wall_minutes']} min, most in {new['dominant_stage']} ({new['dominant_minutes']} min)")
 

@@ -54,14 +54,14 @@ def test_a_row_names_the_dominant_stage_and_a_rerun_replaces_its_row(slices, tmp
 def test_slices_md_gives_each_slice_the_totals_per_seed_and_where_the_time_went(slices, tmp_path):
     """record writes slices.md beside slices.csv; --tabulate writes it again from the csv alone."""
     slices.record(tmp_path, slices.row("survey", "thin", 0, "survey-thin-s0", "abc1234", LOG))
-    slices.record(tmp_path, slices.row("survey", "swell", 0, "survey-swell-s0", "abc1234", LOG[:4]))
+    slices.record(tmp_path, slices.row("survey", "swell", 0, "survey-swell-s0", "abc1234", LOG[:4], models="ddpm"))
     slices.record(tmp_path, slices.row("survey", "thin", 1, "survey-thin-s1", "abc1234", LOG))
     text = (tmp_path / "slices.md").read_text()
     # a slice: wall 12.0; training 11.0 of it the DDPM's; no sampling; evaluation 0.7
-    assert (
-        "| survey | thin | 0 | 0 | abc1234 | 1970-01-01 00:16:40 | 12.0 | 11.0 (11.0) | 0.0 | 0.7 | train-ddpm (11.0) |"
-        in text
-    )
+    first = "| survey | thin | 0 | 0 | all | abc1234 | 1970-01-01 00:16:40 | 12.0 | 11.0 (11.0) | 0.0 | 0.7 "
+    first += "| train-ddpm (11.0) |"
+    assert first in text
+    assert "| survey | swell | 0 | 0 | ddpm | abc1234 |" in text
     # seed 0: thin (12.0) and swell (its log stops as its DDPM starts: 0.2 min)
     assert "| survey | 0 | 0 | 2 | swell thin | 12.2 | 0.20 |" in text
     assert "| survey | 0 | 1 | 1 | thin | 12.0 | 0.20 |" in text
@@ -106,6 +106,15 @@ def test_a_rarity_slice_is_its_own_slice_with_its_own_row(slices, tmp_path):
     rows = list(csv.DictReader((tmp_path / "slices.csv").open()))
     expected = [("0", "abc1234"), ("0.5", "abc1234"), ("0 0.05 0.5", "def5678")]
     assert [(r["rare_fraction"], r["commit"]) for r in rows] == expected
+
+
+def test_slices_that_split_the_models_keep_a_row_each(slices, tmp_path):
+    """A slice run as two (--models vae,gan, then --models ddpm, each --name'd)
+    records two rows; re-running one replaces only its own."""
+    for models, commit in (("vae,gan", "abc1234"), ("ddpm", "abc1234"), ("vae,gan", "def5678")):
+        slices.record(tmp_path, slices.row("survey", "thin", 0, f"thin-{models}", commit, LOG, (0, 0.5), models))
+    rows = list(csv.DictReader((tmp_path / "slices.csv").open()))
+    assert [(r["models"], r["commit"]) for r in rows] == [("ddpm", "abc1234"), ("vae,gan", "def5678")]
 
 
 def test_a_rarity_slice_is_named_by_its_fractions(slices):
