@@ -252,6 +252,69 @@ def test_the_filtered_view_is_compared_when_asked(tmp_path):
         paper.join([older], tables, classes="classes_filtered")
 
 
+def test_each_disagreement_is_put_down_to_the_first_cause_that_applies(tmp_path):
+    """One seed: the paper says M on every cell; the GAN's digits 0-3 are L, each
+    for another reason, 4-9 and the total agree; the VAE's runs failed the
+    quality gates, so each of its L cells is put down to quality first."""
+    tables = paper.load_paper(
+        write_paper(tmp_path / "p", {(1, "colour", "gan"): "M" * 11, (1, "colour", "vae"): "M" * 11})
+    )
+    gan = run("gan", "colour", 1, 0, "LLLLMMMMMMM")
+    classes = gan["classes"]
+    classes["0"]["z"] = 0.5  # L, shifted away from the skew (towards f = 1 on a common class)
+    classes["1"]["z"] = 0.5  # L, shifted towards the skew on the rare class's row: not significant
+    classes["2"]["z"] = -0.5  # towards the skew, but the filtered samples say M
+    classes["3"]["verdicts"] = {"fisher": "memorized", "one_sample": "learned"}  # another test says M
+    for c in (classes["4"], classes["5"]):
+        c["verdicts"] = {"fisher": "memorized"}  # agreeing cells have no cause
+    gan["classes_filtered"] = run("gan", "colour", 1, 0, "LLMLMMMMMMM")["classes"]
+    vae = {**run("vae", "colour", 1, 0, "LLLMMMMMMUM"), "low_quality": ["skewed"]}
+    vae["classes"]["9"]["reason"] = "low_support"
+    joined, _ = paper.join([gan, vae], tables)
+    whys = joined.set_index(["model", "digit"])["why"]
+    assert whys["gan"].loc[["0", "1", "2", "3"]].tolist() == ["stable", "power", "misread", "test"]
+    assert set(whys["gan"].loc[["4", "5", "6", "7", "8", "9", "total"]]) == {""}
+    assert whys["vae"].loc[["0", "1", "2"]].tolist() == ["quality"] * 3 and whys["vae"].loc["9"] == ""
+    found = paper.disagreements(joined)
+    assert found["cells"] == 7
+    counts = {
+        name: (c["paper_M_study_L"], c["paper_L_study_M"], c["gan"], c["vae"]) for name, c in found["by_why"].items()
+    }
+    assert counts == {
+        "seeds": (0, 0, 0, 0),
+        "quality": (3, 0, 0, 3),
+        "misread": (1, 0, 1, 0),
+        "test": (1, 0, 1, 0),
+        "power": (1, 0, 1, 0),
+        "stable": (1, 0, 1, 0),
+    }
+    assert found["undefined_reasons"] == {"low_support": 1}
+
+
+def test_a_cell_some_seed_agrees_on_is_put_down_to_the_seeds(tmp_path):
+    """Three seeds, the paper L on every digit: digit 0 is L, M, M (majority M, a
+    seed agrees: seeds); digit 1 is M at every seed, every test (stable); digit
+    2 is L, M, undefined (a tie: undefined, not a disagreement)."""
+    tables = paper.load_paper(write_paper(tmp_path / "p", {(1, "colour", "gan"): "L" * 10 + "M"}))
+    seeds = ["LMLLLLLLLLM", "MMMLLLLLLLM", "MMULLLLLLLM"]
+    metrics = [run("gan", "colour", 1, seed, marks) for seed, marks in enumerate(seeds)]
+    for m in metrics:
+        for c in m["classes"].values():
+            c["verdicts"] = {"fisher": c["verdict"]}
+    metrics[2]["classes"]["2"]["reason"] = "degenerate_balanced"
+    joined, _ = paper.join(metrics, tables)
+    majority = joined[joined["counted"]].set_index("digit")
+    assert majority.loc[["0", "1", "2", "3"], "why"].tolist() == ["seeds", "stable", "", ""]
+    assert majority.loc["2", "undefined_reason"] == "degenerate_balanced,tied_seeds"
+    # each seed's own row has its own cause (never `seeds`); digit 0: seed 0 agrees, seeds 1 and 2 do not
+    own = joined[~joined["counted"]].set_index(["digit", "seed"])["why"]
+    assert own.loc["0"].tolist() == ["", "stable", "stable"] and "seeds" not in set(own)
+    summary, _ = paper.compare(metrics, tables)
+    assert summary["disagreements"]["by_why"]["seeds"]["paper_L_study_M"] == 1
+    text = paper.readme(summary)
+    assert "## Why cells disagree" in text and "1 P_c^u is 0 or 1 (`degenerate_balanced`)" in text
+
+
 def test_a_study_without_a_cell_of_the_paper_is_one_line(tmp_path):
     folder = write_paper(tmp_path / "p", {(1, "colour", "gan"): "MMMMMMMMMMM"})
     with pytest.raises(RgfError, match="no metrics file of a generative model"):

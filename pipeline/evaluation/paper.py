@@ -14,6 +14,12 @@ of kappa, and counted apart. Controls and anything the paper has no cell
 for (another model, factor or k, a manifest source) are left out, counted
 by files. With several seeds a cell has a row per seed and one for the
 seeds' majority; the statistics count each cell once.
+
+Each cell that disagrees is put down to the first cause that applies (`why`,
+WHY): the seeds disagree, a run failed the quality gates, the filtered
+samples give the paper's mark (misreads), another recorded test does, the
+study's shift is towards the skew but not significant (power), or none of
+these (stable), read from the evidence each metrics file holds.
 """
 
 from __future__ import annotations
@@ -183,21 +189,58 @@ def _study_rows(m: dict, classes: str, pick: Callable[[dict], str], label: str) 
                 **{"rare_class": m["rare_class"], "factor": m["factor"], "model": m["model"], "digit": digit},
                 **{"seed": str(m["seed"]), "study_verdict": verdict, "study": MARK[verdict]},
                 "study_z": np.nan if z is None else float(z),
+                **_evidence(m, classes, key, row),
             }
         )
     return rows
 
 
+def _evidence(m: dict, classes: str, key: str, row: dict) -> dict:
+    """What a cell's disagreement may come from (`why`), read from its file:
+    whether a run failed the quality gates, the mark of the samples the filter
+    kept (when `classes` is all samples), every recorded test's mark, and why
+    an undefined verdict is undefined."""
+    filtered = (m.get("classes_filtered") or {}).get(key) if classes == "classes" else None
+    tests = row.get("verdicts") or {}
+    return {
+        "low_quality": bool(m.get("low_quality")),
+        "filtered": MARK.get(filtered.get("verdict"), "") if isinstance(filtered, dict) else "",
+        "tests": " ".join(f"{t}:{MARK.get(v, '')}" for t, v in sorted(tests.items())),
+        "undefined_reason": (row.get("reason") or "") if MARK.get(row.get("verdict")) == "" else "",
+    }
+
+
 def _majority(group: pd.DataFrame) -> dict:
     """One cell over its seeds: the mark most defined seeds give (none on a tie or
     when no seed is defined), every seed's verdict, z the defined seeds' mean."""
-    top = Counter(m for m in group["study"] if m).most_common(2)
-    mark = top[0][0] if top and (len(top) == 1 or top[0][1] > top[1][1]) else ""
+    mark = _most(group["study"])
+    tests: dict[str, list[str]] = {}
+    for text in group["tests"]:
+        for item in text.split():
+            test, _, value = item.partition(":")
+            tests.setdefault(test, []).append(value)
     return {
         **group.iloc[0].to_dict(),
         **{"seed": "majority", "counted": True, "study": mark, "study_verdict": ",".join(group["study_verdict"])},
         "study_z": group.loc[group["study"] != "", "study_z"].mean() if mark else np.nan,
+        "low_quality": bool(group["low_quality"].any()),
+        "filtered": _most(group["filtered"]),
+        "tests": " ".join(f"{t}:{_most(v)}" for t, v in sorted(tests.items())),
+        "undefined_reason": "" if mark else _undefined_reasons(group),
     }
+
+
+def _undefined_reasons(group: pd.DataFrame) -> str:
+    """Why a cell's majority is undefined: its undefined seeds' reasons, and
+    `tied_seeds` where defined seeds give L and M equally often."""
+    reasons = [r for r in group["undefined_reason"] if r]
+    return ",".join(reasons + (["tied_seeds"] if (group["study"] != "").any() else []))
+
+
+def _most(marks) -> str:
+    """The mark most of `marks` give, undefined ("") ones aside; "" on a tie or when none is defined."""
+    top = Counter(m for m in marks if m).most_common(2)
+    return top[0][0] if top and (len(top) == 1 or top[0][1] > top[1][1]) else ""
 
 
 def join(
@@ -252,8 +295,85 @@ def join(
     )
     agree = (cells["paper"] == cells["study"]).astype("boolean").mask(cells["study"] == "")
     cells = cells.assign(row=row, agree=agree)
+    cells = cells.assign(why=why(cells))
     order = ["rare_class", "factor", "model", "digit", "row", "seed", "counted", "paper", "paper_z", "paper_bold"]
-    return _sorted(cells[[*order, "study_verdict", "study", "study_z", "agree"]]), left_out
+    study = ["study_verdict", "study", "study_z", "agree", "why", *EVIDENCE]
+    return _sorted(cells[[*order, *study]]), left_out
+
+
+# --- why a cell disagrees -------------------------------------------------------
+
+EVIDENCE = ("low_quality", "filtered", "tests", "undefined_reason")
+# what a disagreement may come from, in the order `why` tries them: the first that applies is the cell's
+WHY = {
+    "seeds": "the seeds disagree: some seed gives the paper's mark",
+    "quality": "a run failed the quality gates (FD or precision)",
+    "misread": "the samples the sample filter keeps (read confidently, on the manifold) give the paper's mark",
+    "test": "another recorded test gives the paper's mark",
+    "power": "the paper's M; the study's shift is towards the skew but not significant",
+    "stable": "none of these: every seed, view and test gives the study's mark",
+}
+
+
+def why(cells: pd.DataFrame) -> pd.Series:
+    """Per row where the study and the paper disagree, the first of WHY that
+    applies; "" for the others. A cell of several seeds is counted by its
+    majority row, and there `seeds` applies when any of its seeds agrees with
+    the paper; each seed's own row has its own cause, from its own file.
+    The study's shift is towards the skew when z is positive on the rare
+    class's row and negative elsewhere (the total row too: the skew takes
+    f = 1 away from every class but one)."""
+    keys = ["rare_class", "factor", "model", "digit"]
+    seed_rows = cells[cells["seed"] != "majority"]
+    some_seed_agrees = (seed_rows["study"] == seed_rows["paper"]).groupby([seed_rows[k] for k in keys]).any()
+    agrees = pd.Series(
+        [bool(some_seed_agrees.get(tuple(r), False)) for r in cells[keys].itertuples(index=False)],
+        index=cells.index,
+    )
+    several = cells["seed"] == "majority"
+    towards = np.where(cells["row"] == "rare", cells["study_z"] > 0, cells["study_z"] < 0)
+    tests = cells["tests"].str.split().map(lambda items: {i.partition(":")[2] for i in items})
+    other_test = pd.Series([p in t for p, t in zip(cells["paper"], tests, strict=True)], index=cells.index)
+    reasons = [
+        ("seeds", several & agrees),
+        ("quality", cells["low_quality"].astype(bool)),
+        ("misread", cells["filtered"] == cells["paper"]),
+        ("test", other_test),
+        ("power", (cells["paper"] == "M") & towards),
+        ("stable", pd.Series(True, index=cells.index)),
+    ]
+    disagree = cells["agree"].eq(False).fillna(False).astype(bool)
+    out = pd.Series("", index=cells.index, dtype=object)
+    for name, applies in reasons:
+        pick = disagree & (out == "") & applies.astype(bool)
+        out[pick] = name
+    return out
+
+
+def disagreements(cells: pd.DataFrame) -> dict:
+    """The counted cells that disagree, by what they may come from (WHY) and
+    which way (paper M, study L; paper L, study M), and per model; the counted
+    undefined cells by why they are undefined."""
+    counted = cells[cells["counted"]]
+    off = counted[counted["why"] != ""]
+    ways = {"paper_M_study_L": ("M", "L"), "paper_L_study_M": ("L", "M")}
+    by_why = {
+        name: {
+            "meaning": meaning,
+            **{
+                way: int(((off["why"] == name) & (off["paper"] == p) & (off["study"] == q)).sum())
+                for way, (p, q) in ways.items()
+            },
+            **{
+                model: int(((off["why"] == name) & (off["model"] == model)).sum())
+                for model in ordered(set(cells["model"]), MODELS)
+            },
+        }
+        for name, meaning in WHY.items()
+    }
+    undefined = counted[counted["study"] == ""]["undefined_reason"].str.split(",").explode()
+    reasons = Counter(r for r in undefined if isinstance(r, str) and r)
+    return {"cells": len(off), "by_why": by_why, "undefined_reasons": dict(sorted(reasons.items()))}
 
 
 # --- agreement with Table 4 -------------------------------------------------
@@ -435,6 +555,10 @@ def compare(
         "agreement": overall,
         "by": {name: _records(table) for name, table in by.items()},
         "z": z_agreement(cells),
+        "disagreements": disagreements(cells),
+        "disagreements_by_seed": {
+            seed: disagreements(cells[cells["seed"] == seed].assign(counted=True)) for seed in seeds_of(cells)
+        },
         "claims": {
             key: {"claim": text, "rule": rule, "paper": theirs[key], "study": ours[key]}
             for key, (text, rule) in CLAIMS.items()
@@ -506,6 +630,18 @@ paper's own convention for its "–" cells), {as_m}.
 
 {tables}
 
+## Why cells disagree
+
+Each of the {off} counted cells where the study and the paper disagree, under the first of these that applies
+(its `why` in `cells.csv`; with several seeds, the cell's majority row):
+
+{why}
+
+{why_by_seed}
+
+The {undefined} undefined cells, by reason (a cell counts once for each seed that gives it one):
+{undefined_reasons}.
+
 ## z against Tables 1-2
 
 Over the {z_cells} cells where both print a z: the same sign in {sign}, Spearman's rho {rho}. On the
@@ -552,6 +688,56 @@ def _seed_claims(summary: dict) -> str:
     return "By seed:\n\n" + to_markdown(pd.DataFrame(rows).set_index("claim"))
 
 
+UNDEFINED = {
+    "low_support": "fewer than `evaluation.min_count` samples of the class in a run",
+    "degenerate_balanced": "P_c^u is 0 or 1",
+    "no_samples": "no samples of the class in a run",
+    "tied_seeds": "the seeds' L and M tie",
+}
+
+
+def _why_table(found: dict) -> str:
+    rows = []
+    for name, c in found["by_why"].items():
+        models = {display(k): v for k, v in c.items() if k in MODELS}
+        rows.append(
+            {
+                "why": name,
+                "meaning": c["meaning"],
+                "paper M, study L": c["paper_M_study_L"],
+                "paper L, study M": c["paper_L_study_M"],
+                **models,
+            }
+        )
+    return to_markdown(pd.DataFrame(rows).set_index("why"))
+
+
+def _why_by_seed(by: dict[str, dict]) -> str:
+    """The disagreeing cells of each seed alone and of the seeds' majority, by cause."""
+    if len(by) < 2:
+        return ""
+    rows = [
+        {
+            "why": name,
+            **{
+                _seed_label(seed): found["by_why"][name]["paper_M_study_L"] + found["by_why"][name]["paper_L_study_M"]
+                for seed, found in by.items()
+            },
+        }
+        for name in WHY
+    ]
+    rows.append({"why": "all", **{_seed_label(seed): found["cells"] for seed, found in by.items()}})
+    caption = "By seed (each seed's cells alone; `majority`: the cells several seeds judged, by their majority)"
+    return caption + ":\n\n" + to_markdown(pd.DataFrame(rows).set_index("why"))
+
+
+def _undefined_text(reasons: dict[str, int]) -> str:
+    """The undefined cells' reasons as a sentence: a count and its meaning each."""
+    if not reasons:
+        return "none"
+    return "; ".join(f"{n} {UNDEFINED.get(r, r)} (`{r}`)" for r, n in reasons.items())
+
+
 def readme(summary: dict) -> str:
     """README.md of a comparison: its numbers as Markdown tables."""
     a, z = summary["agreement"], summary["z"]
@@ -585,6 +771,10 @@ def readme(summary: dict) -> str:
         rho=_num(z["spearman_rho"]),
         rare_paper=f"{z['rare_paper_positive']} of {z['rare_paper_with_z']}",
         rare_study=f"{z['rare_study_positive']} of {z['rare_study_with_z']}",
+        off=summary["disagreements"]["cells"],
+        why=_why_table(summary["disagreements"]),
+        why_by_seed=_why_by_seed(summary["disagreements_by_seed"]),
+        undefined_reasons=_undefined_text(summary["disagreements"]["undefined_reasons"]),
         claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim (rule)")),
         seed_claims=_seed_claims(summary),
         **summary["left_out"],
