@@ -189,43 +189,45 @@ def _study_rows(m: dict, classes: str, pick: Callable[[dict], str], label: str) 
                 **{"rare_class": m["rare_class"], "factor": m["factor"], "model": m["model"], "digit": digit},
                 **{"seed": str(m["seed"]), "study_verdict": verdict, "study": MARK[verdict]},
                 "study_z": np.nan if z is None else float(z),
-                **_evidence(m, classes, key, row),
+                **_evidence(m, classes, key, verdict, pick),
             }
         )
     return rows
 
 
-def _evidence(m: dict, classes: str, key: str, row: dict) -> dict:
+def _evidence(m: dict, classes: str, key: str, verdict: str, pick: Callable[[dict], str]) -> dict:
     """What a cell's disagreement may come from (`why`), read from its file:
-    whether a run failed the quality gates, the mark of the samples the filter
-    kept (when `classes` is all samples), every recorded test's mark, and why
-    an undefined verdict is undefined."""
+    whether a run failed the quality gates, the mark the compared verdict
+    (`pick`) gives on the samples the filter kept (when `classes` is all
+    samples), every recorded test's mark, and why an undefined verdict is
+    undefined (`unknown` in a file that does not say)."""
+    row = m[classes][key]
     filtered = (m.get("classes_filtered") or {}).get(key) if classes == "classes" else None
+    try:
+        filtered_mark = MARK.get(pick(filtered), "") if isinstance(filtered, dict) else ""
+    except KeyError:
+        filtered_mark = ""
     tests = row.get("verdicts") or {}
     return {
         "low_quality": bool(m.get("low_quality")),
-        "filtered": MARK.get(filtered.get("verdict"), "") if isinstance(filtered, dict) else "",
+        "filtered": filtered_mark,
         "tests": " ".join(f"{t}:{MARK.get(v, '')}" for t, v in sorted(tests.items())),
-        "undefined_reason": (row.get("reason") or "") if MARK.get(row.get("verdict")) == "" else "",
+        "undefined_reason": (row.get("reason") or "unknown") if MARK[verdict] == "" else "",
     }
 
 
 def _majority(group: pd.DataFrame) -> dict:
     """One cell over its seeds: the mark most defined seeds give (none on a tie or
-    when no seed is defined), every seed's verdict, z the defined seeds' mean."""
+    when no seed is defined), every seed's verdict, z the defined seeds' mean;
+    the evidence (EVIDENCE) every seed's, in seed order (`,`; the tests `;`)."""
     mark = _most(group["study"])
-    tests: dict[str, list[str]] = {}
-    for text in group["tests"]:
-        for item in text.split():
-            test, _, value = item.partition(":")
-            tests.setdefault(test, []).append(value)
     return {
         **group.iloc[0].to_dict(),
         **{"seed": "majority", "counted": True, "study": mark, "study_verdict": ",".join(group["study_verdict"])},
         "study_z": group.loc[group["study"] != "", "study_z"].mean() if mark else np.nan,
-        "low_quality": bool(group["low_quality"].any()),
-        "filtered": _most(group["filtered"]),
-        "tests": " ".join(f"{t}:{_most(v)}" for t, v in sorted(tests.items())),
+        "low_quality": ",".join(str(bool(q)) for q in group["low_quality"]),
+        "filtered": ",".join(group["filtered"]),
+        "tests": ";".join(group["tests"]),
         "undefined_reason": "" if mark else _undefined_reasons(group),
     }
 
@@ -304,50 +306,51 @@ def join(
 # --- why a cell disagrees -------------------------------------------------------
 
 EVIDENCE = ("low_quality", "filtered", "tests", "undefined_reason")
+POWER_Z = 1.0  # a shift of at least one standard error towards the skew: a shift, short of significance
 # what a disagreement may come from, in the order `why` tries them: the first that applies is the cell's
 WHY = {
-    "seeds": "the seeds disagree: some seed gives the paper's mark",
-    "quality": "a run failed the quality gates (FD or precision)",
-    "misread": "the samples the sample filter keeps (read confidently, on the manifold) give the paper's mark",
-    "test": "another recorded test gives the paper's mark",
-    "power": "the paper's M; the study's shift is towards the skew but not significant",
-    "stable": "none of these: every seed, view and test gives the study's mark",
+    "seeds": "the seeds disagree: some seed gives the paper's mark (three or more seeds: at two a split is a tie)",
+    "quality": "every run giving the study's mark failed the quality gates (FD or precision)",
+    "misread": "on the samples the filter keeps (read confidently, on the manifold) some seed gives the paper's mark",
+    "test": "another recorded test gives the paper's mark at some seed",
+    "power": f"the paper's M; the study's shift is towards the skew at every seed giving L, |z| >= {POWER_Z:g}",
+    "stable": "none of these",
 }
 
 
 def why(cells: pd.DataFrame) -> pd.Series:
     """Per row where the study and the paper disagree, the first of WHY that
-    applies; "" for the others. A cell of several seeds is counted by its
-    majority row, and there `seeds` applies when any of its seeds agrees with
-    the paper; each seed's own row has its own cause, from its own file.
-    The study's shift is towards the skew when z is positive on the rare
-    class's row and negative elsewhere (the total row too: the skew takes
-    f = 1 away from every class but one)."""
+    applies; "" for the others. A seed's own row is judged on its own file's
+    evidence; a cell's majority row (the one counted) on all its seeds'. The
+    study's shift is towards the skew when z is positive on the rare class's
+    row and negative elsewhere, the total row too (at r = 0, the only skew
+    compared with the paper, the skew takes f = 1 from every class but one)."""
     keys = ["rare_class", "factor", "model", "digit"]
-    seed_rows = cells[cells["seed"] != "majority"]
-    some_seed_agrees = (seed_rows["study"] == seed_rows["paper"]).groupby([seed_rows[k] for k in keys]).any()
-    agrees = pd.Series(
-        [bool(some_seed_agrees.get(tuple(r), False)) for r in cells[keys].itertuples(index=False)],
-        index=cells.index,
-    )
-    several = cells["seed"] == "majority"
-    towards = np.where(cells["row"] == "rare", cells["study_z"] > 0, cells["study_z"] < 0)
-    tests = cells["tests"].str.split().map(lambda items: {i.partition(":")[2] for i in items})
-    other_test = pd.Series([p in t for p, t in zip(cells["paper"], tests, strict=True)], index=cells.index)
-    reasons = [
-        ("seeds", several & agrees),
-        ("quality", cells["low_quality"].astype(bool)),
-        ("misread", cells["filtered"] == cells["paper"]),
-        ("test", other_test),
-        ("power", (cells["paper"] == "M") & towards),
-        ("stable", pd.Series(True, index=cells.index)),
-    ]
-    disagree = cells["agree"].eq(False).fillna(False).astype(bool)
+    seeds = dict(iter(cells[cells["seed"] != "majority"].groupby(keys)))
     out = pd.Series("", index=cells.index, dtype=object)
-    for name, applies in reasons:
-        pick = disagree & (out == "") & applies.astype(bool)
-        out[pick] = name
+    for i, row in cells[cells["agree"].eq(False).fillna(False).astype(bool)].iterrows():
+        own = seeds[tuple(row[k] for k in keys)] if row["seed"] == "majority" else cells.loc[[i]]
+        out[i] = _cause(row["paper"], row["study"], row["row"] == "rare", own)
     return out
+
+
+def _cause(paper: str, study: str, rare: bool, seeds: pd.DataFrame) -> str:
+    """The first of WHY that applies to a cell the study marks `study` and the
+    paper `paper`, given its seeds' rows (one row: a seed judged alone)."""
+    giving = seeds[seeds["study"] == study]
+    z = giving["study_z"]
+    towards = (z > 0) if rare else (z < 0)
+    if (seeds["study"] == paper).any():
+        return "seeds"
+    if giving["low_quality"].astype(bool).all():
+        return "quality"
+    if (seeds["filtered"] == paper).any():
+        return "misread"
+    if any(paper in {item.partition(":")[2] for item in t.split()} for t in seeds["tests"]):
+        return "test"
+    if paper == "M" and (towards & (z.abs() >= POWER_Z)).all():
+        return "power"
+    return "stable"
 
 
 def disagreements(cells: pd.DataFrame) -> dict:
@@ -693,12 +696,19 @@ UNDEFINED = {
     "degenerate_balanced": "P_c^u is 0 or 1",
     "no_samples": "no samples of the class in a run",
     "tied_seeds": "the seeds' L and M tie",
+    "unknown": "a file that does not say why (written before it recorded reasons)",
 }
 
 
-def _why_table(found: dict) -> str:
+def _causes(classes: str) -> list[str]:
+    """The causes a comparison can assess: `misread` needs the filtered view beside all samples."""
+    return [name for name in WHY if name != "misread" or classes == "classes"]
+
+
+def _why_table(found: dict, classes: str) -> str:
     rows = []
-    for name, c in found["by_why"].items():
+    for name in _causes(classes):
+        c = found["by_why"][name]
         models = {display(k): v for k, v in c.items() if k in MODELS}
         rows.append(
             {
@@ -712,7 +722,7 @@ def _why_table(found: dict) -> str:
     return to_markdown(pd.DataFrame(rows).set_index("why"))
 
 
-def _why_by_seed(by: dict[str, dict]) -> str:
+def _why_by_seed(by: dict[str, dict], classes: str) -> str:
     """The disagreeing cells of each seed alone and of the seeds' majority, by cause."""
     if len(by) < 2:
         return ""
@@ -724,7 +734,7 @@ def _why_by_seed(by: dict[str, dict]) -> str:
                 for seed, found in by.items()
             },
         }
-        for name in WHY
+        for name in _causes(classes)
     ]
     rows.append({"why": "all", **{_seed_label(seed): found["cells"] for seed, found in by.items()}})
     caption = "By seed (each seed's cells alone; `majority`: the cells several seeds judged, by their majority)"
@@ -772,8 +782,8 @@ def readme(summary: dict) -> str:
         rare_paper=f"{z['rare_paper_positive']} of {z['rare_paper_with_z']}",
         rare_study=f"{z['rare_study_positive']} of {z['rare_study_with_z']}",
         off=summary["disagreements"]["cells"],
-        why=_why_table(summary["disagreements"]),
-        why_by_seed=_why_by_seed(summary["disagreements_by_seed"]),
+        why=_why_table(summary["disagreements"], summary["classes"]),
+        why_by_seed=_why_by_seed(summary["disagreements_by_seed"], summary["classes"]),
         undefined_reasons=_undefined_text(summary["disagreements"]["undefined_reasons"]),
         claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim (rule)")),
         seed_claims=_seed_claims(summary),
