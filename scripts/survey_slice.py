@@ -234,13 +234,13 @@ def tabulate(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     everything = 0.0
-    for (profile, fractions, seed), group in sorted(totals.items()):
+    for (profile, fractions, seed), group in sorted(totals.items(), key=lambda kv: (*kv[0][:2], int(kv[0][2]))):
         wall = sum(float(r["wall_minutes"]) for r in group)
         everything += wall
         factors = " ".join(sorted({r["factor"] for r in group}))
         lines.append(f"| {profile} | {fractions} | {seed} | {len(group)} | {factors} | {wall:.1f} | {wall / 60:.2f} |")
     lines.append(f"| all |  |  | {len(rows)} |  | {everything:.1f} | {everything / 60:.2f} |")
-    spent = sum(stages.values())
+    spent = sum(stages.values()) or 1.0  # a log without stage lines: no shares to give
     lines += [
         "",
         "## Where the time went",
@@ -268,6 +268,21 @@ def curve_name(rare_fractions: Iterable[float]) -> str:
     (r0_5_50 for 0, 0.05, 0.5), so slices of one factor and seed that split the
     fractions keep their own experiments."""
     return "r" + "_".join(percent(r) for r in rare_fractions)
+
+
+def model_list(text: str | None) -> str:
+    """--models as slices.csv keeps it: sorted, without blanks ("" for the profile's)."""
+    return ",".join(sorted({m.strip() for m in (text or "").split(",") if m.strip()}))
+
+
+def slice_name(profile: str, factor: str, seed: int, rare_fractions: list[float] | None, models: str) -> str:
+    """A slice's default experiment name: <profile>-<factor>-s<seed>, then a
+    rarity slice's fractions (-r0_5_50) and the models of a slice that splits
+    them (-ddpm_vae), so that no two slices share an experiment."""
+    name = f"{profile}-{factor}-s{seed}"
+    if rare_fractions is not None:
+        name += f"-{curve_name(rare_fractions)}"
+    return name + (f"-{models.replace(',', '_')}" if models else "")
 
 
 def parse_list(text: str, kind: type, flag: str) -> list:
@@ -353,7 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--from-log", type=Path, help="record a slice already run, from its time-stamped output")
     parser.add_argument("--commit", help="with --from-log: the commit the slice ran on")
-    parser.add_argument("--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<percents>])")
+    parser.add_argument(
+        "--name", help="the experiment's name (default: <profile>-<factor>-s<seed>[-r<percents>][-<models>])"
+    )
     parser.add_argument("--tabulate", action="store_true", help="only write <out>/slices.md again from its slices.csv")
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()  # the collector runs in it and is given it
@@ -369,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         raise RgfError(f"--rare-fractions {args.rare_fractions}: give fractions from 0 to 0.5")
     if classes is not None and not rarity:
         raise RgfError("--rare-classes goes with --rare-fractions (a rarity slice); a survey slice takes the profile's")
-    name = args.name or f"{args.profile}-{args.factor}-s{args.seed}" + (f"-{curve_name(fractions)}" if rarity else "")
+    models = model_list(args.models)
+    name = args.name or slice_name(args.profile, args.factor, args.seed, fractions, models)
     if (args.from_log is None) != (args.commit is None):
         raise RgfError("--from-log and --commit go together: give the commit the logged slice ran on")
     commit = (
@@ -381,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_log is not None:
         lines = read_log(args.from_log)
     else:
-        sets = overrides(args.profile, args.factor, args.seed, fractions, args.models, classes)
+        sets = overrides(args.profile, args.factor, args.seed, fractions, models or None, classes)
         lines = run_slice(args.repo, sets, name, args.repo / "logs/slices" / f"{name}.log")
     collected = subprocess.run(collector(args.repo, args.profile, args.out, rarity), cwd=args.repo, check=False)
     if collected.returncode != 0:
@@ -390,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
             f"collecting the slice exited {collected.returncode}: the slice ran but is not recorded; fix what it "
             f"printed, then record it without re-running: --from-log {log} --commit {commit}"
         )
-    new = row(args.profile, args.factor, args.seed, name, commit, lines, fractions or (0.0,), args.models or "")
+    new = row(args.profile, args.factor, args.seed, name, commit, lines, fractions or (0.0,), models)
     record(args.repo / args.out, new)
     print(f"{name}: {new['wall_minutes']} min, most in {new['dominant_stage']} ({new['dominant_minutes']} min)")
 

@@ -316,8 +316,8 @@ def test_a_seed_slice_reruns_alone_and_reassembles_without_touching_the_others(s
     assert "re-running the slice" in again and "Running stage 'train-" not in again
     assert digest(out / "metrics") == before
     rows = list(csv.DictReader((out / "slices.csv").open()))
-    assert [(r["seed"], r["experiment"]) for r in rows] == [("1", "smoke-colour-s1")]
-    assert "| smoke | colour | 1 | 0 | vae,data-learner |" in (out / "slices.md").read_text()
+    assert [(r["seed"], r["experiment"]) for r in rows] == [("1", "smoke-colour-s1-data-learner_vae")]
+    assert "| smoke | colour | 1 | 0 | data-learner,vae |" in (out / "slices.md").read_text()
     assert "seeds 0, 1." in (out / "tables" / "README.md").read_text()
 
 

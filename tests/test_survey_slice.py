@@ -117,6 +117,14 @@ def test_slices_that_split_the_models_keep_a_row_each(slices, tmp_path):
     assert [(r["models"], r["commit"]) for r in rows] == [("ddpm", "abc1234"), ("vae,gan", "def5678")]
 
 
+def test_a_slice_is_named_by_its_fractions_and_its_models(slices):
+    assert slices.slice_name("survey", "thin", 1, None, "") == "survey-thin-s1"
+    assert slices.slice_name("survey", "thin", 1, [0, 0.5], "") == "survey-thin-s1-r0_50"
+    models = slices.model_list(" vae, ddpm,,vae")
+    assert models == "ddpm,vae" and slices.model_list(None) == ""
+    assert slices.slice_name("survey", "thin", 1, [0, 0.5], models) == "survey-thin-s1-r0_50-ddpm_vae"
+
+
 def test_a_rarity_slice_is_named_by_its_fractions(slices):
     assert slices.curve_name([0, 0.01, 0.05, 0.5]) == "r0_1_5_50"
     assert slices.curve_name([0.025]) == "r2p5"
