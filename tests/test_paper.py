@@ -334,6 +334,13 @@ def test_a_cell_of_several_seeds_is_judged_on_all_its_seeds(tmp_path):
     assert own.loc["4"].tolist() == ["stable", "quality", "quality"]  # seed 2's filtered L comes after its gates
     summary, _ = paper.compare(metrics, tables)
     assert summary["disagreements"]["by_why"]["seeds"]["paper_L_study_M"] == 1
+    # the seeds beside each other, digits only: 0 (L, M, M) and 5 (L, M) split; 2 judged by two seeds, alike
+    assert summary["seed_agreement"][0] == {"factor": "colour", "model": "gan", "judged": 10, "unanimous": 8}
+    assert [(r["factor"], r["model"]) for r in summary["seed_agreement"]] == [
+        *(("colour", "gan"), ("colour", "all"), ("all", "gan"), ("all", "all"))
+    ]
+    assert "| colour | 80% (8/10) | 80% (8/10) |" in paper.readme(summary)
+    assert paper.seed_agreement(joined[joined["seed"] == "0"]) == []
     text = paper.readme(summary)
     assert "## Why cells disagree" in text and "1 P_c^u is 0 or 1 (`degenerate_balanced`)" in text
 

@@ -448,6 +448,30 @@ def by_seed(cells: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict]]:
     return pd.DataFrame(records).set_index("seed"), held
 
 
+def seed_agreement(cells: pd.DataFrame) -> list[dict]:
+    """How often the seeds agree with each other: of the digit cells at least
+    two seeds judge (`judged`), those every judging seed gives one mark
+    (`unanimous`), per factor and model, per factor and per model over the
+    rest ("all"), and over everything; [] with one seed."""
+    keys = ["rare_class", "factor", "model", "digit"]
+    seeds = cells[(cells["seed"] != "majority") & (cells["study"] != "") & (cells["digit"] != TOTAL)]
+    marks = seeds.groupby(keys)["study"].agg(["nunique", "size"]).reset_index()
+    marks = marks[marks["size"] >= 2].assign(one=lambda t: t["nunique"] == 1)
+    if marks.empty:
+        return []
+    rows = []
+    for factor in [*ordered(marks["factor"].unique(), FACTORS), "all"]:
+        for model in [*ordered(marks["model"].unique(), MODELS), "all"]:
+            group = marks[
+                ((marks["factor"] == factor) | (factor == "all")) & ((marks["model"] == model) | (model == "all"))
+            ]
+            if len(group):
+                rows.append(
+                    {"factor": factor, "model": model, "judged": len(group), "unanimous": int(group["one"].sum())}
+                )
+    return rows
+
+
 def z_agreement(cells: pd.DataFrame) -> dict:
     """Tables 1-2 against the study's z over the counted cells where both have
     one: sign agreement and Spearman's rho; how often each side's z is
@@ -567,6 +591,7 @@ def compare(
             for key, (text, rule) in CLAIMS.items()
         },
         "claims_by_seed": {seed: {key: held[key] for key in CLAIMS} for seed, held in seed_claims.items()},
+        "seed_agreement": seed_agreement(cells),
     }
     return summary, cells
 
@@ -659,6 +684,8 @@ judged cells.
 
 {seed_claims}
 
+{seeds_agree}
+
 ## Left out
 
 - {control_files} metrics files of controls (the paper has none)
@@ -748,6 +775,21 @@ def _undefined_text(reasons: dict[str, int]) -> str:
     return "; ".join(f"{n} {UNDEFINED.get(r, r)} (`{r}`)" for r, n in reasons.items())
 
 
+def _seeds_agree(rows: list[dict]) -> str:
+    """The seeds beside each other: a factor per row, a model per column."""
+    if not rows:
+        return ""
+    table = pd.DataFrame(
+        [{"factor": r["factor"], "model": r["model"], "agree": _pct(r["unanimous"], r["judged"])} for r in rows]
+    )
+    grid = table.pivot(index="factor", columns="model", values="agree").fillna("–")
+    factors = [f for f in (*FACTORS, "all") if f in grid.index]
+    models = [m for m in (*MODELS, "all") if m in grid.columns]
+    grid = grid.loc[factors, models].rename(columns=lambda m: display(m) if m != "all" else "all")
+    text = "Of the digit cells two or more seeds judge, those every seed marks alike:"
+    return f"## The seeds beside each other\n\n{text}\n\n" + to_markdown(grid)
+
+
 def readme(summary: dict) -> str:
     """README.md of a comparison: its numbers as Markdown tables."""
     a, z = summary["agreement"], summary["z"]
@@ -787,6 +829,7 @@ def readme(summary: dict) -> str:
         undefined_reasons=_undefined_text(summary["disagreements"]["undefined_reasons"]),
         claims=to_markdown(pd.DataFrame(claims_rows).set_index("claim (rule)")),
         seed_claims=_seed_claims(summary),
+        seeds_agree=_seeds_agree(summary["seed_agreement"]),
         **summary["left_out"],
     )
 
