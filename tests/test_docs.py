@@ -14,6 +14,7 @@ DOCS = [
     *sorted((REPO / "docs").glob("*.md")),
     *sorted((REPO / "reports").glob("**/reading.md")),
     REPO / "reports" / "tuning.md",
+    REPO / "reports" / "survey" / "README.md",  # the survey's hand-written reading beside the paper
 ]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 RGF = re.compile(r"(?:^|[\s;&|(`])rgf ([a-z][a-z-]+)")  # in code only (see _code)
