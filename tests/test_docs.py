@@ -78,3 +78,39 @@ def test_the_readmes_numbers_are_the_codes():
     numbers = set(re.findall(r"(?<![\w.])\d[\d,.]*\d|(?<![\w.])\d(?![\w.])", text))
     # the rest: rare class 1, f=0/1, k = 1 and 2, 50/50, the paper's section 5.2, seed 0
     assert numbers <= {"3.11", "5,000", "100", "0", "1", "2", "50", "5.2"}, numbers
+
+
+def test_the_survey_headline_is_its_files():
+    """reports/survey/README.md's headline table, against the files it reads
+    from: each seed's wall time (slices.csv), agreement, kappa, the all-M
+    baseline and the claims (paper/comparison.json)."""
+    import csv
+    import json
+
+    folder = REPO / "reports" / "survey"
+    rows = {}
+    for line in (folder / "README.md").read_text().split("## The headline", 1)[1].split("\n\n")[1].splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    header = rows.pop("")
+    seeds = ["majority" if h == "seeds' majority" else h.removeprefix("seed ") for h in header]
+    rows = {name: dict(zip(seeds, cells, strict=True)) for name, cells in rows.items() if not name.startswith("---")}
+    comparison = json.loads((folder / "paper" / "comparison.json").read_text())
+    minutes: dict[str, float] = {}
+    for r in csv.DictReader((folder / "slices.csv").open()):
+        minutes[r["seed"]] = minutes.get(r["seed"], 0.0) + float(r["wall_minutes"])
+    claims = {"(a)": "a", "(b)": "b", "(c)": "c", "(d)": "d"}
+    for seed in seeds:
+        a = comparison["by"]["seed"][seed]
+        assert rows["judged cells agreeing with Table 4"][seed] == (
+            f"{a['agree'] / a['compared']:.0%} ({a['agree']}/{a['compared']})"
+        )
+        assert rows["Cohen's kappa"][seed] == f"{a['kappa']:.2f}"
+        assert rows["answering M everywhere would score"][seed] == f"{a['baseline_m']:.0%}"
+        for name, key in claims.items():
+            row = next(cells for label, cells in rows.items() if label.startswith(name))
+            holds = comparison["claims_by_seed"][seed][key]["holds"]
+            assert row[seed] == {True: "reproduced", False: "not reproduced", None: "not assessable"}[holds]
+        if seed != "majority":
+            assert rows["wall time on 2 cores (`slices.md`)"][seed] == f"{minutes[seed] / 60:.2f} h"
+    assert set(seeds) - {"majority"} == set(comparison["seeds"])
