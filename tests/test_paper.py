@@ -222,6 +222,16 @@ def test_agreement_and_the_claims_are_given_per_seed_and_for_the_majority(tmp_pa
     assert held == {"0": False, "1": False, "2": True, "majority": False}
     text = paper.readme(summary)
     assert "## By seed" in text and "| seed 2 " in text and "| majority " in text
+    # each seed alone per model, factor and k too, with its confusion table
+    per_factor = {seed: tables["factor"]["colour"] for seed, tables in summary["by_seed"].items()}
+    assert {seed: (a["agree"], a["compared"]) for seed, a in per_factor.items()} == {
+        "0": (8, 10),
+        "1": (10, 11),
+        "2": (9, 9),
+        "majority": (9, 10),
+    }
+    assert per_factor["0"]["paper_M_study_L"] == 2 and summary["by_seed"]["1"]["k"]["1"]["paper_M_study_L"] == 1
+    assert "80% (8/10), 0.00" in text and "100% (9/9), –" in text
 
 
 def test_the_verdict_compared_is_a_key_or_a_function(tmp_path):

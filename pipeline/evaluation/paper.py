@@ -592,6 +592,14 @@ def compare(
         },
         "claims_by_seed": {seed: {key: held[key] for key in CLAIMS} for seed, held in seed_claims.items()},
         "seed_agreement": seed_agreement(cells),
+        # agreement per model, factor and k for each seed alone and for the majority (confusion tables included)
+        "by_seed": {
+            seed: {
+                name: _records(agreement_by(cells[cells["seed"] == seed].assign(counted=True), BY[name]))
+                for name in SEED_BY
+            }
+            for seed in seeds_of(cells)
+        },
     }
     return summary, cells
 
@@ -700,6 +708,7 @@ SECTIONS = (
     ("row", "By row: the rare class's own, the other digits, the total", _row_label),
     ("seed", "By seed: each seed alone, then the seeds' majority (the cells counted above)", str),
 )
+SEED_BY = ("model", "factor", "k")  # the breakdowns given for each seed alone too
 HOLDS = {True: "holds", False: "does not hold", None: "not assessable"}
 REPRODUCED = {True: "reproduced", False: "not reproduced", None: "not assessable"}
 
@@ -790,10 +799,42 @@ def _seeds_agree(rows: list[dict]) -> str:
     return f"## The seeds beside each other\n\n{text}\n\n" + to_markdown(grid)
 
 
+def _per_seed(by_seed: dict[str, dict]) -> str:
+    """Agreement and kappa per model, factor and k, a column per seed and one for the majority."""
+    if len(by_seed) < 2:
+        return ""
+    parts = []
+    for name, _, label in SECTIONS:
+        if name not in SEED_BY:
+            continue
+        keys = list(dict.fromkeys(k for tables in by_seed.values() for k in tables[name]))
+        rows = [
+            {
+                name: label(key),
+                **{
+                    _seed_label(seed): (
+                        f"{_pct(a['agree'], a['compared'])}, {_num(a['kappa'])}"
+                        if (a := tables[name].get(key))
+                        else "–"
+                    )
+                    for seed, tables in by_seed.items()
+                },
+            }
+            for key in keys
+        ]
+        parts.append(to_markdown(pd.DataFrame(rows).set_index(name)))
+    return (
+        "By model, factor and k, each seed alone and the majority (agreement, kappa; the confusion tables are in "
+        "`comparison.json`, `by_seed`):\n\n" + "\n\n".join(parts)
+    )
+
+
 def readme(summary: dict) -> str:
     """README.md of a comparison: its numbers as Markdown tables."""
     a, z = summary["agreement"], summary["z"]
     tables = [f"## {title}\n\n{_table(summary['by'][name], name, label)}" for name, title, label in SECTIONS]
+    if per_seed := _per_seed(summary.get("by_seed", {})):
+        tables.append(per_seed)
     claims_rows = [
         {
             "claim (rule)": f"({key}) {c['claim']} ({c['rule']})",
