@@ -237,6 +237,21 @@ def test_the_design_leaves_out_only_what_a_sweep_varies():
     assert experiments._differences(experiments.design(other), experiments.design(base)) == ["vae.epochs"]
 
 
+def test_experiments_left_out_are_named_once_per_way_they_differ():
+    notes = experiments.left_out_notes(
+        {
+            "skew.rare_classes": ["survey-thin-s0", "survey-colour-s1", "survey-colour-s0"],
+            "gan_sd.sd_lambda": ["sd-0p1"],
+        }
+    )
+    assert notes == [
+        "sd-0p1: left out, its params differ in gan_sd.sd_lambda",
+        "3 experiments left out, their params differ in skew.rare_classes: "
+        "survey-colour-s0, survey-colour-s1, survey-thin-s0",
+    ]
+    assert experiments.left_out_notes({}) == []
+
+
 def test_memorizer_moves_every_class(tmp_path):
     write_metrics(tmp_path / "m", "data-memorizer", "colour", 2, skewed=memorizer(2), rare_fraction=0.0)
     runs = rarity.run_rows(load_metrics(tmp_path / "m"))

@@ -141,13 +141,13 @@ def collect_runs(repo: Path, reference: Params) -> tuple[list[tuple[dict, str]],
     """`collect`, each metrics file with the commit of the experiment it came from."""
     wanted = design(reference)
     chosen: dict[tuple, tuple[int, dict, str]] = {}
-    notes = []
+    left_out: dict[str, list[str]] = {}
     used = 0
     for name, rev in _listing(repo):
         params = read_params(repo, name, rev)  # the metrics only of experiments that are kept
         other = _differences(design(params), wanted)
         if other:
-            notes.append(f"{name}: left out, its params differ in {', '.join(other[:3])}")
+            left_out.setdefault(", ".join(other[:3]), []).append(name)
             continue
         exp = read_experiment(repo, name, rev, params)
         used += 1
@@ -155,7 +155,21 @@ def collect_runs(repo: Path, reference: Params) -> tuple[list[tuple[dict, str]],
             key = run_key(m)
             if key not in chosen or chosen[key][0] < exp.created:
                 chosen[key] = (exp.created, m, exp.rev)
-    return [(m, rev) for _, m, rev in chosen.values()], used, notes
+    return [(m, rev) for _, m, rev in chosen.values()], used, left_out_notes(left_out)
+
+
+def left_out_notes(left_out: dict[str, list[str]]) -> list[str]:
+    """One note per way experiments differ from the study's design (the
+    differing params -> the experiments' names): a study run beside others
+    names each group once, not each experiment."""
+    notes = []
+    for differ, names in sorted(left_out.items()):
+        if len(names) == 1:
+            notes.append(f"{names[0]}: left out, its params differ in {differ}")
+        else:
+            listed = ", ".join(sorted(names))
+            notes.append(f"{len(names)} experiments left out, their params differ in {differ}: {listed}")
+    return notes
 
 
 def reads_path(m: dict) -> str:
