@@ -171,7 +171,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _rarity(args: argparse.Namespace) -> None:
-    from pipeline.evaluation.experiments import check_design, collect, merged
+    from pipeline.evaluation.experiments import check_design, collect, merged, spanning
     from pipeline.evaluation.rarity import kept_metrics, write_curve
 
     reference = load_params(args.params)
@@ -191,7 +191,7 @@ def _rarity(args: argparse.Namespace) -> None:
             "run the sweep first (`dvc exp run -S 'skew.rare_fractions=[0,0.05,0.5]'`; "
             "README: the rarity curve)"
         )
-    table, null = write_curve(metrics, args.out, used, notes, reference)
+    table, null = write_curve(metrics, args.out, used, notes, spanning(reference, metrics))
     fractions = ", ".join(f"{r:g}" for r in sorted(table["rare_fraction"].unique()))
     console.print(
         f"{len(metrics)} comparisons (r = {fractions}): {len(collected)} from {used} experiments, "

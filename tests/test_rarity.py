@@ -217,6 +217,11 @@ def test_rgf_rarity_puts_kept_runs_together_without_any_experiment(empty_repo, s
     assert main(["rarity", "--repo", str(empty_repo), "--params", str(out / "params.yaml"), "--out", str(out)]) == 0
     assert len(pd.read_csv(out / "curve.csv")) == 4
     assert "0 DVC experiments collected this time" in (out / "README.md").read_text()
+    # its params.yaml spans what the curve holds, not only what the last slice ran
+    stored = yaml.safe_load((out / "params.yaml").read_text())
+    assert stored["models"] == ["gan", "data-learner"] and stored["factors"] == ["colour"]
+    assert stored["seeds"] == [0, 1] and stored["skew"]["rare_fractions"] == [0.0, 0.1, 0.5]
+    assert stored["skews"] == [f"k{k}{r}" for k in reference.skew.rare_classes for r in ("", "_r10", "_r50")]
 
 
 def test_rgf_rarity_without_experiments_or_kept_runs_is_one_line(empty_repo, tmp_path, capsys):

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from pipeline import registry
+from pipeline import names, registry
 from pipeline.errors import MetricsError, RgfError
 from pipeline.evaluation.report import in_study
 from pipeline.files import MetricsFile
@@ -163,12 +163,12 @@ def left_out_notes(left_out: dict[str, list[str]]) -> list[str]:
     differing params -> the experiments' names): a study run beside others
     names each group once, not each experiment."""
     notes = []
-    for differ, names in sorted(left_out.items()):
-        if len(names) == 1:
-            notes.append(f"{names[0]}: left out, its params differ in {differ}")
+    for differ, experiments in sorted(left_out.items()):
+        if len(experiments) == 1:
+            notes.append(f"{experiments[0]}: left out, its params differ in {differ}")
         else:
-            listed = ", ".join(sorted(names))
-            notes.append(f"{len(names)} experiments left out, their params differ in {differ}: {listed}")
+            listed = ", ".join(sorted(experiments))
+            notes.append(f"{len(experiments)} experiments left out, their params differ in {differ}: {listed}")
     return notes
 
 
@@ -216,15 +216,20 @@ def in_design(m: dict, reference: Params) -> bool:
 
 
 def spanning(reference: Params, metrics: list[dict]) -> Params:
-    """`reference` with the models, factors and seeds its slices ran (the
-    keys a slice varies): the params of the study put together from them."""
+    """`reference` with the models, factors, seeds and rare fractions its
+    slices ran (the keys a slice varies): the params of the study put
+    together from them."""
     raw = reference.model_dump(mode="json")
-    ran = {key: {m[key] for m in metrics} for key in ("model", "factor", "seed")}
+    ran = {key: {m[key] for m in metrics} for key in ("model", "factor", "seed", "rare_fraction")}
     raw["models"] = [name for name in registry.MODELS if name in ran["model"]]
     others = sorted(ran["factor"] - set(reference.factors))
     raw["factors"] = [f for f in reference.factors if f in ran["factor"]] + others
     raw["seeds"] = sorted(ran["seed"])
     raw["runs"] = registry.runs(raw["models"], raw["factors"])
+    fractions = sorted(ran["rare_fraction"])
+    raw["skew"]["rare_fractions"] = fractions
+    raw["datasets"] = names.datasets(reference.skew.rare_classes, fractions)
+    raw["skews"] = names.skews(reference.skew.rare_classes, fractions)
     return parse_params(raw, "the assembled study's params")
 
 
