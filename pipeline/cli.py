@@ -202,7 +202,8 @@ def _rarity(args: argparse.Namespace) -> None:
     for row in null.itertuples():
         if row.within is False and row.model not in {display(c) for c in CONTROLS}:
             console.print(
-                f"[yellow]r = 0.5:[/] {row.model} under {row.test} flags {row.flagged}/{row.tested} classes, "
+                f"[yellow]r = 0.5:[/] {row.model} ({row.factor}) under {row.test} flags "
+                f"{row.flagged}/{row.tested} classes, "
                 f"more than the learner's false-positive rate (upper {row.learner_fp_upper:.3f}) gives: "
                 f"p = {row.p_value:.3g}",
                 highlight=False,

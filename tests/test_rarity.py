@@ -92,27 +92,36 @@ def test_p_skewed_others_pools_every_class_but_the_rare_one(sweep, tmp_path):
 def test_null_check_sets_r_half_beside_the_learner_rate(sweep):
     runs = rarity.run_rows(sweep)
     rates = {"one_sample": (0.1, 0.05, 0.2), "two_proportion": (0.02, 0.01, 0.04)}
-    null = rarity.null_check(runs, rates).set_index(["model", "test"])
-    # GAN at 0.5: 0 + 1 of 20 tested classes memorized
-    row = null.loc[("GAN", "one_sample")]
+    null = rarity.null_check(runs, rates).set_index(["model", "factor", "test"])
+    # GAN at 0.5: 0 + 1 of 20 tested classes memorized; one factor, so no row over all factors
+    assert set(null.index.get_level_values("factor")) == {"colour"}
+    row = null.loc[("GAN", "colour", "one_sample")]
     assert (row["flagged"], row["tested"], row["share"]) == (1, 20, 0.05)
     assert row["within"]  # 0.05 <= 0.2
     # P(Bin(20, 0.2) >= 1) = 1 - 0.8^20
     assert row["p_value"] == pytest.approx(1 - 0.8**20)
-    pooled = null.loc[("GAN", "two_proportion + holm")]
+    pooled = null.loc[("GAN", "colour", "two_proportion + holm")]
     assert pooled["learner_fp_upper"] == 0.04
     assert pooled["p_value"] == pytest.approx(1 - 0.96**20 if pooled["flagged"] else 1.0)
     # 2 of 10 at a rate of 0.13 is no evidence: P(Bin(10, 0.13) >= 2) = 0.37, although 0.2 > 0.13
     two = rarity.null_check(runs[runs["seed"] == 0].assign(memorized=2), {"one_sample": (0.1, 0.07, 0.13)})
-    two = two.set_index(["model", "test"]).loc[("GAN", "one_sample")]
+    two = two.set_index(["model", "factor", "test"]).loc[("GAN", "colour", "one_sample")]
     assert (two["flagged"], two["tested"], two["share"]) == (2, 10, 0.2) and two["within"]
     assert two["p_value"] == pytest.approx(0.38037, abs=1e-5)
     # a model that memorizes at no skew is outside the rate: P(Bin(20, 0.2) >= 10) = 0.0026
     worse = rarity.null_check(runs.assign(memorized=np.where(runs["rare_fraction"] == 0.5, 5, 0)), rates)
-    worse = worse.set_index(["model", "test"]).loc[("GAN", "one_sample")]
+    worse = worse.set_index(["model", "factor", "test"]).loc[("GAN", "colour", "one_sample")]
     assert worse["p_value"] == pytest.approx(0.002594827, abs=1e-8) and not worse["within"]
     # without a learner nothing is claimed
     assert rarity.null_check(runs, None)["within"].isna().all()
+    # a second factor: a row per factor and one over both; the one that memorizes at no skew stands out
+    thin = runs.assign(factor="thin", memorized=np.where(runs["rare_fraction"] == 0.5, 5, 0))
+    both = rarity.null_check(pd.concat([runs, thin]), rates).set_index(["model", "factor", "test"])
+    gan = both.xs(("GAN", "one_sample"), level=("model", "test"))
+    assert list(gan.index) == ["colour", "thin", "all"]
+    assert gan[["flagged", "tested"]].to_numpy().tolist() == [[1, 20], [10, 20], [11, 40]]
+    assert gan["within"].tolist() == [True, False, True]  # P(Bin(40, 0.2) >= 11) = 0.16
+    assert gan.loc["all", "p_value"] == pytest.approx(0.160769, abs=1e-6)
 
 
 def test_learner_rates_come_from_the_learner_files(sweep):

@@ -132,46 +132,58 @@ def curve_table(runs: pd.DataFrame) -> pd.DataFrame:
 def null_check(
     runs: pd.DataFrame, learner_fp: dict[str, tuple[float, float, float]] | None, alpha: float = 0.05
 ) -> pd.DataFrame:
-    """At r = 0.5: per model and test, the classes called memorized (over
-    factors, k and seeds) beside the learner control's measured
-    false-positive rate of the same test (rate, lower, upper of its 95%
-    interval) where one is known. `p_value` is the chance of flagging at
-    least that many of the tested classes if each were a false positive at
-    the interval's upper end (one-sided binomial); `within` says the count
-    is consistent with that rate (p_value >= alpha). A share above the rate
-    is no evidence by itself: 2 of 10 classes at a rate of 0.12 happen in
-    one study of three."""
-    from scipy.stats import binom
-
+    """At r = 0.5: per model, factor and test, the classes called memorized
+    (over k and seeds; with several factors also over all of them, factor
+    `all`) beside the learner control's measured false-positive rate of the
+    same test (rate, lower, upper of its 95% interval) where one is known.
+    `p_value` is the chance of flagging at least that many of the tested
+    classes if each were a false positive at the interval's upper end
+    (one-sided binomial); `within` says the count is consistent with that
+    rate (p_value >= alpha). A share above the rate is no evidence by
+    itself: 2 of 10 classes at a rate of 0.12 happen in one study of three."""
     at_null = runs[np.isclose(runs["rare_fraction"], NO_SKEW)]
     rows = []
     for model, group in at_null.groupby("model", sort=False):
-        tested = int(group["tested"].sum())
-        study_test = "/".join(sorted(group["test"].unique()))
-        # the pooled test's calibration is measured without Holm: an upper bound for it with Holm
-        for column, test, label in (
-            ("memorized", study_test, study_test),
-            ("memorized_corrected", CORRECTED[0], " + ".join(CORRECTED)),
-        ):
-            flagged = int(group[column].sum())
-            rate = (learner_fp or {}).get(test)
-            p_value = None if rate is None or not tested else float(binom.sf(flagged - 1, tested, rate[2]))
-            rows.append(
-                {
-                    "model": display(model),
-                    "test": label,
-                    "flagged": flagged,
-                    "tested": tested,
-                    "share": flagged / tested if tested else None,
-                    "learner_fp_rate": None if rate is None else rate[0],
-                    "learner_fp_upper": None if rate is None else rate[2],
-                    "p_value": p_value,
-                    "within": None if p_value is None else p_value >= alpha,
-                }
-            )
-    columns = ["model", "test", "flagged", "tested", "share"]
+        factors = list(group.groupby("factor", sort=False))
+        if len(factors) > 1:
+            factors.append(("all", group))
+        for factor, part in factors:
+            rows += _null_rows(display(model), factor, part, learner_fp, alpha)
+    columns = ["model", "factor", "test", "flagged", "tested", "share"]
     columns += ["learner_fp_rate", "learner_fp_upper", "p_value", "within"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _null_rows(model: str, factor: str, group: pd.DataFrame, learner_fp: dict | None, alpha: float) -> list[dict]:
+    """null_check's two rows (the study's test, the pooled test with Holm) for one model and factor."""
+    from scipy.stats import binom
+
+    tested = int(group["tested"].sum())
+    study_test = "/".join(sorted(group["test"].unique()))
+    rows = []
+    # the pooled test's calibration is measured without Holm: an upper bound for it with Holm
+    for column, test, label in (
+        ("memorized", study_test, study_test),
+        ("memorized_corrected", CORRECTED[0], " + ".join(CORRECTED)),
+    ):
+        flagged = int(group[column].sum())
+        rate = (learner_fp or {}).get(test)
+        p_value = None if rate is None or not tested else float(binom.sf(flagged - 1, tested, rate[2]))
+        rows.append(
+            {
+                "model": model,
+                "factor": factor,
+                "test": label,
+                "flagged": flagged,
+                "tested": tested,
+                "share": flagged / tested if tested else None,
+                "learner_fp_rate": None if rate is None else rate[0],
+                "learner_fp_upper": None if rate is None else rate[2],
+                "p_value": p_value,
+                "within": None if p_value is None else p_value >= alpha,
+            }
+        )
+    return rows
 
 
 def _spread(line: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -341,7 +353,8 @@ Nothing changed between the balanced and the skewed set, so every class called m
 positive. The learner control's false-positive rate (same test, 95% upper end) is the yardstick; the
 pooled test's rate is measured without Holm, an upper bound for it with Holm. `p_value`: the chance of
 flagging at least `flagged` of `tested` classes at that rate (one-sided binomial); `within`: p >= 0.05,
-the count is what the test's false positives alone give.
+the count is what the test's false positives alone give. Per model and factor over seeds, and over
+every factor (`all`); read a single `no` among many rows as one of several checks at 5% each.
 
 {null}
 {notes}"""
@@ -383,7 +396,11 @@ def write_curve(
         table.to_csv(tmp / "curve.csv", index=False)
         null.to_csv(tmp / "null.csv", index=False)
         draw(table, tmp / "curve.png")
-        null_text = to_markdown(null.set_index(["model", "test"])) if not null.empty else "_(no experiment at r = 0.5)_"
+        null_text = (
+            to_markdown(null.set_index(["model", "factor", "test"]))
+            if not null.empty
+            else "_(no experiment at r = 0.5)_"
+        )
         note_text = "\n## Left out\n\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""
         (tmp / "README.md").write_text(
             README.format(
