@@ -124,6 +124,25 @@ def test_null_check_sets_r_half_beside_the_learner_rate(sweep):
     assert gan.loc["all", "p_value"] == pytest.approx(0.160769, abs=1e-6)
 
 
+def test_null_check_counts_the_classes_that_moved_against_the_skew(tmp_path):
+    # at r = 0.5, seed 0: classes 0 and 2 lose the factor (towards the skew), 3 and 4 gain it (70 of 100),
+    # class 5 gains it a little (58 of 100: z = 1.6, learned); seed 1: class 6 gains it
+    drift = {0: [(0, (70, 30)), (2, (70, 30)), (3, (30, 70)), (4, (30, 70)), (5, (42, 58))], 1: [(6, (30, 70))]}
+    for seed, moves in drift.items():
+        skewed = BALANCED.copy()
+        for c, counts in moves:
+            skewed[c] = counts
+        write_metrics(tmp_path, "gan", "colour", 1, skewed=skewed, seed=seed, rare_fraction=0.5)
+    runs = rarity.run_rows(load_metrics(tmp_path)).set_index("seed")
+    assert runs.loc[0, ["memorized", "opposite", "learned"]].tolist() == [4, 2, 6]
+    assert runs.loc[1, ["memorized", "opposite"]].tolist() == [1, 1]
+    # pooled: z = 0.2 / sqrt(0.25 x 2 / 100) = 2.83, p = 0.0047; Holm's largest factor (x 10) gives 0.047 < 0.05
+    assert runs.loc[0, ["memorized_corrected", "opposite_corrected"]].tolist() == [4, 2]
+    null = rarity.null_check(runs.reset_index(), None).set_index("test")
+    assert null.loc["one_sample", ["flagged", "opposite", "tested"]].tolist() == [5, 3, 20]
+    assert null.loc["two_proportion + holm", ["flagged", "opposite"]].tolist() == [5, 3]
+
+
 def test_learner_rates_come_from_the_learner_files(sweep):
     rates = rarity.learner_rates(sweep)
     # learner(k): one class (3) of ten moves to 61/39 -> flagged by the one-sample test

@@ -62,6 +62,8 @@ COUNTS = (
     "concentration_skewed",
     "concentration_memorized",
 )
+# of the classes a count calls memorized, those that moved against the skew (run_rows), per count
+OPPOSITE = {"memorized": "opposite", "memorized_corrected": "opposite_corrected"}
 
 
 def others_rate(metrics: dict, which: str) -> float | None:
@@ -78,7 +80,8 @@ def others_rate(metrics: dict, which: str) -> float | None:
 def run_rows(metrics: list[dict]) -> pd.DataFrame:
     """One row per metrics file (a dict as `files.read_metrics` gives): the
     counts of one comparison at its rare fraction. A class that moved against
-    the skew counts as memorized, as in the paper's Table 4."""
+    the skew counts as memorized, as in the paper's Table 4; `opposite`
+    counts those classes apart."""
     rows = []
     for m in metrics:
         counts = verdict_counts(m)
@@ -103,9 +106,11 @@ def run_rows(metrics: list[dict]) -> pd.DataFrame:
                 "concentration_balanced": conc["share_balanced"],
                 "concentration_skewed": conc["share_skewed"],
                 "concentration_memorized": int(conc["verdict"] == "memorized"),
+                "opposite": counts["opposite"],
+                "opposite_corrected": corrected["opposite"],
             }
         )
-    columns = ["factor", "rare_class", "model", "rare_fraction", "seed", "test", *COUNTS]
+    columns = ["factor", "rare_class", "model", "rare_fraction", "seed", "test", *COUNTS, *OPPOSITE.values()]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -140,7 +145,9 @@ def null_check(
     classes if each were a false positive at the interval's upper end
     (one-sided binomial); `within` says the count is consistent with that
     rate (p_value >= alpha). A share above the rate is no evidence by
-    itself: 2 of 10 classes at a rate of 0.12 happen in one study of three."""
+    itself: 2 of 10 classes at a rate of 0.12 happen in one study of three.
+    `opposite`: of the flagged classes, those that moved against the skew's
+    direction; with no skew, noise and run-to-run drift flag both ways."""
     at_null = runs[np.isclose(runs["rare_fraction"], NO_SKEW)]
     rows = []
     for model, group in at_null.groupby("model", sort=False):
@@ -149,7 +156,7 @@ def null_check(
             factors.append(("all", group))
         for factor, part in factors:
             rows += _null_rows(display(model), factor, part, learner_fp, alpha)
-    columns = ["model", "factor", "test", "flagged", "tested", "share"]
+    columns = ["model", "factor", "test", "flagged", "opposite", "tested", "share"]
     columns += ["learner_fp_rate", "learner_fp_upper", "p_value", "within"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -175,6 +182,7 @@ def _null_rows(model: str, factor: str, group: pd.DataFrame, learner_fp: dict | 
                 "factor": factor,
                 "test": label,
                 "flagged": flagged,
+                "opposite": int(group[OPPOSITE[column]].sum()),
                 "tested": tested,
                 "share": flagged / tested if tested else None,
                 "learner_fp_rate": None if rate is None else rate[0],
@@ -355,6 +363,9 @@ pooled test's rate is measured without Holm, an upper bound for it with Holm. `p
 flagging at least `flagged` of `tested` classes at that rate (one-sided binomial); `within`: p >= 0.05,
 the count is what the test's false positives alone give. Per model and factor over seeds, and over
 every factor (`all`); read a single `no` among many rows as one of several checks at 5% each.
+`opposite`: of the flagged classes, those that moved against the skew's direction (gained the factor
+outside k). A skew's effect moves classes one way; noise, and a drift of the factor's overall rate
+between two runs that reverses its sign with the seed, flag both ways.
 
 {null}
 {notes}"""
